@@ -1,0 +1,113 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "capstan",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "capstan", targets: ["capstan"]),
+        .executable(name: "CapstanBench", targets: ["CapstanBench"]),
+        .library(name: "CapstanClient", targets: ["CapstanClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "CapstanCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
+            name: "CapstanStore",
+            dependencies: [
+                "CapstanCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "CapstanServer",
+            dependencies: [
+                "CapstanCore",
+                "CapstanStore",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.yaml")]
+        ),
+        .target(
+            name: "CapstanClient",
+            dependencies: [
+                "CapstanCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "CapstanCLI",
+            dependencies: [
+                "CapstanCore",
+                "CapstanClient",
+                "CapstanServer",
+                "CapstanStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(name: "capstan", dependencies: ["CapstanCLI"]),
+        .executableTarget(
+            name: "CapstanBench",
+            dependencies: [
+                "CapstanClient",
+                "CapstanServer",
+                "CapstanStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CapstanTesting",
+            dependencies: [
+                "CapstanStore",
+                "CapstanServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/CapstanTesting"
+        ),
+        .testTarget(name: "CapstanCoreTests", dependencies: ["CapstanCore"]),
+        .testTarget(name: "CapstanStoreTests", dependencies: ["CapstanStore", "CapstanTesting"]),
+        .testTarget(
+            name: "CapstanServerTests",
+            dependencies: [
+                "CapstanServer", "CapstanTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
+        .testTarget(name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanTesting"]),
+    ]
+)

@@ -1,0 +1,246 @@
+import CapstanCore
+import CapstanStore
+import Foundation
+
+/// Namespaces and config keys with history, on the storage contract.
+public final class ConfigService: Sendable {
+    let store: any KeyValueStore
+    public let configuration: ConfigServiceConfiguration
+
+    /// A write races another writer at most this many times before giving up.
+    private static let maxAttempts = 16
+
+    public init(store: any KeyValueStore, configuration: ConfigServiceConfiguration = .init()) {
+        self.store = store
+        self.configuration = configuration
+    }
+
+    /// A config version with its content.
+    public struct Entry: Sendable {
+        public var info: ConfigVersionInfo
+        public var content: Data
+    }
+
+    // MARK: Reads
+
+    /// The current content of `key`, or its content as of store revision `revision`.
+    public func get(_ key: ConfigKey, revision: Int64? = nil) async throws -> Entry {
+        if let revision {
+            return try await versionAt(key, revision: revision)
+        }
+        guard let kv = try await store.get(StoreLayout.config(key)) else {
+            throw CapstanError(.configNotFound, "config \(key) not found")
+        }
+        let record = try ConfigRecord.decode(kv.value)
+        return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+    }
+
+    /// Current versions of the keys under `prefix`, in key order.
+    public func list(_ prefix: KeyPrefix, limit: Int? = nil) async throws -> ConfigList {
+        let result = try await store.range(RangeRequest(.prefix(StoreLayout.configPrefix(prefix)), limit: limit))
+        let items = try result.kvs.map { kv in
+            try ConfigRecord.decode(kv.value).info(key: StoreLayout.configKey(fromStoreKey: kv.key), revision: kv.modRevision)
+        }
+        return ConfigList(revision: result.revision, items: items)
+    }
+
+    /// Retained versions of `key`, newest first, deletes included.
+    public func history(_ key: ConfigKey, limit: Int? = nil) async throws -> ConfigHistory {
+        let entries = try await historyEntries(key, limit: limit)
+        if entries.isEmpty {
+            throw CapstanError(.configNotFound, "config \(key) has no history")
+        }
+        return ConfigHistory(key: key.description, items: entries.map(\.info))
+    }
+
+    /// Unified diff between the content at revision `from` and at `to` (default: current).
+    public func diff(_ key: ConfigKey, from: Int64, to: Int64? = nil) async throws -> String {
+        let old = try await versionAt(key, revision: from)
+        let new = try await to.map { try await versionAt(key, revision: $0) } ?? get(key)
+        return UnifiedDiff.make(
+            old: String(decoding: old.content, as: UTF8.self),
+            new: String(decoding: new.content, as: UTF8.self),
+            oldLabel: "\(key)@\(old.info.revision)",
+            newLabel: "\(key)@\(new.info.revision)")
+    }
+
+    /// The version of `key` that was current at store revision `revision`.
+    func versionAt(_ key: ConfigKey, revision: Int64) async throws -> Entry {
+        // Find the entry by keys alone, then read just that one record.
+        let index = try await store.range(
+            RangeRequest(.prefix(StoreLayout.historyPrefix(key)), keysOnly: true, descending: true))
+        guard let oldest = index.kvs.last else {
+            throw CapstanError(.configNotFound, "config \(key) not found")
+        }
+        guard revision >= oldest.modRevision else {
+            throw CapstanError(
+                .revisionNotFound,
+                "config \(key) has no retained version at revision \(revision); the oldest kept is \(oldest.modRevision)")
+        }
+        guard let match = index.kvs.first(where: { $0.modRevision <= revision }),
+            let kv = try await store.get(match.key)
+        else {
+            throw CapstanError(.revisionNotFound, "config \(key) has no version at revision \(revision)")
+        }
+        let record = try ConfigRecord.decode(kv.value)
+        guard record.header.action == .put else {
+            throw CapstanError(.revisionNotFound, "config \(key) was deleted at revision \(kv.modRevision)")
+        }
+        return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+    }
+
+    /// History entries, newest first.
+    func historyEntries(_ key: ConfigKey, limit: Int?) async throws -> [Entry] {
+        let result = try await store.range(
+            RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: limit, descending: true))
+        return try result.kvs.map { kv in
+            let record = try ConfigRecord.decode(kv.value)
+            return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+        }
+    }
+
+    // MARK: Writes
+
+    /// Writes a new version of `key`.
+    ///
+    /// - Parameters:
+    ///   - format: the declared format; nil infers it from the key's extension.
+    ///   - ifRevision: write only if the key's current revision is this (0: only if absent).
+    /// - Throws: `invalid_content` with line and column when the content does not parse,
+    ///   `precondition_failed` when `ifRevision` does not match.
+    @discardableResult
+    public func put(
+        _ key: ConfigKey,
+        content: Data,
+        format: ConfigFormat? = nil,
+        comment: String = "",
+        author: String,
+        ifRevision: Int64? = nil
+    ) async throws -> ConfigVersionInfo {
+        let format = format ?? ConfigFormat.infer(fromPath: key.path)
+        try validate(content, format: format, key: key)
+        return try await write(key, author: author, ifRevision: ifRevision) { sequence in
+            ConfigRecord(
+                sequence: sequence, action: .put, format: format, content: content,
+                author: author, comment: comment, time: Date())
+        }
+    }
+
+    /// Deletes `key`; its history stays (a delete is a version of its own) until the namespace goes.
+    @discardableResult
+    public func delete(_ key: ConfigKey, author: String, ifRevision: Int64? = nil) async throws -> ConfigVersionInfo {
+        try await write(key, author: author, ifRevision: ifRevision, deleting: true) { sequence in
+            ConfigRecord(
+                sequence: sequence, action: .delete, format: .text, content: Data(),
+                author: author, comment: "", time: Date())
+        }
+    }
+
+    /// Writes the content `key` had at revision `to` (default: the version before the current one)
+    /// as a new version.
+    @discardableResult
+    public func rollback(_ key: ConfigKey, to revision: Int64? = nil, author: String, comment: String = "", ifRevision: Int64? = nil)
+        async throws -> ConfigVersionInfo
+    {
+        let target: Entry
+        if let revision {
+            target = try await versionAt(key, revision: revision)
+        } else {
+            let entries = try await historyEntries(key, limit: nil)
+            guard entries.count >= 2, let previous = entries.dropFirst().first(where: { $0.info.action == .put }) else {
+                throw CapstanError(.revisionNotFound, "config \(key) has no earlier version to roll back to")
+            }
+            target = previous
+        }
+        let note = "rollback to revision \(target.info.revision)" + (comment.isEmpty ? "" : ": \(comment)")
+        return try await put(
+            key, content: target.content, format: target.info.format, comment: note, author: author, ifRevision: ifRevision)
+    }
+
+    func validate(_ content: Data, format: ConfigFormat, key: ConfigKey) throws {
+        if content.count > configuration.maxContentSize {
+            throw CapstanError(
+                .payloadTooLarge,
+                "config \(key) is \(ByteSize.format(content.count)); the limit is \(ByteSize.format(configuration.maxContentSize))")
+        }
+        guard let text = String(validating: content, as: UTF8.self) else {
+            throw CapstanError(.invalidEncoding, "config \(key) is not valid UTF-8 text")
+        }
+        _ = try format.parse(text)
+    }
+
+    /// One optimistic write: read the namespace and the key, then commit both records in one
+    /// transaction that fails if either changed meanwhile; retry on a lost race unless the caller
+    /// pinned a revision.
+    private func write(
+        _ key: ConfigKey,
+        author: String,
+        ifRevision: Int64?,
+        deleting: Bool = false,
+        makeRecord: (Int64) throws -> ConfigRecord
+    ) async throws -> ConfigVersionInfo {
+        let storeKey = StoreLayout.config(key)
+        for _ in 0..<Self.maxAttempts {
+            async let namespaceRead = store.get(StoreLayout.namespace(key.namespace))
+            async let currentRead = store.get(storeKey)
+            let (namespaceKV, current) = try await (namespaceRead, currentRead)
+            let namespace = try Self.activeNamespace(namespaceKV, name: key.namespace)
+            if let ifRevision, (current?.modRevision ?? 0) != ifRevision {
+                throw CapstanError(
+                    .preconditionFailed,
+                    "config \(key) is at revision \(current?.modRevision ?? 0), not \(ifRevision)")
+            }
+            if deleting, current == nil {
+                throw CapstanError(.configNotFound, "config \(key) not found")
+            }
+            let sequence: Int64
+            if let current {
+                sequence = try ConfigRecord.decode(current.value).header.sequence + 1
+            } else {
+                sequence = try await lastSequence(key) + 1
+            }
+            let record = try makeRecord(sequence)
+            let encoded = try record.encoded()
+            var ops: [TxnOp] = [
+                deleting ? .delete(.key(storeKey)) : .put(key: storeKey, value: encoded),
+                .put(key: StoreLayout.history(key, sequence: sequence), value: encoded),
+            ]
+            let pruneBelow = sequence - Int64(configuration.historyRetention) + 1
+            if pruneBelow > 1 {
+                ops.append(.delete(.interval(from: StoreLayout.historyPrefix(key), to: StoreLayout.history(key, sequence: pruneBelow))))
+            }
+            let result = try await store.txn(
+                TxnRequest(
+                    compares: [
+                        Compare(key: StoreLayout.namespace(key.namespace), .modRevision(namespace.modRevision)),
+                        Compare(key: storeKey, .modRevision(current?.modRevision ?? 0)),
+                    ],
+                    success: ops))
+            if result.succeeded {
+                return record.info(key: key.description, revision: result.revision)
+            }
+            if ifRevision != nil {
+                // Re-read to report the precise reason (revision moved or namespace changed).
+                continue
+            }
+        }
+        throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")
+    }
+
+    private func lastSequence(_ key: ConfigKey) async throws -> Int64 {
+        let latest = try await store.range(
+            RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true))
+        guard let kv = latest.kvs.first, let sequence = Int64(kv.key.suffix(20)) else { return 0 }
+        return sequence
+    }
+
+    static func activeNamespace(_ kv: KeyValue?, name: String) throws -> KeyValue {
+        guard let kv else {
+            throw CapstanError(.namespaceNotFound, "namespace \(name) not found: create it with `capstan ns create \(name)`")
+        }
+        if try NamespaceRecord.decode(kv.value).state == .deleting {
+            throw CapstanError(.conflict, "namespace \(name) is being deleted")
+        }
+        return kv
+    }
+}

@@ -1,0 +1,11 @@
+/// Limits and retention of the config service; every field has a default.
+public struct ConfigServiceConfiguration: Sendable {
+    /// Largest config content accepted, in bytes.
+    public var maxContentSize: Int = 1 << 20
+    /// Versions kept per key, at least (older ones are pruned as new ones are written).
+    public var historyRetention: Int = 100
+    /// Longest a long poll (`?wait=`) may block.
+    public var maxWait: Duration = .seconds(600)
+
+    public init() {}
+}

@@ -1,0 +1,34 @@
+import CapstanCore
+
+/// Where domain state lives in the store: every key under one reserved root.
+enum StoreLayout {
+    static let root = "/capstan/"
+    static let namespaces = root + "ns/"
+    static let configs = root + "config/"
+    static let history = root + "history/"
+
+    static func namespace(_ name: String) -> String { namespaces + name }
+
+    static func config(_ key: ConfigKey) -> String { configs + key.description }
+
+    /// Store prefix for a listing or watch prefix. A bare namespace name means the whole namespace.
+    static func configPrefix(_ prefix: KeyPrefix) -> String {
+        let raw = prefix.rawValue
+        if !raw.isEmpty, !raw.contains("/") { return configs + raw + "/" }
+        return configs + raw
+    }
+
+    static func configKey(fromStoreKey storeKey: String) -> String {
+        String(storeKey.dropFirst(configs.count))
+    }
+
+    /// History entries of a key sort by a zero-padded sequence number; "@" cannot occur in a key.
+    static func historyPrefix(_ key: ConfigKey) -> String { history + key.description + "@" }
+
+    static func history(_ key: ConfigKey, sequence: Int64) -> String {
+        let digits = String(sequence)
+        return historyPrefix(key) + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    static func historyNamespacePrefix(_ namespace: String) -> String { history + namespace + "/" }
+}

@@ -1,0 +1,135 @@
+import CapstanCore
+import Foundation
+import Hummingbird
+
+/// Config keys: raw content in and out, listings, history, diff and rollback.
+struct ConfigRoutes<Context: RequestContext> {
+    let service: ConfigService
+    let metrics: ServerMetrics
+
+    /// Long polls without `wait` block this long.
+    static var defaultWait: Duration { .seconds(30) }
+
+    func register(on router: Router<Context>) {
+        router.put("v1/config/{namespace}/**") { request, _ in try await put(request) }
+        router.get("v1/config/{namespace}/**") { request, _ in try await get(request) }
+        router.delete("v1/config/{namespace}/**") { request, _ in try await delete(request) }
+        router.get("v1/configs") { request, _ in try await list(request) }
+        router.get("v1/history/{namespace}/**") { request, _ in
+            let key = try HTTPHelpers.key(request, after: "/v1/history/")
+            let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
+            return try HTTPHelpers.json(try await service.history(key, limit: limit))
+        }
+        router.get("v1/diff/{namespace}/**") { request, _ in
+            let key = try HTTPHelpers.key(request, after: "/v1/diff/")
+            guard let from = try HTTPHelpers.int64(request, "from") else {
+                throw CapstanError(.invalidArgument, "query parameter from (the old revision) is required")
+            }
+            let diff = try await service.diff(key, from: from, to: try HTTPHelpers.int64(request, "to"))
+            return Response(
+                status: .ok, headers: [.contentType: "text/x-diff; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: diff)))
+        }
+        router.post("v1/rollback/{namespace}/**") { request, _ in
+            let key = try HTTPHelpers.key(request, after: "/v1/rollback/")
+            let info = try await service.rollback(
+                key, to: try HTTPHelpers.int64(request, "to"), author: HTTPHelpers.author(request),
+                comment: HTTPHelpers.string(request, "comment") ?? "", ifRevision: try ifMatch(request))
+            return try HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
+        }
+    }
+
+    private func put(_ request: Request) async throws -> Response {
+        let key = try HTTPHelpers.key(request, after: "/v1/config/")
+        let limit = service.configuration.maxContentSize
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw tooLarge(key, size: length)
+        }
+        let body: ByteBuffer
+        do {
+            var request = request
+            body = try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw tooLarge(key, size: nil)
+        }
+        let format = try HTTPHelpers.string(request, "format").map { try ConfigFormat(name: $0) }
+        let info = try await service.put(
+            key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
+            author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
+        return try HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
+    }
+
+    private func tooLarge(_ key: ConfigKey, size: Int?) -> CapstanError {
+        let limit = ByteSize.format(service.configuration.maxContentSize)
+        let what = size.map { "is \(ByteSize.format($0))" } ?? "is larger than the limit"
+        return CapstanError(.payloadTooLarge, "config \(key) \(what); the limit is \(limit)")
+    }
+
+    private func get(_ request: Request) async throws -> Response {
+        let key = try HTTPHelpers.key(request, after: "/v1/config/")
+        let revision = try HTTPHelpers.int64(request, "revision")
+        if let index = try HTTPHelpers.int64(request, "index") {
+            let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
+            metrics.longPolls.increment()
+            defer { metrics.longPolls.decrement() }
+            try await service.waitForChange(key, after: index, timeout: wait)
+        }
+        // Read the index before the content: a change in between makes the next poll return at
+        // once instead of being missed.
+        let index = try await service.status().revision
+        let entry: ConfigService.Entry
+        do {
+            entry = try await service.get(key, revision: revision)
+        } catch let error as CapstanError where error.code == .configNotFound {
+            var problem = ProblemMapping.problem(for: error)
+            problem.detail = error.message
+            return ProblemMapping.response(for: problem, headers: [.capstanIndex: String(index)])
+        }
+        let etag = HTTPHelpers.etag(entry.info.revision)
+        var headers: HTTPFields = [
+            .contentType: entry.info.format.mediaType,
+            .eTag: etag,
+            .capstanRevision: String(entry.info.revision),
+            .capstanVersion: String(entry.info.version),
+            .capstanFormat: entry.info.format.rawValue,
+            .capstanIndex: String(max(index, entry.info.revision)),
+        ]
+        if revision == nil, let noneMatch = request.headers[.ifNoneMatch],
+            (try? HTTPHelpers.revision(fromETag: noneMatch, header: "If-None-Match")) == entry.info.revision
+        {
+            headers[.contentType] = nil
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: entry.content)))
+    }
+
+    private func delete(_ request: Request) async throws -> Response {
+        let key = try HTTPHelpers.key(request, after: "/v1/config/")
+        let info = try await service.delete(key, author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
+        return try HTTPHelpers.json(info)
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let prefix = try KeyPrefix(HTTPHelpers.string(request, "prefix") ?? "")
+        let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
+        if let index = try HTTPHelpers.int64(request, "index") {
+            let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
+            metrics.longPolls.increment()
+            defer { metrics.longPolls.decrement() }
+            try await service.waitForChange(prefix, after: index, timeout: wait)
+        }
+        let list = try await service.list(prefix, limit: limit)
+        return try HTTPHelpers.json(list, headers: [.capstanIndex: String(list.revision)])
+    }
+
+    /// `If-Match: "R"` pins the current revision; `If-None-Match: *` means "only if absent".
+    private func ifMatch(_ request: Request) throws -> Int64? {
+        if let match = request.headers[.ifMatch] {
+            return try HTTPHelpers.revision(fromETag: match, header: "If-Match")
+        }
+        if request.headers[.ifNoneMatch]?.trimmingCharacters(in: .whitespaces) == "*" {
+            return 0
+        }
+        return nil
+    }
+}

@@ -1,0 +1,71 @@
+import CapstanCore
+import Foundation
+import Hummingbird
+
+extension HTTPField.Name {
+    static let capstanRevision = Self("X-Capstan-Revision")!
+    static let capstanVersion = Self("X-Capstan-Version")!
+    static let capstanFormat = Self("X-Capstan-Format")!
+    static let capstanIndex = Self("X-Capstan-Index")!
+    static let capstanAuthor = Self("X-Capstan-Author")!
+    static let lastEventID = Self("Last-Event-ID")!
+}
+
+enum HTTPHelpers {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        fields.append(contentsOf: headers)
+        return Response(
+            status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
+    }
+
+    static func etag(_ revision: Int64) -> String { "\"\(revision)\"" }
+
+    /// Parses an `If-Match` / `If-None-Match` value holding one revision (`"42"`, `W/"42"` or `42`).
+    static func revision(fromETag value: String, header: String) throws -> Int64 {
+        var text = value.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("W/") { text.removeFirst(2) }
+        text = text.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        guard let revision = Int64(text), revision >= 0 else {
+            throw CapstanError(.invalidArgument, "\(header) must be a revision like \"42\", got \(value)")
+        }
+        return revision
+    }
+
+    static func int64(_ request: Request, _ name: String) throws -> Int64? {
+        guard let raw = request.uri.queryParameters[name[...]] else { return nil }
+        guard let value = Int64(raw), value >= 0 else {
+            throw CapstanError(.invalidArgument, "query parameter \(name) must be a non-negative integer, got \"\(raw)\"")
+        }
+        return value
+    }
+
+    static func string(_ request: Request, _ name: String) -> String? {
+        request.uri.queryParameters[name[...]].map { String($0).removingPercentEncoding ?? String($0) }
+    }
+
+    static func duration(_ request: Request, _ name: String) throws -> Duration? {
+        guard let raw = string(request, name) else { return nil }
+        return try DurationParser.parse(raw)
+    }
+
+    static func author(_ request: Request) -> String {
+        guard let author = request.headers[.capstanAuthor], !author.isEmpty else { return "anonymous" }
+        return String(author.prefix(128))
+    }
+
+    /// The config key after `prefix` in the raw path: taken from the path itself so that empty
+    /// segments and dot segments reach the key validator instead of being normalized away.
+    static func key(_ request: Request, after prefix: String) throws -> ConfigKey {
+        let path = request.uri.path
+        let raw = path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
+        return try ConfigKey(raw.removingPercentEncoding ?? raw)
+    }
+}

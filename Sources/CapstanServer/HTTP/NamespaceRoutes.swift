@@ -1,0 +1,32 @@
+import CapstanCore
+import Foundation
+import Hummingbird
+
+/// `/v1/namespaces`: create, list, read, delete (when empty).
+struct NamespaceRoutes<Context: RequestContext> {
+    let service: ConfigService
+
+    /// Namespace bodies are tiny; anything bigger is a mistake or an attack.
+    static var maxBody: Int { 64 * 1024 }
+
+    func register(on router: Router<Context>) {
+        let group = router.group("v1/namespaces")
+        group.get { _, _ in
+            try HTTPHelpers.json(try await service.listNamespaces())
+        }
+        group.post { request, context in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let create = try JSONDecoder().decode(CreateNamespaceRequest.self, from: Data(buffer: body))
+            let info = try await service.createNamespace(
+                create.name, description: create.description ?? "", author: HTTPHelpers.author(request))
+            return try HTTPHelpers.json(info, status: .created)
+        }
+        group.get("{namespace}") { _, context in
+            try HTTPHelpers.json(try await service.namespace(context.parameters.require("namespace")))
+        }
+        group.delete("{namespace}") { _, context in
+            try await service.deleteNamespace(context.parameters.require("namespace"))
+            return Response(status: .noContent)
+        }
+    }
+}

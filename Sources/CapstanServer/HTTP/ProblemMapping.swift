@@ -1,0 +1,102 @@
+import CapstanCore
+import CapstanStore
+import Foundation
+import Hummingbird
+
+/// Turns any error into an RFC 9457 problem with a stable code: the one place where errors meet HTTP.
+enum ProblemMapping {
+    static func problem(for error: any Error) -> Problem {
+        switch error {
+        case let error as CapstanError:
+            let status = status(for: error.code)
+            return Problem(
+                title: title(status), status: status, detail: error.message, code: error.code.rawValue,
+                line: error.line, column: error.column)
+        case let error as StoreError:
+            switch error.code {
+            case .compacted:
+                return Problem(
+                    title: title(410), status: 410, detail: error.message, code: CapstanError.Code.compacted.rawValue,
+                    compactRevision: error.compactRevision)
+            case .futureRevision:
+                return Problem(title: title(400), status: 400, detail: error.message, code: CapstanError.Code.futureRevision.rawValue)
+            case .invalidArgument:
+                return Problem(title: title(400), status: 400, detail: error.message, code: CapstanError.Code.invalidArgument.rawValue)
+            case .leaseNotFound:
+                return Problem(title: title(404), status: 404, detail: error.message, code: CapstanError.Code.notFound.rawValue)
+            default:
+                return Problem(title: title(503), status: 503, detail: error.message, code: CapstanError.Code.unavailable.rawValue)
+            }
+        case let error as HTTPError:
+            let status = Int(error.status.code)
+            let code: CapstanError.Code =
+                switch status {
+                case 404: .notFound
+                case 405: .methodNotAllowed
+                case 413: .payloadTooLarge
+                case 400..<500: .invalidArgument
+                default: .internal
+                }
+            let detail =
+                status == 413 ? "request body is larger than the limit" : (error.body ?? error.status.reasonPhrase)
+            return Problem(title: title(status), status: status, detail: detail, code: code.rawValue)
+        case is DecodingError:
+            return Problem(
+                title: title(400), status: 400, detail: "request body is not the expected JSON: \(error)",
+                code: CapstanError.Code.invalidArgument.rawValue)
+        default:
+            return Problem(
+                title: title(500), status: 500, detail: "internal error", code: CapstanError.Code.internal.rawValue)
+        }
+    }
+
+    static func status(for code: CapstanError.Code) -> Int {
+        switch code {
+        case .invalidKey, .invalidNamespace, .invalidContent, .invalidFormat, .invalidArgument, .invalidEncoding,
+            .futureRevision:
+            400
+        case .namespaceNotFound, .configNotFound, .revisionNotFound, .notFound: 404
+        case .methodNotAllowed: 405
+        case .namespaceExists, .namespaceNotEmpty, .conflict: 409
+        case .compacted: 410
+        case .preconditionFailed: 412
+        case .payloadTooLarge: 413
+        case .unavailable: 503
+        default: 500
+        }
+    }
+
+    static func title(_ status: Int) -> String {
+        HTTPResponse.Status(code: status).reasonPhrase
+    }
+
+    static func response(for problem: Problem, headers extra: HTTPFields = [:]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = (try? encoder.encode(problem)) ?? Data("{\"code\":\"internal\"}".utf8)
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        headers.append(contentsOf: extra)
+        return Response(
+            status: HTTPResponse.Status(code: problem.status), headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(data: body)))
+    }
+}
+
+/// Catches every error below it and answers it as `application/problem+json`.
+struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            var problem = ProblemMapping.problem(for: error)
+            if problem.status == 404, problem.code == CapstanError.Code.notFound.rawValue, error is HTTPError {
+                problem.detail = "no route for \(request.method) \(request.uri.path)"
+            }
+            if problem.status >= 500 {
+                context.logger.error(
+                    "request failed", metadata: ["error": "\(String(reflecting: error))", "http.path": "\(request.uri.path)"])
+            }
+            return ProblemMapping.response(for: problem)
+        }
+    }
+}

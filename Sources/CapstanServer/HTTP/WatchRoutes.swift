@@ -1,0 +1,103 @@
+import AsyncAlgorithms
+import CapstanCore
+import Foundation
+import Hummingbird
+import ServiceLifecycle
+
+/// `GET /v1/watch`: changes under a prefix as Server-Sent Events, resumable with `Last-Event-ID`.
+struct WatchRoutes<Context: RequestContext> {
+    let service: ConfigService
+    let metrics: ServerMetrics
+    /// A comment line this often keeps proxies and clients from timing the stream out.
+    var heartbeat: Duration = .seconds(15)
+
+    private enum Item: Sendable {
+        case events([ConfigEvent])
+        case heartbeat
+        case failed(Problem)
+    }
+
+    func register(on router: Router<Context>) {
+        router.get("v1/watch") { request, _ in try await watch(request) }
+    }
+
+    private func watch(_ request: Request) async throws -> Response {
+        let prefix = try KeyPrefix(HTTPHelpers.string(request, "prefix") ?? "")
+        let includeContent = HTTPHelpers.string(request, "content") != "false"
+        let status = try await service.status()
+        var from = try HTTPHelpers.int64(request, "from")
+        if let lastEventID = request.headers[.lastEventID] {
+            guard let last = Int64(lastEventID.trimmingCharacters(in: .whitespaces)) else {
+                throw CapstanError(.invalidArgument, "Last-Event-ID must be a revision, got \(lastEventID)")
+            }
+            from = last + 1
+        }
+        // Resolve "now" before answering, so nothing written after the response head is missed.
+        let start = from ?? status.revision + 1
+        if start < status.compactRevision {
+            throw CapstanError(
+                .compacted,
+                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix and watch from its revision")
+        }
+        let events = service.watch(prefix, from: start)
+        let metrics = self.metrics
+        let heartbeat = self.heartbeat
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream",
+            .cacheControl: "no-cache",
+            .capstanRevision: String(status.revision),
+        ]
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                metrics.sseClients.increment()
+                defer { metrics.sseClients.decrement() }
+                try await writer.write(ByteBuffer(string: ": watching \(prefix.rawValue) from revision \(start)\n\n"))
+                let channel = AsyncChannel<Item>()
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            do {
+                                for try await batch in events {
+                                    await channel.send(.events(batch))
+                                }
+                            } catch {
+                                await channel.send(.failed(ProblemMapping.problem(for: error)))
+                            }
+                            channel.finish()
+                        }
+                        group.addTask {
+                            while !Task.isCancelled {
+                                try await Task.sleep(for: heartbeat)
+                                await channel.send(.heartbeat)
+                            }
+                        }
+                        defer { group.cancelAll() }
+                        for await item in channel {
+                            switch item {
+                            case .events(let batch):
+                                try await writer.write(ByteBuffer(string: try Self.encode(batch, includeContent: includeContent)))
+                            case .heartbeat:
+                                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                            case .failed(let problem):
+                                let data = String(decoding: try HTTPHelpers.encoder.encode(problem), as: UTF8.self)
+                                try await writer.write(ByteBuffer(string: "event: error\ndata: \(data)\n\n"))
+                                return
+                            }
+                        }
+                    }
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    static func encode(_ batch: [ConfigEvent], includeContent: Bool) throws -> String {
+        var text = ""
+        for var event in batch {
+            if !includeContent { event.content = nil }
+            let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
+            text += "id: \(event.revision)\nevent: \(event.type.rawValue)\ndata: \(data)\n\n"
+        }
+        return text
+    }
+}

@@ -1,0 +1,65 @@
+import CapstanStore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Assembles the server: store, services, HTTP routes.
+public enum CapstanServer {
+    /// Builds the router with every route and middleware; tests use it in-process.
+    public static func makeRouter(
+        service: ConfigService,
+        store: any KeyValueStore,
+        metrics: ServerMetrics
+    ) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: ProblemMiddleware())
+        NamespaceRoutes(service: service).register(on: router)
+        ConfigRoutes(service: service, metrics: metrics).register(on: router)
+        WatchRoutes(service: service, metrics: metrics).register(on: router)
+        OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
+        return router
+    }
+
+    /// Builds the HTTP application over `store`.
+    ///
+    /// - Parameter onRunning: called with the bound port once the server listens.
+    public static func makeApplication(
+        configuration: ServerConfiguration,
+        store: any KeyValueStore,
+        logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let service = ConfigService(store: store, configuration: configuration.config)
+        let metrics = ServerMetrics()
+        let router = makeRouter(service: service, store: store, metrics: metrics)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
+            services: [
+                StoreService(store: store),
+                CompactionService(
+                    store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
+                    logger: logger),
+            ],
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger
+        )
+    }
+
+    /// Opens the store in the data directory and serves until SIGTERM or SIGINT.
+    public static func run(
+        configuration: ServerConfiguration,
+        logger: Logger,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("capstan.sqlite").path
+        let store = try SQLiteStore(path: path, logger: logger)
+        let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,45 @@
+import CapstanStore
+import Logging
+import ServiceLifecycle
+
+/// Compacts the store now and then, keeping the newest `keep` revisions.
+///
+/// Config history does not depend on this: it is kept as records of its own, by its own policy.
+struct CompactionService: Service {
+    let store: any KeyValueStore
+    let keep: Int64
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                try await compactOnce()
+            }
+        }
+    }
+
+    func compactOnce() async throws {
+        let status = try await store.status()
+        let target = status.revision - keep
+        guard target > status.compactRevision else { return }
+        do {
+            try await store.compact(upTo: target)
+            logger.info("store compacted", metadata: ["store.compact_revision": "\(target)"])
+        } catch let error as StoreError where error.code == .compacted {
+            // Another compaction got there first.
+        }
+    }
+}
+
+/// Runs a store engine's background work as a service.
+struct StoreService: Service {
+    let store: any KeyValueStore
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await store.run()
+        }
+    }
+}

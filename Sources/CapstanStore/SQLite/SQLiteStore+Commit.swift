@@ -1,0 +1,188 @@
+import Foundation
+import GRDB
+
+extension SQLiteStore {
+    /// Commits a batch of writes in one SQLite transaction (one fsync), then publishes the events.
+    /// Runs on the writer thread only.
+    func commit(_ batch: [Write]) -> [Result<Outcome, any Error>] {
+        let start = revisions.withLock { $0 }
+        var revision = start.current
+        var compacted = start.compacted
+        var events: [WatchEvent] = []
+        var grants: [Lease] = []
+        var revoked: [LeaseID] = []
+        var results: [Result<Outcome, any Error>] = []
+        do {
+            try pool.write { db in
+                for write in batch {
+                    switch write {
+                    case .txn(let request):
+                        results.append(
+                            Result {
+                                .txn(try Self.apply(request, db: db, revision: &revision, compacted: compacted, events: &events))
+                            })
+                    case .grant(let lease):
+                        try db.execute(sql: "INSERT OR REPLACE INTO lease (id, ttl) VALUES (?, ?)", arguments: [lease.id, lease.ttl])
+                        grants.append(lease)
+                        results.append(.success(.done))
+                    case .revoke(let id):
+                        if try Int64.fetchOne(db, sql: "SELECT id FROM lease WHERE id = ?", arguments: [id]) == nil {
+                            results.append(.failure(StoreError(.leaseNotFound, "lease \(id) not found")))
+                            continue
+                        }
+                        let keys = try Data.fetchAll(db, sql: "SELECT key FROM kv WHERE lease = ? ORDER BY key", arguments: [id])
+                        if !keys.isEmpty {
+                            revision += 1
+                            try Self.deleteKeys(keys, db: db, revision: revision, events: &events)
+                        }
+                        try db.execute(sql: "DELETE FROM lease WHERE id = ?", arguments: [id])
+                        revoked.append(id)
+                        results.append(.success(.done))
+                    case .compact(let target):
+                        if target <= compacted {
+                            results.append(.failure(StoreError.compacted(requested: target, compactRevision: compacted)))
+                        } else if target > revision {
+                            results.append(.failure(StoreError(.futureRevision, "cannot compact to \(target): the current revision is \(revision)")))
+                        } else {
+                            try Self.compact(db: db, to: target)
+                            compacted = target
+                            results.append(.success(.done))
+                        }
+                    }
+                }
+                try db.execute(
+                    sql: "UPDATE meta SET value = CASE name WHEN 'revision' THEN ? ELSE ? END",
+                    arguments: [revision, compacted])
+            }
+        } catch {
+            logger.error("store commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
+            let failure = StoreError(.io, "store commit failed: \(error)", underlying: error)
+            return batch.map { _ in .failure(failure) }
+        }
+        revisions.withLock { $0 = Revisions(current: revision, compacted: compacted) }
+        let now = ContinuousClock.now
+        leaseDeadlines.withLock { deadlines in
+            for lease in grants { deadlines[lease.id] = now + .seconds(lease.ttl) }
+            for id in revoked { deadlines[id] = nil }
+        }
+        hub.publish(events, revision: revision)
+        return results
+    }
+
+    /// Applies one transaction inside the batch's SQLite transaction. Checks everything that
+    /// could refuse it before writing, so a refused transaction leaves no trace.
+    private static func apply(
+        _ request: TxnRequest,
+        db: Database,
+        revision: inout Int64,
+        compacted: Int64,
+        events: inout [WatchEvent]
+    ) throws -> TxnResult {
+        var succeeded = true
+        for compare in request.compares where !compare.holds(for: try current(compare.key, db: db)) {
+            succeeded = false
+            break
+        }
+        let ops = succeeded ? request.success : request.failure
+        var putKeys = Set<String>()
+        for op in ops {
+            guard case .put(let key, _, let lease) = op else { continue }
+            if !putKeys.insert(key).inserted {
+                throw StoreError(.invalidArgument, "duplicate key \"\(key)\" in one transaction")
+            }
+            if let lease, lease != 0,
+                try Int64.fetchOne(db, sql: "SELECT id FROM lease WHERE id = ?", arguments: [lease]) == nil
+            {
+                throw StoreError(.leaseNotFound, "lease \(lease) not found")
+            }
+        }
+        let next = revision + 1
+        var wrote = false
+        var sub: Int64 = 0
+        var results: [TxnOpResult] = []
+        for op in ops {
+            switch op {
+            case .put(let key, let value, let lease):
+                let existing = try current(key, db: db)
+                let kv = KeyValue(
+                    key: key,
+                    value: value,
+                    createRevision: existing?.createRevision ?? next,
+                    modRevision: next,
+                    version: (existing?.version ?? 0) + 1,
+                    lease: lease == 0 ? nil : lease
+                )
+                try db.execute(
+                    sql: """
+                        INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+                        """,
+                    arguments: [next, sub, Data(key.utf8), value, kv.createRevision, kv.version, kv.lease])
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version, lease)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [Data(key.utf8), value, kv.createRevision, next, kv.version, kv.lease])
+                sub += 1
+                wrote = true
+                events.append(WatchEvent(kind: .put, kv: kv))
+                results.append(.put(kv))
+            case .delete(let range):
+                let (filter, arguments) = keyFilter(range)
+                let keys = try Data.fetchAll(db, sql: "SELECT key FROM kv WHERE \(filter) ORDER BY key", arguments: arguments)
+                if !keys.isEmpty {
+                    try deleteKeys(keys, db: db, revision: next, firstSub: sub, events: &events)
+                    sub += Int64(keys.count)
+                    wrote = true
+                }
+                results.append(.delete(deleted: keys.count))
+            case .range(let rangeRequest):
+                results.append(.range(try range(rangeRequest, db: db, current: wrote ? next : revision, compacted: compacted)))
+            }
+        }
+        if wrote { revision = next }
+        return TxnResult(succeeded: succeeded, revision: revision, results: results)
+    }
+
+    private static func current(_ key: String, db: Database) throws -> KeyValue? {
+        try Row.fetchOne(
+            db,
+            sql: "SELECT key, value, create_revision, mod_revision, version, lease FROM kv WHERE key = ?",
+            arguments: [Data(key.utf8)]
+        ).map(keyValue)
+    }
+
+    static func deleteKeys(_ keys: [Data], db: Database, revision: Int64, firstSub: Int64 = 0, events: inout [WatchEvent]) throws {
+        var sub = firstSub
+        for key in keys {
+            try db.execute(
+                sql: """
+                    INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
+                    VALUES (?, ?, ?, x'', 0, 0, NULL, 1)
+                    """,
+                arguments: [revision, sub, key])
+            try db.execute(sql: "DELETE FROM kv WHERE key = ?", arguments: [key])
+            sub += 1
+            events.append(
+                WatchEvent(
+                    kind: .delete,
+                    kv: KeyValue(
+                        key: String(decoding: key, as: UTF8.self), value: Data(),
+                        createRevision: 0, modRevision: revision, version: 0)))
+        }
+    }
+
+    /// Drops history that no read at or after `target` can see: superseded rows and tombstones
+    /// below it. The latest row of each key at `target` stays, so reads at `target` still work.
+    private static func compact(db: Database, to target: Int64) throws {
+        try db.execute(
+            sql: """
+                DELETE FROM kv_rev WHERE revision < ?1 AND EXISTS (
+                    SELECT 1 FROM kv_rev AS newer
+                    WHERE newer.key = kv_rev.key AND newer.revision > kv_rev.revision AND newer.revision <= ?1)
+                """,
+            arguments: [target])
+        try db.execute(sql: "DELETE FROM kv_rev WHERE revision < ? AND deleted = 1", arguments: [target])
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+extension SQLiteStore {
+    public func grantLease(ttl: Int64) async throws -> Lease {
+        guard ttl > 0 else {
+            throw StoreError(.invalidArgument, "lease TTL must be at least 1 second, got \(ttl)")
+        }
+        let lease = Lease(id: LeaseID.random(in: 1...LeaseID.max), ttl: ttl)
+        _ = try await submit(.grant(lease))
+        return lease
+    }
+
+    public func keepAlive(_ lease: LeaseID) async throws -> Int64 {
+        let ttl: Int64? = try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT ttl FROM lease WHERE id = ?", arguments: [lease])
+        }
+        let renewed = leaseDeadlines.withLock { deadlines -> Bool in
+            guard let ttl, deadlines[lease] != nil else { return false }
+            deadlines[lease] = .now + .seconds(ttl)
+            return true
+        }
+        guard renewed, let ttl else {
+            throw StoreError(.leaseNotFound, "lease \(lease) not found")
+        }
+        return ttl
+    }
+
+    public func revokeLease(_ lease: LeaseID) async throws {
+        _ = try await submit(.revoke(lease))
+    }
+
+    /// Revokes leases whose deadline passed, until cancelled.
+    func runLeaseExpiry() async throws {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            let expired = leaseDeadlines.withLock { deadlines in
+                deadlines.filter { $0.value <= now }.map(\.key)
+            }
+            for lease in expired {
+                do {
+                    try await revokeLease(lease)
+                    logger.debug("lease expired", metadata: ["lease.id": "\(lease)"])
+                } catch let error as StoreError where error.code == .leaseNotFound {
+                    leaseDeadlines.withLock { _ = $0.removeValue(forKey: lease) }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+
+/// The embedded engine: one SQLite file in WAL mode, fsynced on every commit, writes
+/// group-committed, watches fed in-process.
+public final class SQLiteStore: KeyValueStore, Sendable {
+    enum Write: Sendable {
+        case txn(TxnRequest)
+        case grant(Lease)
+        case revoke(LeaseID)
+        case compact(Int64)
+    }
+
+    enum Outcome: Sendable {
+        case txn(TxnResult)
+        case done
+    }
+
+    struct Revisions {
+        var current: Int64
+        var compacted: Int64
+    }
+
+    let pool: DatabasePool
+    let hub: WatchHub
+    let logger: Logger
+    /// Only the writer thread changes it; readers take it for status.
+    let revisions: Mutex<Revisions>
+    /// Lease deadlines live in memory: like etcd after a leader change, a restart gives every
+    /// lease a fresh TTL rather than expiring them all at once.
+    let leaseDeadlines: Mutex<[LeaseID: ContinuousClock.Instant]>
+    private let writes: WriteQueue<Write, Outcome>
+
+    /// Opens (creating if needed) the store in `path`.
+    public init(path: String, logger: Logger = Logger(label: "capstan.store.sqlite")) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // FULL makes every WAL commit fsync before it returns: an acknowledged write survives
+            // a crash of the process or the machine.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        configuration.label = "capstan.store"
+        configuration.maximumReaderCount = 8
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.io, "cannot open store at \(path): \(error)", underlying: error)
+        }
+        let (revisions, leases) = try pool.read { db -> (Revisions, [Lease]) in
+            let revision = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+            let compacted = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
+            let leases = try Row.fetchAll(db, sql: "SELECT id, ttl FROM lease").map { Lease(id: $0["id"], ttl: $0["ttl"]) }
+            return (Revisions(current: revision, compacted: compacted), leases)
+        }
+        let now = ContinuousClock.now
+        self.pool = pool
+        self.logger = logger
+        self.hub = WatchHub(revision: revisions.current)
+        self.revisions = Mutex(revisions)
+        self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, now + .seconds($0.ttl)) }))
+        let box = WeakBox()
+        self.writes = WriteQueue(label: "capstan.store.writer") { batch in
+            guard let store = box.store else {
+                return batch.map { _ in .failure(StoreError(.closed, "store is closed")) }
+            }
+            return store.commit(batch)
+        }
+        box.store = self
+    }
+
+    /// Number of watches currently following live events.
+    public var openWatches: Int { hub.count }
+
+    // MARK: KeyValueStore
+
+    public func range(_ request: RangeRequest) async throws -> RangeResult {
+        let compacted = revisions.withLock { $0.compacted }
+        do {
+            return try await pool.read { db in
+                let current = try Self.readRevision(db)
+                return try Self.range(request, db: db, current: current, compacted: compacted)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.io, "range read failed: \(error)", underlying: error)
+        }
+    }
+
+    public func txn(_ request: TxnRequest) async throws -> TxnResult {
+        guard case .txn(let result) = try await writes.submit(.txn(request)) else {
+            throw StoreError(.io, "writer answered a transaction without its result")
+        }
+        return result
+    }
+
+    public func watch(_ range: KeyRange, fromRevision revision: Int64?) -> WatchStream {
+        WatchStream { [hub] in
+            HubWatchCursor(hub: hub, history: self, range: range, fromRevision: revision)
+        }
+    }
+
+    public func compact(upTo revision: Int64) async throws {
+        _ = try await writes.submit(.compact(revision))
+    }
+
+    public func status() async throws -> StoreStatus {
+        revisions.withLock { StoreStatus(revision: $0.current, compactRevision: $0.compacted) }
+    }
+
+    public func run() async throws {
+        try await runLeaseExpiry()
+    }
+
+    /// Submits a write through the group-commit queue.
+    func submit(_ write: Write) async throws -> Outcome {
+        try await writes.submit(write)
+    }
+
+    static func readRevision(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+    }
+}
+
+/// Lets the write queue's closure reach the store without a retain cycle.
+private final class WeakBox: @unchecked Sendable {
+    // Set once in init before any write can be submitted; read only afterwards.
+    weak var store: SQLiteStore?
+}

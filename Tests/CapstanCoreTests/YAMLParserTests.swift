@@ -1,0 +1,104 @@
+import Testing
+
+@testable import CapstanCore
+
+@Suite struct YAMLParserTests {
+    @Test func resolvesScalarTypes() throws {
+        let content = """
+            s: hello
+            quoted: "42"
+            i: 42
+            hex: 0x10
+            f: 1.5
+            b: true
+            n: ~
+            date: 2001-12-14
+            list: [1, two]
+            nested:
+              k: v
+            """
+        #expect(try ConfigFormat.yaml.parse(content) == .object([
+            "s": .string("hello"), "quoted": .string("42"), "i": .int(42), "hex": .int(16), "f": .double(1.5),
+            "b": .bool(true), "n": .null, "date": .string("2001-12-14"), "list": .array([.int(1), .string("two")]),
+            "nested": .object(["k": .string("v")]),
+        ]))
+    }
+
+    @Test func appliesAnchorsAndMergeKeys() throws {
+        let content = """
+            base: &base {x: 1, y: 2}
+            derived:
+              <<: *base
+              y: 3
+            copy: *base
+            """
+        let value = try ConfigFormat.yaml.parse(content)
+        #expect(value == .object([
+            "base": .object(["x": .int(1), "y": .int(2)]),
+            "derived": .object(["x": .int(1), "y": .int(3)]),
+            "copy": .object(["x": .int(1), "y": .int(2)]),
+        ]))
+    }
+
+    @Test func aDocumentOfOnlyCommentsIsEmpty() throws {
+        #expect(try ConfigFormat.yaml.parse("# nothing here\n") == .object([:]))
+        #expect(try ConfigFormat.yaml.parse("[1]") == .array([.int(1)]))
+    }
+
+    @Test func reportsBadIndentationWithAOneBasedPosition() {
+        let error = contentError(.yaml, "a:\n  b: 1\n c: 2\n")
+        #expect(error?.code == .invalidContent)
+        #expect(error?.message.hasPrefix("invalid YAML: did not find expected key") == true)
+        #expect(error?.line == 3)
+        #expect(error?.column == 2)
+    }
+
+    @Test func refusesASecondDocument() {
+        let error = contentError(.yaml, "a: 1\n---\nb: 2\n")
+        #expect(error?.message == "invalid YAML: more than one document: a config holds exactly one")
+        #expect(error?.line == 2)
+        #expect(error?.column == 1)
+    }
+
+    @Test func reportsScannerErrors() {
+        let error = contentError(.yaml, "a: 'unterminated\n")
+        #expect(error?.code == .invalidContent)
+        #expect(error?.message.hasPrefix("invalid YAML: found unexpected end of stream") == true)
+        #expect(error?.line == 2)
+        #expect(error?.column == 1)
+    }
+
+    @Test func reportsUnclosedFlowSequences() {
+        let error = contentError(.yaml, "a: [1, 2\n")
+        #expect(error?.message.hasPrefix("invalid YAML: did not find expected ',' or ']'") == true)
+        #expect(error?.line == 2)
+    }
+
+    @Test func reportsDuplicateKeys() {
+        let error = contentError(.yaml, "x: 0\na: 1\na: 2\n")
+        #expect(error?.message == #"invalid YAML: duplicate key "a" in a mapping"#)
+        #expect(error?.line == 2)
+        #expect(error?.column == 1)
+    }
+
+    @Test func reportsUndefinedAliases() {
+        let error = contentError(.yaml, "a: 1\nb: *nope\n")
+        #expect(error?.message == "invalid YAML: found undefined alias")
+        #expect(error?.line == 2)
+        #expect(error?.column == 4)
+    }
+
+    @Test func reportsControlCharacters() {
+        let error = contentError(.yaml, "a: 1\nb: \"x\u{1}\"\n")
+        #expect(error?.message == "invalid YAML: control characters are not allowed (found U+0001)")
+        #expect(error?.line == 2)
+        #expect(error?.column == 6)
+    }
+
+    @Test func refusesNonScalarKeys() {
+        let error = contentError(.yaml, "? [a, b]\n: 1\n")
+        #expect(error?.message == "invalid YAML: mapping keys must be scalars")
+        #expect(error?.line == 1)
+        #expect(error?.column == 3)
+    }
+}
