@@ -1,5 +1,9 @@
-/// A shortest edit script between two sequences, by Myers' O(ND) algorithm in its linear-space
-/// form: find the middle snake of the edit graph, then solve each half.
+/// An edit script between two sequences, by Myers' O(ND) algorithm in its linear-space form:
+/// find the middle snake of the edit graph, then solve each half.
+///
+/// Two shortcuts keep large, very different inputs fast, at the cost of a script that may be
+/// slightly longer than the shortest: elements found in only one sequence are set aside before
+/// diffing, and a search that grows too expensive splits at its furthest point so far.
 enum LineDiff {
     enum Edit: Equatable {
         /// Element `old` of the old sequence equals element `new` of the new one.
@@ -7,6 +11,9 @@ enum LineDiff {
         case delete(old: Int)
         case insert(new: Int)
     }
+
+    /// The number of edits after which a middle-snake search settles for a good split.
+    private static let costLimit = 1024
 
     /// The edits that turn `old` into `new`, in order. Within a run of changes, deletions come
     /// before insertions.
@@ -18,11 +25,40 @@ enum LineDiff {
             ids[element] = ids.count
             return ids.count - 1
         }
-        let aIDs = old.map(id(of:))
-        let bIDs = new.map(id(of:))
+        let oldIDs = old.map(id(of:))
+        let newIDs = new.map(id(of:))
+
+        // An element missing from the other side can only be deleted or inserted.
+        let inNew = Set(newIDs)
+        let inOld = Set(oldIDs)
+        let oldKept = oldIDs.indices.filter { inNew.contains(oldIDs[$0]) }
+        let newKept = newIDs.indices.filter { inOld.contains(newIDs[$0]) }
+        var reduced: [Edit] = []
+        diff(oldKept.map { oldIDs[$0] }, 0..<oldKept.count, newKept.map { newIDs[$0] }, 0..<newKept.count, into: &reduced)
+
         var edits: [Edit] = []
         edits.reserveCapacity(max(old.count, new.count))
-        diff(aIDs, 0..<aIDs.count, bIDs, 0..<bIDs.count, into: &edits)
+        var oldNext = 0, newNext = 0
+        func catchUp(old oldEnd: Int, new newEnd: Int) {
+            edits += (oldNext..<oldEnd).map { .delete(old: $0) }
+            edits += (newNext..<newEnd).map { .insert(new: $0) }
+            oldNext = max(oldNext, oldEnd)
+            newNext = max(newNext, newEnd)
+        }
+        for edit in reduced {
+            switch edit {
+            case .keep(let oldIndex, let newIndex):
+                catchUp(old: oldKept[oldIndex], new: newKept[newIndex])
+                edits.append(.keep(old: oldNext, new: newNext))
+                oldNext += 1
+                newNext += 1
+            case .delete(let oldIndex):
+                catchUp(old: oldKept[oldIndex] + 1, new: newNext)
+            case .insert(let newIndex):
+                catchUp(old: oldNext, new: newKept[newIndex] + 1)
+            }
+        }
+        catchUp(old: old.count, new: new.count)
         return groupChanges(edits)
     }
 
@@ -41,26 +77,19 @@ enum LineDiff {
             suffix += 1
         }
         if aLow == aHigh {
-            for index in bLow..<bHigh {
-                edits.append(.insert(new: index))
-            }
+            edits += (bLow..<bHigh).map { .insert(new: $0) }
         } else if bLow == bHigh {
-            for index in aLow..<aHigh {
-                edits.append(.delete(old: index))
-            }
+            edits += (aLow..<aHigh).map { .delete(old: $0) }
         } else {
             let (x, y) = middleSnake(a, aLow..<aHigh, b, bLow..<bHigh)
             diff(a, aLow..<x, b, bLow..<y, into: &edits)
             diff(a, x..<aHigh, b, y..<bHigh, into: &edits)
         }
-        for offset in 0..<suffix {
-            edits.append(.keep(old: aHigh + offset, new: bHigh + offset))
-        }
+        edits += (0..<suffix).map { .keep(old: aHigh + $0, new: bHigh + $0) }
     }
 
-    /// A point on an optimal path through the edit graph of two non-empty ranges, found where
-    /// the forward and backward searches first overlap. It is never the start or the end, so
-    /// both halves are strictly smaller.
+    /// A point on a good path through the edit graph of two non-empty ranges that differ at
+    /// both ends. It is never the start or the end, so both halves are strictly smaller.
     private static func middleSnake(
         _ a: [Int], _ aRange: Range<Int>, _ b: [Int], _ bRange: Range<Int>
     ) -> (Int, Int) {
@@ -68,78 +97,98 @@ enum LineDiff {
         let aBase = aRange.lowerBound, bBase = bRange.lowerBound
         let maxD = (n + m + 1) / 2
         let offset = maxD + 1
-        let width = 2 * maxD + 3
-        // forward[k]: furthest x on diagonal k (x - y) going forward; backward likewise, in
-        // coordinates measured from the end.
-        var forward = [Int](repeating: -1, count: width)
-        var backward = [Int](repeating: -1, count: width)
+        // forward[offset + k]: the furthest x on diagonal k = x - y after d edits from the
+        // start; backward likewise from the end, in coordinates counted back from (n, m).
+        // -1 marks a diagonal not reachable within the graph.
+        var forward = [Int](repeating: -1, count: 2 * maxD + 3)
+        var backward = forward
         forward[offset + 1] = 0
         backward[offset + 1] = 0
         let delta = n - m
         let deltaIsOdd = delta % 2 != 0
+
+        /// The furthest point on diagonal `k` one edit beyond `v`'s neighbours, or nil.
+        func step(_ v: [Int], _ k: Int) -> Int? {
+            var best: Int?
+            let down = v[offset + k + 1]  // one insertion: x stays
+            if down >= 0, down - k >= 0, down - k <= m {
+                best = down
+            }
+            let right = v[offset + k - 1]  // one deletion: x grows
+            if right >= 0, right + 1 <= n, right + 1 - k >= 0, right + 1 - k <= m, right + 1 > (best ?? -1) {
+                best = right + 1
+            }
+            return best
+        }
+
         for d in 0...maxD {
+            if d > costLimit {
+                return furthestSplit(forward, d: d - 1, offset: offset, n: n, m: m, aBase: aBase, bBase: bBase)
+            }
             for k in stride(from: -d, through: d, by: 2) {
-                var x = if k == -d || (k != d && forward[offset + k - 1] < forward[offset + k + 1]) {
-                    forward[offset + k + 1]
-                } else {
-                    forward[offset + k - 1] + 1
+                guard let start = step(forward, k) else {
+                    forward[offset + k] = -1
+                    continue
                 }
-                var y = x - k
-                if x > n || y > m || y < 0 { continue }
-                let startX = x, startY = y
+                var x = start, y = start - k
                 while x < n, y < m, a[aBase + x] == b[bBase + y] {
                     x += 1
                     y += 1
                 }
                 forward[offset + k] = x
-                if deltaIsOdd {
-                    let reverseK = delta - k
-                    if reverseK >= -(d - 1), reverseK <= d - 1, backward[offset + reverseK] >= 0,
-                        x + backward[offset + reverseK] >= n
-                    {
-                        return split(startX, startY, x, y, n: n, m: m, aBase: aBase, bBase: bBase)
-                    }
+                let reverseK = delta - k
+                if deltaIsOdd, abs(reverseK) <= d - 1, backward[offset + reverseK] >= 0,
+                    x + backward[offset + reverseK] >= n
+                {
+                    return split((start, start - k), (x, y), n: n, m: m, aBase: aBase, bBase: bBase)
                 }
             }
             for k in stride(from: -d, through: d, by: 2) {
-                var x = if k == -d || (k != d && backward[offset + k - 1] < backward[offset + k + 1]) {
-                    backward[offset + k + 1]
-                } else {
-                    backward[offset + k - 1] + 1
+                guard let start = step(backward, k) else {
+                    backward[offset + k] = -1
+                    continue
                 }
-                var y = x - k
-                if x > n || y > m || y < 0 { continue }
-                let startX = x, startY = y
+                var x = start, y = start - k
                 while x < n, y < m, a[aBase + n - x - 1] == b[bBase + m - y - 1] {
                     x += 1
                     y += 1
                 }
                 backward[offset + k] = x
-                if !deltaIsOdd {
-                    let forwardK = delta - k
-                    if forwardK >= -d, forwardK <= d, forward[offset + forwardK] >= 0,
-                        forward[offset + forwardK] + x >= n
-                    {
-                        return split(n - x, m - y, n - startX, m - startY, n: n, m: m, aBase: aBase, bBase: bBase)
-                    }
+                let forwardK = delta - k
+                if !deltaIsOdd, abs(forwardK) <= d, forward[offset + forwardK] >= 0,
+                    forward[offset + forwardK] + x >= n
+                {
+                    return split((n - x, m - y), (n - start, m - start + k), n: n, m: m, aBase: aBase, bBase: bBase)
                 }
             }
         }
-        // Unreachable: the searches always meet by d = maxD. Any split that shrinks both
-        // halves still gives a correct, if longer, script.
+        // Unreachable: the searches meet by d = maxD.
         return (aBase + (n + 1) / 2, bBase)
     }
 
-    /// Chooses a split point from the snake `(x0, y0)...(x1, y1)` that is not a corner of the
-    /// graph, so the recursion always shrinks.
-    private static func split(
-        _ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, n: Int, m: Int, aBase: Int, bBase: Int
+    /// The forward point after `d` edits that got furthest, for a search that gave up.
+    private static func furthestSplit(
+        _ forward: [Int], d: Int, offset: Int, n: Int, m: Int, aBase: Int, bBase: Int
     ) -> (Int, Int) {
-        for (x, y) in [(x0, y0), (x1, y1)] where !(x == 0 && y == 0) && !(x == n && y == m) {
+        var best = (x: 0, y: 0)
+        for k in stride(from: -d, through: d, by: 2) {
+            let x = forward[offset + k]
+            if x >= 0, x + (x - k) > best.x + best.y {
+                best = (x, x - k)
+            }
+        }
+        return split(best, best, n: n, m: m, aBase: aBase, bBase: bBase)
+    }
+
+    /// Picks an end of the snake from `first` to `last` that is not a corner of the graph.
+    private static func split(
+        _ first: (Int, Int), _ last: (Int, Int), n: Int, m: Int, aBase: Int, bBase: Int
+    ) -> (Int, Int) {
+        for (x, y) in [first, last] where (x, y) != (0, 0) && (x, y) != (n, m) {
             return (aBase + x, bBase + y)
         }
-        // Only a snake from corner to corner gets here, and that means equal ranges, which the
-        // caller rules out by trimming common ends. Still, split somewhere that shrinks.
+        // Only a snake from corner to corner gets here, which means equal ranges, and the
+        // caller trims those. Still, split somewhere that shrinks both halves.
         return (aBase + (n + 1) / 2, bBase)
     }
 
@@ -147,24 +196,19 @@ enum LineDiff {
     private static func groupChanges(_ edits: [Edit]) -> [Edit] {
         var result: [Edit] = []
         result.reserveCapacity(edits.count)
-        var deletions: [Edit] = []
         var insertions: [Edit] = []
-        func flush() {
-            result += deletions
-            result += insertions
-            deletions.removeAll(keepingCapacity: true)
-            insertions.removeAll(keepingCapacity: true)
-        }
         for edit in edits {
             switch edit {
             case .keep:
-                flush()
+                result += insertions
+                insertions.removeAll(keepingCapacity: true)
                 result.append(edit)
-            case .delete: deletions.append(edit)
-            case .insert: insertions.append(edit)
+            case .delete:
+                result.append(edit)
+            case .insert:
+                insertions.append(edit)
             }
         }
-        flush()
-        return result
+        return result + insertions
     }
 }

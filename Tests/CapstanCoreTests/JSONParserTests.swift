@@ -39,7 +39,7 @@ import Testing
         ("[tru]", 1, 2, #"invalid literal "tru": expected true, false or null"#),
         ("{\"a\" 1}", 1, 6, #"unexpected "1": expected ":" after key "a""#),
         ("[1 2]", 1, 4, #"unexpected "2": expected "," or "]" in array"#),
-        ("{\"a\": 1 \"b\": 2}", 1, 9, #"unexpected """: expected "," or "}" in object"#),
+        ("{\"a\": 1 \"b\": 2}", 1, 9, #"unexpected "\"": expected "," or "}" in object"#),
         ("{\"a\": 1}\n  x", 2, 3, #"unexpected "x" after the top-level value"#),
         ("{\"a\": 1, \"a\": 2}", 1, 10, #"duplicate key "a""#),
         ("[1,\n", 2, 1, "unexpected end of input: expected a value"),

@@ -49,7 +49,7 @@ import Testing
 
     @Test func reportsAnUnpairedSurrogate() {
         let error = contentError(.properties, "a=\\ud800x")
-        #expect(error?.message == #"invalid properties: unpaired UTF-16 surrogate "\ud800x""#)
+        #expect(error?.message == #"invalid properties: unpaired UTF-16 surrogate "\ud800""#)
         #expect(error?.column == 3)
     }
 

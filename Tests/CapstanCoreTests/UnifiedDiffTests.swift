@@ -107,6 +107,10 @@ import Testing
         #expect(try apply(diff(old, new), to: old) == new)
         let rewritten = (0..<5_000).map { "other \($0)\n" }.joined()
         #expect(try apply(diff(old, rewritten), to: old) == rewritten)
+        // Shared braces keep the lines in play, so the search has to give up early.
+        let braced = (0..<10_000).map { $0 % 2 == 0 ? "}\n" : "old \($0)\n" }.joined()
+        let rebraced = (0..<10_000).map { $0 % 3 == 0 ? "}\n" : "new \($0)\n" }.joined()
+        #expect(try apply(diff(braced, rebraced), to: braced) == rebraced)
     }
 
     private func mutate(_ text: String, _ random: inout SplitMix64) -> String {
@@ -137,11 +141,14 @@ private func apply(_ patch: String, to old: String) throws -> String {
             throw PatchError(description: "bad hunk header \(header)")
         }
         let ranges = header.dropFirst(3).dropLast(3).split(separator: " ")
+        guard ranges.count == 2 else { throw PatchError(description: "bad hunk header \(header)") }
         let (oldStart, oldCount) = try parseRange(ranges[0].dropFirst())
         let (_, newCount) = try parseRange(ranges[1].dropFirst())
         // A hunk with no old lines is inserted after line `oldStart`.
         let hunkStart = oldCount == 0 ? oldStart : oldStart - 1
-        guard hunkStart >= position else { throw PatchError(description: "hunks out of order") }
+        guard hunkStart >= position, hunkStart <= oldLines.count else {
+            throw PatchError(description: "hunk \(header) out of order or past the end")
+        }
         result += oldLines[position..<hunkStart]
         position = hunkStart
         index += 1
@@ -153,7 +160,7 @@ private func apply(_ patch: String, to old: String) throws -> String {
                 text.removeLast()
                 index += 1
             }
-            switch line.first {
+            switch line.first ?? "?" {
             case " ", "-":
                 guard position < oldLines.count, oldLines[position] == text else {
                     throw PatchError(description: "mismatch at old line \(position + 1)")

@@ -56,7 +56,12 @@ public final class ConfigService: Sendable {
     /// Unified diff between the content at revision `from` and at `to` (default: current).
     public func diff(_ key: ConfigKey, from: Int64, to: Int64? = nil) async throws -> String {
         let old = try await versionAt(key, revision: from)
-        let new = try await to.map { try await versionAt(key, revision: $0) } ?? get(key)
+        let new: Entry
+        if let to {
+            new = try await versionAt(key, revision: to)
+        } else {
+            new = try await get(key)
+        }
         return UnifiedDiff.make(
             old: String(decoding: old.content, as: UTF8.self),
             new: String(decoding: new.content, as: UTF8.self),

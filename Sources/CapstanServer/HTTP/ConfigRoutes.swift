@@ -1,5 +1,6 @@
 import CapstanCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// Config keys: raw content in and out, listings, history, diff and rollback.

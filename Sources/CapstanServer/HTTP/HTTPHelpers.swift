@@ -1,5 +1,6 @@
 import CapstanCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 extension HTTPField.Name {

@@ -1,5 +1,6 @@
 import CapstanCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// `/v1/namespaces`: create, list, read, delete (when empty).

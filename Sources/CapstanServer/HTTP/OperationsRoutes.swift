@@ -1,5 +1,6 @@
 import CapstanStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// `/healthz`, `/readyz`, `/metrics` and the OpenAPI document.

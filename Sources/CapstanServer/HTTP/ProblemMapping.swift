@@ -1,6 +1,7 @@
 import CapstanCore
 import CapstanStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// Turns any error into an RFC 9457 problem with a stable code: the one place where errors meet HTTP.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Prometheus
 import Synchronization
@@ -19,26 +20,25 @@ public final class ServerMetrics: Sendable {
         .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
     ]
 
+    static var requests: MetricNameDescriptor { MetricNameDescriptor(
+        metricName: "capstan_http_requests", unitName: "total", helpText: "HTTP requests served.") }
+    static var requestDuration: MetricNameDescriptor { MetricNameDescriptor(
+        metricName: "capstan_http_request_duration", unitName: "seconds",
+        helpText: "HTTP request latency until the response head.") }
+
     public init() {
-        storeRevision = registry.makeGauge(name: "capstan_store_revision", help: "Current revision of the store.")
-        compactRevision = registry.makeGauge(
-            name: "capstan_store_compact_revision", help: "Oldest revision the store still serves.")
-        openWatches = registry.makeGauge(
-            name: "capstan_store_watches", help: "Store watches currently following live events.")
-        sseClients = registry.makeGauge(
-            name: "capstan_http_watch_streams", help: "Open Server-Sent Events watch streams.")
-        longPolls = registry.makeGauge(
-            name: "capstan_http_long_polls", help: "Requests currently blocked in a long poll.")
+        storeRevision = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_store_revision", unitName: "", helpText: "Current revision of the store."))
+        compactRevision = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_store_compact_revision", unitName: "", helpText: "Oldest revision the store still serves."))
+        openWatches = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_store_watches", unitName: "", helpText: "Store watches currently following live events."))
+        sseClients = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_http_watch_streams", unitName: "", helpText: "Open Server-Sent Events watch streams."))
+        longPolls = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_http_long_polls", unitName: "", helpText: "Requests currently blocked in a long poll."))
     }
 
     func recordRequest(method: String, route: String, status: Int, duration: Duration) {
         let labels = [("method", method), ("route", route), ("status", String(status))]
-        registry.makeCounter(
-            name: "capstan_http_requests_total", labels: labels, help: "HTTP requests served."
-        ).increment()
+        registry.makeCounter(descriptor: Self.requests, labels: labels).increment()
         registry.makeDurationHistogram(
-            name: "capstan_http_request_duration_seconds", labels: [("method", method), ("route", route)],
-            buckets: Self.latencyBuckets, help: "HTTP request latency until the response head."
+            descriptor: Self.requestDuration, labels: [("method", method), ("route", route)], buckets: Self.latencyBuckets
         ).record(duration)
     }
 }

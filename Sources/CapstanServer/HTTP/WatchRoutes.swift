@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import CapstanCore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import ServiceLifecycle
 
@@ -27,7 +28,7 @@ struct WatchRoutes<Context: RequestContext> {
         let status = try await service.status()
         var from = try HTTPHelpers.int64(request, "from")
         if let lastEventID = request.headers[.lastEventID] {
-            guard let last = Int64(lastEventID.trimmingCharacters(in: .whitespaces)) else {
+            guard let last = Int64(lastEventID.trimmingCharacters(in: CharacterSet.whitespaces)) else {
                 throw CapstanError(.invalidArgument, "Last-Event-ID must be a revision, got \(lastEventID)")
             }
             from = last + 1
@@ -54,7 +55,8 @@ struct WatchRoutes<Context: RequestContext> {
                 defer { metrics.sseClients.decrement() }
                 try await writer.write(ByteBuffer(string: ": watching \(prefix.rawValue) from revision \(start)\n\n"))
                 let channel = AsyncChannel<Item>()
-                try await cancelWhenGracefulShutdown {
+                // On shutdown, end the stream cleanly; the client resumes elsewhere with Last-Event-ID.
+                try await withGracefulShutdownHandler {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             do {
@@ -86,6 +88,8 @@ struct WatchRoutes<Context: RequestContext> {
                             }
                         }
                     }
+                } onGracefulShutdown: {
+                    channel.finish()
                 }
                 try await writer.finish(nil)
             })
