@@ -85,11 +85,13 @@ let package = Package(
             name: "CapstanBench",
             dependencies: [
                 "CapstanClient",
+                "CapstanCore",
                 "CapstanServer",
                 "CapstanStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(

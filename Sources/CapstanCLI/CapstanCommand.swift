@@ -27,3 +27,32 @@ struct VersionCommand: ParsableCommand {
         print(CapstanVersion.current)
     }
 }
+
+extension CapstanCommand {
+    /// Parses the arguments and runs the command. Errors end up as one line on standard error
+    /// and a non-zero exit status: 64 for usage errors, 1 for failures.
+    public static func runMain(_ arguments: [String]? = nil) async -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return 0
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                // --help and --version are answers, not errors.
+                print(fullMessage(for: error))
+                return 0
+            }
+            var message = message(for: error).split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(error)"
+            if code == .validationFailure, !message.contains("--help") {
+                message += " (see capstan --help)"
+            }
+            printError("capstan: \(message)")
+            return code == .validationFailure ? 64 : code.rawValue
+        }
+    }
+}

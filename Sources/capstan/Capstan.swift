@@ -1,10 +1,11 @@
 import CapstanCLI
+import Foundation
 import Logging
 
 @main
 struct Capstan {
     static func main() async {
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
-        await CapstanCommand.main()
+        exit(await CapstanCommand.runMain())
     }
 }

@@ -179,14 +179,15 @@ struct StoreConformanceTests {
             let writers = 8
             let perWriter = 40
             let total = writers * perWriter
-            async let collected: [WatchEvent] = {
+            let iterator = store.watch(.prefix("w/"), fromRevision: start + 1)
+            let collector = Task {
                 var events: [WatchEvent] = []
-                for try await batch in store.watch(.prefix("w/"), fromRevision: start + 1) {
+                for try await batch in iterator {
                     events += batch
                     if events.count >= total { break }
                 }
                 return events
-            }()
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
@@ -197,7 +198,7 @@ struct StoreConformanceTests {
                 }
                 try await group.waitForAll()
             }
-            let events = try await withTimeout(.seconds(20), "watch events") { try await collected }
+            let events = try await withTimeout(.seconds(20), "watch events") { try await collector.value }
             #expect(events.count == total)
             #expect(events.map(\.revision) == Array((start + 1)...(start + Int64(total))))
             for writer in 0..<writers {

@@ -19,6 +19,11 @@ public struct TimeoutError: Error, CustomStringConvertible {
     public var what: String
     public var timeout: Duration
     public var description: String { "timed out after \(timeout) waiting for \(what)" }
+
+    public init(what: String, timeout: Duration) {
+        self.what = what
+        self.timeout = timeout
+    }
 }
 
 /// Runs `body`, failing with `TimeoutError` if it takes longer than `timeout`.

@@ -1,0 +1,37 @@
+/// What one benchmark run measures and how; every field has a default.
+struct BenchPlan: Sendable {
+    enum OutputFormat: String, Sendable, CaseIterable {
+        case markdown, json
+    }
+
+    /// Length of one throughput measurement.
+    var duration: Duration = .seconds(10)
+    /// Unmeasured load before each throughput measurement: opens the connections, warms caches.
+    var warmup: Duration = .seconds(1)
+    /// Concurrent clients of the put measurements.
+    var clientCounts: [Int] = [1, 16, 256]
+    /// Bytes per value written.
+    var valueSize: Int = 256
+    /// Keys preloaded for the get measurements.
+    var preloadedKeys: Int = 1000
+    /// Times each measurement is repeated; the report gives the median.
+    var runs: Int = 3
+    /// Puts observed through a watch per watch measurement.
+    var watchEvents: Int = 300
+    /// Pause between the puts of the watch measurement, so the server is idle when each arrives.
+    var watchPause: Duration = .milliseconds(10)
+    /// Path of the etcd binary.
+    var etcdPath: String = "/usr/bin/etcd"
+    var output: OutputFormat = .markdown
+    /// The command line, as typed, for the report.
+    var commandLine: String = ""
+
+    /// Client counts of the get measurements: 16 and the highest put count.
+    var getClientCounts: [Int] {
+        Array(Set([16, clientCounts.max() ?? 16])).sorted()
+    }
+
+    var maxClients: Int {
+        max(clientCounts.max() ?? 1, getClientCounts.max() ?? 1)
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import Logging
+
+/// Measures Capstan against etcd on this machine; see BENCHMARKS.md.
+@main
+struct CapstanBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "CapstanBench",
+        abstract: "Benchmark Capstan against etcd on this machine.",
+        subcommands: [StoreCommand.self, ServeCommand.self],
+        defaultSubcommand: StoreCommand.self)
+
+    static func main() async {
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        await main(nil)
+    }
+}

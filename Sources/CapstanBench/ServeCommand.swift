@@ -1,0 +1,31 @@
+import ArgumentParser
+import CapstanServer
+import Logging
+
+/// Runs a Capstan server; the benchmark starts its own binary with this to get a separate process.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the Capstan server under test (used by `store`).",
+        shouldDisplay: false)
+
+    @Option(help: "Directory for the store.") var dataDir: String
+    @Option(help: "Port to listen on, on 127.0.0.1.") var port: Int
+    @Option(help: "Log level of the server.") var logLevel: String = "warning"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1-65535") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level is not a log level") }
+    }
+
+    func run() async throws {
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = port
+        configuration.dataDirectory = dataDir
+        configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        var logger = Logger(label: "capstan.bench.server")
+        logger.logLevel = configuration.logLevel
+        try await CapstanServer.run(configuration: configuration, logger: logger)
+    }
+}
