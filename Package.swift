@@ -109,6 +109,7 @@ let package = Package(
             name: "CapstanServerTests",
             dependencies: [
                 "CapstanServer", "CapstanTesting",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What one benchmark run measures and how; every field has a default.
 struct BenchPlan: Sendable {
     enum OutputFormat: String, Sendable, CaseIterable {
@@ -20,6 +22,8 @@ struct BenchPlan: Sendable {
     var watchEvents: Int = 300
     /// Pause between the puts of the watch measurement, so the server is idle when each arrives.
     var watchPause: Duration = .milliseconds(10)
+    /// Directory in which the benchmark makes its temporary directory; both servers' data goes there.
+    var workDirectory: String = FileManager.default.temporaryDirectory.path
     /// Path of the etcd binary.
     var etcdPath: String = "/usr/bin/etcd"
     var output: OutputFormat = .markdown

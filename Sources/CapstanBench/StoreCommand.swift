@@ -20,6 +20,7 @@ struct StoreCommand: AsyncParsableCommand {
     @Option(help: "Keys preloaded for the get measurements.") var keys: Int = 1000
     @Option(help: "Repetitions of each measurement; the report gives the median.") var runs: Int = 3
     @Option(help: "Puts observed through a watch in the watch measurement.") var watchEvents: Int = 300
+    @Option(help: "Directory for the servers' data (default: the system temporary directory).") var workDir: String?
     @Option(help: "Path of the etcd binary.") var etcd: String = "/usr/bin/etcd"
     @Option(help: "Report format: markdown or json.") var output: String = "markdown"
 
@@ -51,6 +52,7 @@ struct StoreCommand: AsyncParsableCommand {
         plan.runs = runs
         plan.watchEvents = watchEvents
         plan.etcdPath = etcd
+        if let workDir { plan.workDirectory = workDir }
         plan.output = format
         plan.commandLine = CommandLine.arguments.map(Self.shellQuoted).joined(separator: " ")
         return plan

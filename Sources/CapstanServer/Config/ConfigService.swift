@@ -6,6 +6,7 @@ import Foundation
 public final class ConfigService: Sendable {
     let store: any KeyValueStore
     public let configuration: ConfigServiceConfiguration
+    private let keyLock = KeyedLock()
 
     /// A write races another writer at most this many times before giving up.
     private static let maxAttempts = 16
@@ -29,7 +30,7 @@ public final class ConfigService: Sendable {
             return try await versionAt(key, revision: revision)
         }
         guard let kv = try await store.get(StoreLayout.config(key)) else {
-            throw CapstanError(.configNotFound, "config \(key) not found")
+            throw try await notFound(key)
         }
         let record = try ConfigRecord.decode(kv.value)
         return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
@@ -48,7 +49,7 @@ public final class ConfigService: Sendable {
     public func history(_ key: ConfigKey, limit: Int? = nil) async throws -> ConfigHistory {
         let entries = try await historyEntries(key, limit: limit)
         if entries.isEmpty {
-            throw CapstanError(.configNotFound, "config \(key) has no history")
+            throw try await notFound(key)
         }
         return ConfigHistory(key: key.description, items: entries.map(\.info))
     }
@@ -69,13 +70,25 @@ public final class ConfigService: Sendable {
             newLabel: "\(key)@\(new.info.revision)")
     }
 
+    /// The error for a key that is not there: names the namespace when that is what is missing.
+    func notFound(_ key: ConfigKey) async throws -> CapstanError {
+        if try await store.get(StoreLayout.namespace(key.namespace)) == nil {
+            return CapstanError(.namespaceNotFound, "namespace \(key.namespace) not found")
+        }
+        return CapstanError(.configNotFound, "config \(key) not found")
+    }
+
     /// The version of `key` that was current at store revision `revision`.
     func versionAt(_ key: ConfigKey, revision: Int64) async throws -> Entry {
+        let current = try await store.status().revision
+        if revision > current {
+            throw CapstanError(.futureRevision, "revision \(revision) is newer than the current revision \(current)")
+        }
         // Find the entry by keys alone, then read just that one record.
         let index = try await store.range(
             RangeRequest(.prefix(StoreLayout.historyPrefix(key)), keysOnly: true, descending: true))
         guard let oldest = index.kvs.last else {
-            throw CapstanError(.configNotFound, "config \(key) not found")
+            throw try await notFound(key)
         }
         guard revision >= oldest.modRevision else {
             throw CapstanError(
@@ -152,6 +165,7 @@ public final class ConfigService: Sendable {
             target = try await versionAt(key, revision: revision)
         } else {
             let entries = try await historyEntries(key, limit: nil)
+            if entries.isEmpty { throw try await notFound(key) }
             guard entries.count >= 2, let previous = entries.dropFirst().first(where: { $0.info.action == .put }) else {
                 throw CapstanError(.revisionNotFound, "config \(key) has no earlier version to roll back to")
             }
@@ -182,10 +196,25 @@ public final class ConfigService: Sendable {
         author: String,
         ifRevision: Int64?,
         deleting: Bool = false,
-        makeRecord: (Int64) throws -> ConfigRecord
+        makeRecord: @Sendable (Int64) throws -> ConfigRecord
+    ) async throws -> ConfigVersionInfo {
+        try await keyLock.withLock(key.description) {
+            try await writeOnce(key, ifRevision: ifRevision, deleting: deleting, makeRecord: makeRecord)
+        }
+    }
+
+    private func writeOnce(
+        _ key: ConfigKey,
+        ifRevision: Int64?,
+        deleting: Bool,
+        makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         let storeKey = StoreLayout.config(key)
-        for _ in 0..<Self.maxAttempts {
+        for attempt in 0..<Self.maxAttempts {
+            if attempt > 0 {
+                // Another replica won the race: back off a little, with jitter, and re-read.
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...min(50, 1 << attempt))))
+            }
             async let namespaceRead = store.get(StoreLayout.namespace(key.namespace))
             async let currentRead = store.get(storeKey)
             let (namespaceKV, current) = try await (namespaceRead, currentRead)
@@ -223,10 +252,6 @@ public final class ConfigService: Sendable {
                     success: ops))
             if result.succeeded {
                 return record.info(key: key.description, revision: result.revision)
-            }
-            if ifRevision != nil {
-                // Re-read to report the precise reason (revision moved or namespace changed).
-                continue
             }
         }
         throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")

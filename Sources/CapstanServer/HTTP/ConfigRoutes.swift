@@ -82,9 +82,7 @@ struct ConfigRoutes<Context: RequestContext> {
         do {
             entry = try await service.get(key, revision: revision)
         } catch let error as CapstanError where error.code == .configNotFound {
-            var problem = ProblemMapping.problem(for: error)
-            problem.detail = error.message
-            return ProblemMapping.response(for: problem, headers: [.capstanIndex: String(index)])
+            return ProblemMapping.response(for: ProblemMapping.problem(for: error), headers: [.capstanIndex: String(index)])
         }
         let etag = HTTPHelpers.etag(entry.info.revision)
         var headers: HTTPFields = [

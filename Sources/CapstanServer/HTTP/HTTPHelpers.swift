@@ -49,7 +49,8 @@ enum HTTPHelpers {
     }
 
     static func string(_ request: Request, _ name: String) -> String? {
-        request.uri.queryParameters[name[...]].map { String($0).removingPercentEncoding ?? String($0) }
+        // Hummingbird has already percent-decoded query values.
+        request.uri.queryParameters[name[...]].map { String($0) }
     }
 
     static func duration(_ request: Request, _ name: String) throws -> Duration? {

@@ -35,6 +35,7 @@ enum ProblemMapping {
                 case 404: .notFound
                 case 405: .methodNotAllowed
                 case 413: .payloadTooLarge
+                case 503: .unavailable
                 case 400..<500: .invalidArgument
                 default: .internal
                 }

@@ -1,5 +1,6 @@
 import AsyncAlgorithms
 import CapstanCore
+import CapstanStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -28,7 +29,8 @@ struct WatchRoutes<Context: RequestContext> {
         let status = try await service.status()
         var from = try HTTPHelpers.int64(request, "from")
         if let lastEventID = request.headers[.lastEventID] {
-            guard let last = Int64(lastEventID.trimmingCharacters(in: CharacterSet.whitespaces)) else {
+            guard let last = Int64(lastEventID.trimmingCharacters(in: CharacterSet.whitespaces)), last >= 0, last < Int64.max
+            else {
                 throw CapstanError(.invalidArgument, "Last-Event-ID must be a revision, got \(lastEventID)")
             }
             from = last + 1
@@ -36,9 +38,10 @@ struct WatchRoutes<Context: RequestContext> {
         // Resolve "now" before answering, so nothing written after the response head is missed.
         let start = from ?? status.revision + 1
         if start < status.compactRevision {
-            throw CapstanError(
+            throw StoreError(
                 .compacted,
-                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix and watch from its revision")
+                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix and watch from its revision",
+                compactRevision: status.compactRevision)
         }
         let events = service.watch(prefix, from: start)
         let metrics = self.metrics

@@ -22,7 +22,7 @@ public enum CapstanServer {
         return router
     }
 
-    /// Builds the HTTP application over `store`.
+    /// Builds the HTTP application over `store` (whose own background work the caller runs).
     ///
     /// - Parameter onRunning: called with the bound port once the server listens.
     public static func makeApplication(
@@ -38,7 +38,6 @@ public enum CapstanServer {
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [
-                StoreService(store: store),
                 CompactionService(
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     logger: logger),
@@ -59,7 +58,9 @@ public enum CapstanServer {
         let store = try SQLiteStore(path: path, logger: logger)
         let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
         let group = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: StoreService(store: store)), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

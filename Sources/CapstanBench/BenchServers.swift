@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// Capstan and etcd running as child processes, with their data in one temporary directory, and
+/// the HTTP client that talks to both.
+final class BenchServers {
+    let directory: String
+    let client: HTTPClient
+    let capstan: CapstanTarget
+    let etcd: EtcdTarget
+    private let capstanPort: Int
+    private let etcdPort: Int
+    private var children: [ChildProcess] = []
+
+    /// How long a server may take to answer its health check after starting.
+    static let startupDeadline: Duration = .seconds(60)
+
+    private init(directory: String, client: HTTPClient, capstanPort: Int, etcdPort: Int, value: BenchValue) {
+        self.directory = directory
+        self.client = client
+        self.capstanPort = capstanPort
+        self.etcdPort = etcdPort
+        capstan = CapstanTarget(baseURL: "http://127.0.0.1:\(capstanPort)", value: value)
+        etcd = EtcdTarget(baseURL: "http://127.0.0.1:\(etcdPort)", value: value)
+    }
+
+    /// Starts both servers, runs `body`, then stops the servers and removes the directory, also
+    /// when `body` throws.
+    static func with<Result>(plan: BenchPlan, _ body: (BenchServers) async throws -> Result) async throws -> Result {
+        let directory = URL(fileURLWithPath: plan.workDirectory)
+            .appendingPathComponent("capstan-bench-\(UUID().uuidString.prefix(8).lowercased())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let cleanup = InterruptCleanup()
+        cleanup.watch(directory: directory)
+        var configuration = HTTPClient.Configuration()
+        configuration.httpVersion = .http1Only
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: plan.maxClients + 4)
+        configuration.timeout = .init(connect: .seconds(5))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let servers = BenchServers(
+            directory: directory, client: client, capstanPort: try FreePort.find(), etcdPort: try FreePort.find(),
+            value: BenchValue(size: plan.valueSize))
+        do {
+            try await servers.start(plan: plan, cleanup: cleanup)
+            let result = try await body(servers)
+            await servers.shutdown(cleanup: cleanup)
+            return result
+        } catch {
+            await servers.shutdown(cleanup: cleanup)
+            throw error
+        }
+    }
+
+    private func start(plan: BenchPlan, cleanup: InterruptCleanup) async throws {
+        let peerPort = try FreePort.find()
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let capstanChild = try ChildProcess(
+            name: "Capstan", executable: executable,
+            arguments: ["serve", "--data-dir", directory + "/capstan", "--port", String(capstanPort)],
+            logPath: directory + "/capstan.log")
+        children.append(capstanChild)
+        cleanup.watch(processIdentifier: capstanChild.pid)
+        let peerURL = "http://127.0.0.1:\(peerPort)"
+        let clientURL = "http://127.0.0.1:\(etcdPort)"
+        let etcdChild = try ChildProcess(
+            name: "etcd", executable: plan.etcdPath,
+            arguments: [
+                "--name", "bench", "--data-dir", directory + "/etcd",
+                "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+                "--initial-cluster", "bench=\(peerURL)", "--initial-cluster-state", "new",
+                "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
+            ],
+            logPath: directory + "/etcd.log")
+        children.append(etcdChild)
+        cleanup.watch(processIdentifier: etcdChild.pid)
+        try await waitUntilHealthy(capstan, process: capstanChild)
+        try await waitUntilHealthy(etcd, process: etcdChild)
+        try await capstan.prepare(client: client)
+        try await etcd.prepare(client: client)
+    }
+
+    private func waitUntilHealthy(_ target: some BenchTarget, process: ChildProcess) async throws {
+        let deadline = ContinuousClock.now + Self.startupDeadline
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                throw BenchError("\(target.name) exited while starting; its log ends with:\n\(process.logTail())")
+            }
+            if let response = try? await client.execute(target.healthRequest, timeout: .seconds(2)),
+                (try? await response.body.collect(upTo: 1 << 16)) != nil, response.status.code == 200
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw BenchError(
+            "\(target.name) did not answer its health check within \(Self.startupDeadline); its log ends with:\n\(process.logTail())")
+    }
+
+    private func shutdown(cleanup: InterruptCleanup) async {
+        try? await client.shutdown()
+        for child in children {
+            await child.stop()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        cleanup.cancel()
+    }
+}
