@@ -14,6 +14,7 @@ extension CapstanClient {
     }
 
     /// Writes a new version of `key` (raw content); answers the version written.
+    @discardableResult
     public func put(
         _ key: String, content: Data, format: ConfigFormat? = nil, comment: String? = nil, ifRevision: Int64? = nil
     ) async throws -> ConfigVersionInfo {

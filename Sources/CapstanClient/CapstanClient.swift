@@ -17,7 +17,19 @@ public struct CapstanClient: Sendable {
 
     public static let defaultServer = "http://127.0.0.1:8740"
 
-    public init(server: String = CapstanClient.defaultServer, author: String = "anonymous", httpClient: HTTPClient = .shared) {
+    /// The HTTP client shared by all `CapstanClient`s unless one is given: it fails fast when the
+    /// server is down instead of retrying the connection until the request's deadline.
+    public static let sharedHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(
+        server: String = CapstanClient.defaultServer, author: String = "anonymous",
+        httpClient: HTTPClient = CapstanClient.sharedHTTPClient
+    ) {
         var server = server
         while server.hasSuffix("/") { server.removeLast() }
         if !server.contains("://") { server = "http://" + server }

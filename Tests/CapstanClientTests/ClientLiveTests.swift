@@ -1,0 +1,117 @@
+import AsyncHTTPClient
+import CapstanClient
+import CapstanCore
+import CapstanServer
+import CapstanStore
+import CapstanTesting
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("Client against a live server")
+struct ClientLiveTests {
+    @Test func watchDeliversChangesInOrderThenResumesFromLastEventID() async throws {
+        try await LiveServer.with { server in
+            let client = CapstanClient(server: server.url, author: "tester")
+            _ = try await client.createNamespace("live")
+            let start = try await client.put("live/seed.txt", content: Data("0".utf8)).revision
+            var watch = client.watch("live/", from: start + 1).makeAsyncIterator()
+            var written: [Int64] = []
+            for index in 1...5 {
+                written.append(try await client.put("live/k\(index % 2).txt", content: Data("\(index)".utf8)).revision)
+            }
+            try await client.delete("live/k0.txt")
+            var received: [ConfigEvent] = []
+            while received.count < 6, let event = try await watch.next() { received.append(event) }
+            #expect(received.prefix(5).map(\.revision) == written)
+            #expect(received.prefix(5).map(\.content) == (1...5).map { "\($0)" })
+            #expect(received.last?.type == .delete)
+            #expect(received.first?.author == "tester")
+
+            // A raw request with Last-Event-ID resumes right after that event.
+            var request = HTTPClientRequest(url: "\(server.url)/v1/watch?prefix=live/")
+            request.headers.add(name: "Last-Event-ID", value: String(written[2]))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(response.status == .ok)
+            #expect(response.headers.first(name: "Content-Type") == "text/event-stream")
+            var parser = ServerSentEventParser()
+            var resumed: [ServerSentEventParser.Message] = []
+            for try await chunk in response.body {
+                resumed += parser.feed(Array(buffer: chunk))
+                if resumed.count >= 3 { break }
+            }
+            #expect(resumed.map(\.id) == [String(written[3]), String(written[4]), String(received[5].revision)])
+            #expect(resumed.map(\.event) == ["put", "put", "delete"])
+        }
+    }
+
+    @Test func watchFromACompactedRevisionAnswers410() async throws {
+        try await LiveServer.with { server in
+            let client = CapstanClient(server: server.url)
+            _ = try await client.createNamespace("old")
+            var last: Int64 = 0
+            for index in 0..<4 { last = try await client.put("old/a.txt", content: Data("\(index)".utf8)).revision }
+            try await server.store.compact(upTo: last)
+            do {
+                for try await _ in client.watch("old/", from: 1) { break }
+                Issue.record("watch from a compacted revision succeeded")
+            } catch let error as ClientError {
+                #expect(error.code == "compacted")
+                #expect(error.problem?.status == 410)
+                #expect(error.problem?.compactRevision == last)
+            }
+        }
+    }
+
+    @Test func longPollOverHTTPReturnsWhenTheKeyChanges() async throws {
+        try await LiveServer.with { server in
+            let client = CapstanClient(server: server.url)
+            _ = try await client.createNamespace("poll")
+            let first = try await client.put("poll/flag.txt", content: Data("off".utf8))
+            let current = try await client.get("poll/flag.txt")
+            #expect(current.index >= first.revision)
+            let waiter = Task {
+                try await client.get("poll/flag.txt", index: current.index, wait: .seconds(60))
+            }
+            try await client.put("poll/flag.txt", content: Data("on".utf8))
+            let changed = try await withTimeout(.seconds(10), "long poll") { try await waiter.value }
+            #expect(String(decoding: changed.content, as: UTF8.self) == "on")
+            #expect(changed.index > current.index)
+        }
+    }
+
+    @Test func errorsCarryTheProblemCode() async throws {
+        try await LiveServer.with { server in
+            let client = CapstanClient(server: server.url)
+            do {
+                _ = try await client.put("nowhere/a.yaml", content: Data("a: 1".utf8))
+                Issue.record("put into a missing namespace succeeded")
+            } catch let error as ClientError {
+                #expect(error.code == "namespace_not_found")
+                #expect(error.description.contains("namespace nowhere not found"))
+            }
+            _ = try await client.createNamespace("errs")
+            do {
+                _ = try await client.put("errs/a.yaml", content: Data("a: [\n".utf8))
+                Issue.record("malformed YAML accepted")
+            } catch let error as ClientError {
+                #expect(error.code == "invalid_content")
+                #expect(error.problem?.line == 2)
+            }
+        }
+        let unreachable = CapstanClient(server: "http://127.0.0.1:1")
+        await #expect(throws: ClientError.self) { _ = try await unreachable.namespaces() }
+    }
+
+    @Test func serverSentEventParserHandlesSplitChunks() {
+        var parser = ServerSentEventParser()
+        let stream = ": hello\n\nid: 7\nevent: put\ndata: {\"a\":\ndata: 1}\n\nid: 8\r\nevent: delete\r\ndata: x\r\n\r\n"
+        var messages: [ServerSentEventParser.Message] = []
+        for byte in Array(stream.utf8) { messages += parser.feed([byte]) }
+        #expect(messages.count == 2)
+        #expect(messages[0].id == "7")
+        #expect(messages[0].data == "{\"a\":\n1}")
+        #expect(messages[1].event == "delete")
+        #expect(messages[1].id == "8")
+    }
+}
