@@ -114,6 +114,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
-        .testTarget(name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanTesting"]),
+        .testTarget(name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanClient", "CapstanTesting", "capstan"]),
     ]
 )

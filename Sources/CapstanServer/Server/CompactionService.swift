@@ -12,11 +12,15 @@ struct CompactionService: Service {
     let logger: Logger
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                try await compactOnce()
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    try await compactOnce()
+                }
             }
+        } catch is CancellationError {
+            // Shutting down.
         }
     }
 
@@ -38,8 +42,12 @@ struct StoreService: Service {
     let store: any KeyValueStore
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await store.run()
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await store.run()
+            }
+        } catch is CancellationError {
+            // Shutting down.
         }
     }
 }

@@ -1,0 +1,87 @@
+import CapstanClient
+import CapstanTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// `kill -9` of the real server binary in the middle of a stream of writes loses no write it
+/// acknowledged.
+@Suite("Crash durability", .serialized)
+struct CrashDurabilityTests {
+    struct Ack: Sendable {
+        var key: String
+        var content: String
+        var revision: Int64
+    }
+
+    final class Acks: Sendable {
+        private let list = Mutex<[Ack]>([])
+        func withLock<T>(_ body: (inout [Ack]) -> T) -> T { list.withLock { body(&$0) } }
+    }
+
+    @Test func killMinus9LosesNoAcknowledgedWrite() async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-crash")
+        defer { directory.remove() }
+        let server = try await ServerProcess.start(dataDirectory: directory.path)
+        let client = CapstanClient(server: server.url, author: "crash-test")
+        _ = try await client.createNamespace("dur")
+        let acks = Acks()
+        let writers = 16
+        let killAfter = 400
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    var index = 0
+                    while true {
+                        let key = "dur/w\(writer)/\(index).txt"
+                        let content = "writer \(writer) write \(index)"
+                        do {
+                            let info = try await client.put(key, content: Data(content.utf8))
+                            acks.withLock { $0.append(Ack(key: key, content: content, revision: info.revision)) }
+                        } catch {
+                            return  // the server is gone
+                        }
+                        index += 1
+                    }
+                }
+            }
+            // Kill while writes are in flight: as soon as enough have been acknowledged.
+            try await eventually(timeout: .seconds(60), "\(killAfter) acknowledged writes") {
+                acks.withLock { $0.count } >= killAfter
+            }
+            server.process.signal(SIGKILL)
+            try await group.waitForAll()
+        }
+        let acknowledged = acks.withLock { $0 }
+        #expect(acknowledged.count >= killAfter)
+
+        let restarted = try await ServerProcess.start(dataDirectory: directory.path)
+        defer { Task { await restarted.process.stop() } }
+        let reader = CapstanClient(server: restarted.url)
+        let listed = try await reader.list("dur")
+        let stored = Dictionary(uniqueKeysWithValues: listed.items.map { ($0.key, $0.revision) })
+        var missing: [String] = []
+        for ack in acknowledged where stored[ack.key] != ack.revision {
+            missing.append(ack.key)
+        }
+        #expect(missing.isEmpty, "acknowledged writes lost after kill -9: \(missing.prefix(10))")
+        for ack in acknowledged.shuffled().prefix(50) {
+            let content = try await reader.get(ack.key)
+            #expect(String(decoding: content.content, as: UTF8.self) == ack.content)
+        }
+        await restarted.process.stop()
+    }
+
+    @Test func sigtermShutsDownCleanly() async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-term")
+        defer { directory.remove() }
+        let server = try await ServerProcess.start(dataDirectory: directory.path)
+        let client = CapstanClient(server: server.url)
+        _ = try await client.createNamespace("term")
+        let watcher = Task { for try await _ in client.watch("term/") {} }
+        defer { watcher.cancel() }
+        server.process.signal(SIGTERM)
+        let status = try await withTimeout(.seconds(20), "server to exit on SIGTERM") { await server.process.exitStatus() }
+        #expect(status == 0)
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Synchronization
+
+/// The built `capstan` executable, run as a real child process.
+public enum CapstanBinary {
+    /// Path of the binary: `$CAPSTAN_BIN`, else beside the test bundle in the build directory.
+    public static var path: String {
+        if let path = ProcessInfo.processInfo.environment["CAPSTAN_BIN"], !path.isEmpty { return path }
+        let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        return directory.appendingPathComponent("capstan").path
+    }
+
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+
+        public var stderrLines: [Substring] { stderr.split(separator: "\n") }
+    }
+
+    /// Runs `capstan ARGUMENTS` to completion without blocking a concurrency thread.
+    public static func run(
+        _ arguments: [String],
+        stdin: String? = nil,
+        environment: [String: String] = [:],
+        timeout: Duration = .seconds(60)
+    ) async throws -> Result {
+        let process = try ChildProcess(path: path, arguments: arguments, environment: environment)
+        if let stdin { process.write(stdin) }
+        process.closeInput()
+        let status = try await withTimeout(timeout, "capstan \(arguments.joined(separator: " "))") {
+            await process.exitStatus()
+        }
+        return Result(status: status, stdout: process.output, stderr: process.errorOutput)
+    }
+}
+
+/// A child process with its standard streams captured, awaited without blocking threads.
+public final class ChildProcess: Sendable {
+    private struct State {
+        var stdout = Data()
+        var stderr = Data()
+        var exitStatus: Int32?
+        var exitWaiters: [CheckedContinuation<Int32, Never>] = []
+    }
+
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
+    private let process: Process
+    private let input = Pipe()
+    private let shared = Shared()
+
+    public init(path: String, arguments: [String], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment
+        merged["CAPSTAN_ADDR"] = nil
+        for (name, value) in environment { merged[name] = value }
+        process.environment = merged
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        self.process = process
+        let shared = self.shared
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            shared.state.withLock { $0.stdout.append(data) }
+        }
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            shared.state.withLock { $0.stderr.append(data) }
+        }
+        process.terminationHandler = { process in
+            // Drain what is left before reporting the exit.
+            output.fileHandleForReading.readabilityHandler = nil
+            errors.fileHandleForReading.readabilityHandler = nil
+            let rest = output.fileHandleForReading.readDataToEndOfFile()
+            let restErrors = errors.fileHandleForReading.readDataToEndOfFile()
+            let waiters = shared.state.withLock { state in
+                state.stdout.append(rest)
+                state.stderr.append(restErrors)
+                state.exitStatus = process.terminationStatus
+                defer { state.exitWaiters = [] }
+                return state.exitWaiters
+            }
+            for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
+        }
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var output: String { shared.state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
+    public var errorOutput: String { shared.state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    public var hasExited: Bool { shared.state.withLock { $0.exitStatus != nil } }
+
+    public func write(_ text: String) {
+        input.fileHandleForWriting.write(Data(text.utf8))
+    }
+
+    public func closeInput() {
+        try? input.fileHandleForWriting.close()
+    }
+
+    public func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit; answers its status.
+    public func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status: Int32? = shared.state.withLock { state in
+                if let status = state.exitStatus { return status }
+                state.exitWaiters.append(continuation)
+                return nil
+            }
+            if let status { continuation.resume(returning: status) }
+        }
+    }
+
+    /// Waits until standard output contains a line matching `predicate`; answers that line.
+    public func waitForLine(timeout: Duration = .seconds(30), _ predicate: @escaping @Sendable (String) -> Bool) async throws -> String {
+        var found: String?
+        try await eventually(timeout: timeout, "a matching line from the process; output so far: \(output) \(errorOutput)") {
+            found = self.output.split(separator: "\n").map(String.init).first(where: predicate)
+            if found == nil, self.hasExited {
+                throw ProcessExited(output: self.output, errors: self.errorOutput)
+            }
+            return found != nil
+        }
+        return found ?? ""
+    }
+
+    /// Stops the process (SIGKILL) if it is still running.
+    public func stop() async {
+        if !hasExited {
+            signal(SIGKILL)
+            _ = await exitStatus()
+        }
+    }
+}
+
+public struct ProcessExited: Error, CustomStringConvertible {
+    public var output: String
+    public var errors: String
+    public var description: String { "process exited early; stdout: \(output) stderr: \(errors)" }
+}
+
+/// A `capstan server` child process on a free loopback port.
+public struct ServerProcess: Sendable {
+    public let process: ChildProcess
+    public let url: String
+
+    /// Starts `capstan server --listen 127.0.0.1:0 EXTRA...` and waits until it listens.
+    public static func start(dataDirectory: String?, extraArguments: [String] = []) async throws -> ServerProcess {
+        var arguments = ["server", "--listen", "127.0.0.1:0", "--log-level", "warning"]
+        if let dataDirectory { arguments += ["--data-dir", dataDirectory] }
+        let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments)
+        let line = try await process.waitForLine { $0.contains("listening on http://") }
+        guard let range = line.range(of: #"http://[0-9.:]+"#, options: .regularExpression) else {
+            await process.stop()
+            throw ProcessExited(output: line, errors: process.errorOutput)
+        }
+        return ServerProcess(process: process, url: String(line[range]))
+    }
+}
