@@ -16,6 +16,12 @@ public enum CapstanBinary {
         public var stderr: String
 
         public var stderrLines: [Substring] { stderr.split(separator: "\n") }
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
     /// Runs `capstan ARGUMENTS` to completion without blocking a concurrency thread.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from a fresh clone on Debian with the Swift toolchain:
+# installs what the tests need when it is missing, builds, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)   # promtool checks /metrics
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)      # the etcd engine and the benchmark peer
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+swift build --build-tests
+swift test --skip-build "$@"
