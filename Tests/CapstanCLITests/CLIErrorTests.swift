@@ -1,0 +1,100 @@
+import CapstanTesting
+import Foundation
+import Testing
+
+/// Every failure a user can hit from the CLI: one line on standard error, a non-zero exit,
+/// nothing on standard output, nothing changed on the server.
+@Suite("CLI errors")
+struct CLIErrorTests {
+    static func withServer(_ body: @Sendable (ServerProcess) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-cli")
+        defer { directory.remove() }
+        let server = try await ServerProcess.start(dataDirectory: directory.path, extraArguments: ["--max-config-size", "1KiB"])
+        do {
+            let created = try await CapstanBinary.run(["ns", "create", "app", "--server", server.url])
+            #expect(created.status == 0)
+            try await body(server)
+        } catch {
+            await server.process.stop()
+            throw error
+        }
+        await server.process.stop()
+    }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var arguments: [String]
+        var stdin: String?
+        var status: Int32
+        var message: String
+        /// Whether the command takes --server (the root command does not).
+        var client = true
+        var testDescription: String { arguments.joined(separator: " ") }
+    }
+
+    static let cases: [Case] = [
+        Case(arguments: ["config", "put", "app/a.yaml", "--bogus"], status: 64, message: "Unknown option '--bogus'"),
+        Case(arguments: ["config", "put", "app//a.yaml"], stdin: "a: 1", status: 64, message: "empty segment"),
+        Case(arguments: ["config", "put", "app/../a.yaml"], stdin: "a: 1", status: 64, message: "\"..\" segment"),
+        Case(arguments: ["config", "put", "App/a.yaml"], stdin: "a: 1", status: 64, message: "invalid character"),
+        Case(arguments: ["config", "put", "app/a.yaml"], stdin: "a: [1\n", status: 1, message: "invalid_content"),
+        Case(arguments: ["config", "put", "app/a.json"], stdin: "{\"a\": 1,}", status: 1, message: "line 1, column 9"),
+        Case(arguments: ["config", "put", "app/a.toml"], stdin: "a = \n", status: 1, message: "invalid TOML"),
+        Case(arguments: ["config", "put", "app/a.txt", "--format", "xml"], stdin: "x", status: 64, message: "xml"),
+        Case(arguments: ["config", "put", "nowhere/a.yaml"], stdin: "a: 1", status: 1, message: "namespace_not_found"),
+        Case(arguments: ["config", "put", "app/big.txt"], stdin: String(repeating: "x", count: 2048), status: 1, message: "payload_too_large"),
+        Case(arguments: ["config", "put", "app/a.yaml", "/no/such/file.yaml"], status: 64, message: "cannot read /no/such/file.yaml"),
+        Case(arguments: ["config", "get", "app/missing.yaml"], status: 1, message: "config_not_found"),
+        Case(arguments: ["config", "diff", "app/missing.yaml", "1"], status: 1, message: "not found"),
+        Case(arguments: ["config", "ls", "app/../x"], status: 64, message: "\"..\""),
+        Case(arguments: ["ns", "create", "Bad_Name"], status: 64, message: "invalid character"),
+        Case(arguments: ["ns", "create", "app"], status: 1, message: "namespace_exists"),
+        Case(arguments: ["ns", "rm", "ghost"], status: 1, message: "namespace_not_found"),
+        Case(arguments: ["config", "ls", "-o", "xml"], status: 64, message: "xml"),
+        Case(arguments: ["frobnicate"], status: 64, message: "frobnicate", client: false),
+    ]
+
+    @Test(arguments: cases)
+    func failsWithOneLine(_ testCase: Case) async throws {
+        try await Self.withServer { server in
+            let before = try await CapstanBinary.run(["config", "ls", "-o", "json", "--server", server.url])
+            let result = try await CapstanBinary.run(
+                testCase.arguments + (testCase.client ? ["--server", server.url] : []), stdin: testCase.stdin)
+            #expect(result.status == testCase.status, "stderr: \(result.stderr)")
+            #expect(result.stderrLines.count == 1, "one line expected, got: \(result.stderr)")
+            #expect(result.stderr.hasPrefix("capstan: "))
+            #expect(result.stderr.contains(testCase.message), "got: \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+            let after = try await CapstanBinary.run(["config", "ls", "-o", "json", "--server", server.url])
+            #expect(after.stdout == before.stdout, "a failed command changed the configs")
+        }
+    }
+
+    @Test func unreachableServerIsOneLine() async throws {
+        let result = try await CapstanBinary.run(["ns", "ls", "--server", "http://127.0.0.1:1"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "capstan: cannot reach Capstan at http://127.0.0.1:1: connection refused\n")
+    }
+
+    @Test func badServerFlagsAreRefused() async throws {
+        for arguments in [["server", "--listen", "nonsense"], ["server", "--max-config-size", "lots"], ["server", "--log-level", "loud"]] {
+            let result = try await CapstanBinary.run(arguments)
+            #expect(result.status == 64, "\(arguments)")
+            #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
+        }
+    }
+
+    @Test func devServerPrintsItsBannerAndServes() async throws {
+        let server = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--dev"])
+        defer { Task { await server.process.stop() } }
+        _ = try await server.process.waitForLine { $0.contains("capstan config watch dev/") }
+        #expect(server.process.output.contains("Capstan dev server listening on \(server.url)"))
+        let dataLine = try #require(server.process.output.split(separator: "\n").first { $0.hasPrefix("Data (throwaway): ") })
+        let dataDirectory = String(dataLine.dropFirst("Data (throwaway): ".count))
+        #expect(dataDirectory.hasPrefix(FileManager.default.temporaryDirectory.path))
+        #expect(FileManager.default.fileExists(atPath: dataDirectory + "/capstan.sqlite"))
+        let created = try await CapstanBinary.run(["ns", "create", "dev", "--server", server.url])
+        #expect(created.status == 0)
+        #expect(created.stdout == "created namespace dev\n")
+        await server.process.stop()
+    }
+}
