@@ -34,7 +34,10 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     private let writes: WriteQueue<Write, Outcome>
 
     /// Opens (creating if needed) the store in `path`.
-    public init(path: String, logger: Logger = Logger(label: "capstan.store.sqlite")) throws {
+    ///
+    /// - Parameter watchBufferLimit: events a watcher may fall behind before it is moved from the
+    ///   live feed back to catching up from disk.
+    public init(path: String, watchBufferLimit: Int = 10_000, logger: Logger = Logger(label: "capstan.store.sqlite")) throws {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // FULL makes every WAL commit fsync before it returns: an acknowledged write survives
@@ -59,7 +62,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         let now = ContinuousClock.now
         self.pool = pool
         self.logger = logger
-        self.hub = WatchHub(revision: revisions.current)
+        self.hub = WatchHub(revision: revisions.current, bufferLimit: watchBufferLimit)
         self.revisions = Mutex(revisions)
         self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, now + .seconds($0.ttl)) }))
         let box = WeakBox()
