@@ -9,6 +9,7 @@ extension BenchReport {
         lines.append("- Kernel: \(machine.kernel); OS: \(machine.operatingSystem)")
         lines.append("- Data filesystem (both servers): \(machine.filesystem)")
         lines.append("- etcd: \(etcdVersion)")
+        lines.append("- Load average (1, 5, 15 min) before the run: \(loadAverageBefore); after: \(loadAverageAfter)")
         lines.append(
             "- Settings: \(Self.number(settings.durationSeconds)) s per measurement after "
                 + "\(Self.number(settings.warmupSeconds)) s warm-up, \(settings.runs) runs (medians shown), "
@@ -36,17 +37,18 @@ extension BenchReport {
         var lines = [
             "### \(what), \(comparison.clients) client\(comparison.clients == 1 ? "" : "s")",
             "",
-            "| System | Median throughput | Runs | p50 | p99 | Failed |",
-            "|---|---:|---|---:|---:|---:|",
+            "| System | Median throughput | Runs | p50 | p99 | Server CPU/req | Generator CPU/req | Failed |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
         ]
         for (name, figures) in [("Capstan", comparison.capstan), ("etcd", comparison.etcd)] {
             let runs = figures.runsPerSecond.map { Self.number($0.rounded()) }.joined(separator: ", ")
             lines.append(
                 "| \(name) | \(Format.perSecond(figures.medianPerSecond)) | \(runs) | "
                     + "\(Format.milliseconds(figures.latency.p50)) | \(Format.milliseconds(figures.latency.p99)) | "
-                    + "\(figures.failed) |")
+                    + "\(Format.microseconds(figures.serverCPUPerRequestMicroseconds)) | "
+                    + "\(Format.microseconds(figures.generatorCPUPerRequestMicroseconds)) | \(figures.failed) |")
         }
-        lines.append("| **Capstan / etcd** | **\(Format.ratio(comparison.ratio))** | | | | |")
+        lines.append("| **Capstan / etcd** | **\(Format.ratio(comparison.ratio))** | | | | | | |")
         return lines
     }
 

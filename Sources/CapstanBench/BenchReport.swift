@@ -32,6 +32,10 @@ struct BenchReport: Codable, Sendable {
     var commandLine: String
     var machine: MachineInfo
     var etcdVersion: String
+    /// 1, 5 and 15 minute load averages before and after the run: other work on the machine
+    /// shows here.
+    var loadAverageBefore: String
+    var loadAverageAfter: String
     var settings: Settings
     var throughput: [ThroughputComparison]
     var watch: WatchComparison

@@ -13,6 +13,7 @@ struct BenchRunner {
 
     func run() async throws -> BenchReport {
         let date = ISO8601DateFormatter().string(from: Date())
+        let loadAverageBefore = ProcessCPU.loadAverage()
         for target in targets {
             progress("preloading \(plan.preloadedKeys) keys into \(target.name)")
             try await preload(target)
@@ -31,7 +32,8 @@ struct BenchRunner {
         return BenchReport(
             date: date, commandLine: plan.commandLine,
             machine: MachineInfo.current(dataDirectory: servers.directory),
-            etcdVersion: EtcdVersion.read(executable: plan.etcdPath), settings: BenchReport.Settings(plan: plan),
+            etcdVersion: EtcdVersion.read(executable: plan.etcdPath),
+            loadAverageBefore: loadAverageBefore, loadAverageAfter: ProcessCPU.loadAverage(), settings: BenchReport.Settings(plan: plan),
             throughput: throughput, watch: watch, goals: GoalCheck.evaluate(throughput: throughput, watch: watch))
     }
 
@@ -99,11 +101,21 @@ struct BenchRunner {
         if plan.warmup > .zero {
             _ = await generator.run(clients: clients, duration: plan.warmup, request: builder(operation, target, tag: "c\(clients)r\(run)w"))
         }
-        let result = await generator.run(clients: clients, duration: plan.duration, request: builder(operation, target, tag: "c\(clients)r\(run)"))
+        let serverCPUBefore = servers.cpuSeconds(of: target)
+        let generatorCPUBefore = ProcessCPU.seconds()
+        var result = await generator.run(
+            clients: clients, duration: plan.duration, request: builder(operation, target, tag: "c\(clients)r\(run)"))
+        if let before = serverCPUBefore, let after = servers.cpuSeconds(of: target) {
+            result.serverCPUSeconds = after - before
+        }
+        if let before = generatorCPUBefore, let after = ProcessCPU.seconds() {
+            result.generatorCPUSeconds = after - before
+        }
         let latency = LatencySummary(nanoseconds: result.latencies)
         progress(
             "\(operation.rawValue)  \(clients) clients  run \(run + 1)/\(plan.runs)  \(pad(target.name))  "
                 + "\(Format.perSecond(result.throughput))  p50 \(Format.milliseconds(latency.p50))  p99 \(Format.milliseconds(latency.p99))"
+                + "  server CPU \(Format.microseconds(Self.perRequest(result.serverCPUSeconds, result)))/req"
                 + (result.failed > 0 ? "  \(result.failed) failed, first: \(result.firstFailure ?? "")" : ""))
         guard result.succeeded > 0 else {
             throw BenchError("every \(operation.rawValue) to \(target.name) failed; first: \(result.firstFailure ?? "no request sent")")
@@ -123,6 +135,12 @@ struct BenchRunner {
             let keys = UInt64(plan.preloadedKeys)
             return { _, _, random in target.getRequest(key: "g/\(random % keys).txt") }
         }
+    }
+
+    /// Microseconds of `cpuSeconds` per successful request.
+    static func perRequest(_ cpuSeconds: Double?, _ result: LoadGenerator.Result) -> Double? {
+        guard let cpuSeconds, result.succeeded > 0 else { return nil }
+        return cpuSeconds * 1e6 / Double(result.succeeded)
     }
 
     private func pad(_ name: String) -> String {

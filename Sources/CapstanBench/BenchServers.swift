@@ -13,6 +13,11 @@ final class BenchServers {
     private let etcdPort: Int
     private var children: [ChildProcess] = []
 
+    /// CPU seconds the server behind `target` has used so far.
+    func cpuSeconds(of target: some BenchTarget) -> Double? {
+        children.first { $0.name == target.name }.flatMap { ProcessCPU.seconds(pid: $0.pid) }
+    }
+
     /// How long a server may take to answer its health check after starting.
     static let startupDeadline: Duration = .seconds(60)
 
@@ -57,7 +62,7 @@ final class BenchServers {
         let peerPort = try FreePort.find()
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let capstanChild = try ChildProcess(
-            name: "Capstan", executable: executable,
+            name: capstan.name, executable: executable,
             arguments: ["serve", "--data-dir", directory + "/capstan", "--port", String(capstanPort)],
             logPath: directory + "/capstan.log")
         children.append(capstanChild)
@@ -65,7 +70,7 @@ final class BenchServers {
         let peerURL = "http://127.0.0.1:\(peerPort)"
         let clientURL = "http://127.0.0.1:\(etcdPort)"
         let etcdChild = try ChildProcess(
-            name: "etcd", executable: plan.etcdPath,
+            name: etcd.name, executable: plan.etcdPath,
             arguments: [
                 "--name", "bench", "--data-dir", directory + "/etcd",
                 "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,

@@ -10,6 +10,10 @@ enum Format {
         String(format: "%.2f ms", value)
     }
 
+    static func microseconds(_ value: Double?) -> String {
+        value.map { String(format: "%.0f µs", $0) } ?? "n/a"
+    }
+
     static func ratio(_ value: Double) -> String {
         String(format: "%.2f", value)
     }

@@ -18,6 +18,10 @@ struct LoadGenerator: Sendable {
         var elapsed: Duration = .zero
         /// Latency of each successful request, in nanoseconds.
         var latencies: [Int64] = []
+        /// CPU seconds the server used during the measurement, when known.
+        var serverCPUSeconds: Double?
+        /// CPU seconds this process (the load generator) used during the measurement, when known.
+        var generatorCPUSeconds: Double?
 
         var throughput: Double { elapsed > .zero ? Double(succeeded) / elapsed.seconds : 0 }
 

@@ -14,6 +14,10 @@ struct ThroughputComparison: Codable, Sendable {
         var latency: LatencySummary
         /// Requests that failed, over all runs.
         var failed: Int
+        /// Median over the runs of the server's CPU time per request, in microseconds.
+        var serverCPUPerRequestMicroseconds: Double?
+        /// Median over the runs of the load generator's CPU time per request, in microseconds.
+        var generatorCPUPerRequestMicroseconds: Double?
 
         init(runs: [LoadGenerator.Result]) {
             runsPerSecond = runs.map(\.throughput)
@@ -26,6 +30,10 @@ struct ThroughputComparison: Codable, Sendable {
                 p99: Median.of(summaries.map(\.p99)),
                 max: summaries.map(\.max).max() ?? 0)
             failed = runs.map(\.failed).reduce(0, +)
+            let serverCPU = runs.compactMap { BenchRunner.perRequest($0.serverCPUSeconds, $0) }
+            serverCPUPerRequestMicroseconds = serverCPU.isEmpty ? nil : Median.of(serverCPU)
+            let generatorCPU = runs.compactMap { BenchRunner.perRequest($0.generatorCPUSeconds, $0) }
+            generatorCPUPerRequestMicroseconds = generatorCPU.isEmpty ? nil : Median.of(generatorCPU)
         }
     }
 
