@@ -36,20 +36,8 @@ struct ConfigRecord: Sendable {
         self.content = content
     }
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .millisecondsSince1970
-        return encoder
-    }()
-
-    private static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
-        return decoder
-    }()
-
     func encoded() throws -> Data {
-        var data = try Self.encoder.encode(header)
+        var data = try RecordCoding.encoder.encode(header)
         data.append(0x0A)
         data.append(content)
         return data
@@ -59,7 +47,7 @@ struct ConfigRecord: Sendable {
         guard let newline = data.firstIndex(of: 0x0A) else {
             throw CapstanError(.internal, "stored config record has no header")
         }
-        let header = try decoder.decode(Header.self, from: data[data.startIndex..<newline])
+        let header = try RecordCoding.decoder.decode(Header.self, from: data[data.startIndex..<newline])
         return ConfigRecord(header: header, content: Data(data[(newline + 1)...]))
     }
 
@@ -69,42 +57,4 @@ struct ConfigRecord: Sendable {
             format: header.format, size: header.size, sha256: header.sha256,
             author: header.author, comment: header.comment, time: header.time)
     }
-}
-
-/// A stored namespace record.
-struct NamespaceRecord: Codable, Sendable {
-    enum State: String, Codable, Sendable {
-        case active
-        /// Being deleted: config writes are refused while the emptiness check runs.
-        case deleting
-    }
-
-    var v: Int = 1
-    var name: String
-    var description: String
-    var createdBy: String
-    var createdAt: Date
-    var state: State
-
-    func info(revision: Int64, configCount: Int? = nil) -> NamespaceInfo {
-        NamespaceInfo(
-            name: name, description: description, createdBy: createdBy, createdAt: createdAt,
-            revision: revision, configCount: configCount)
-    }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .millisecondsSince1970
-        return encoder
-    }()
-
-    private static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .millisecondsSince1970
-        return decoder
-    }()
-
-    func encoded() throws -> Data { try Self.encoder.encode(self) }
-
-    static func decode(_ data: Data) throws -> NamespaceRecord { try decoder.decode(NamespaceRecord.self, from: data) }
 }
