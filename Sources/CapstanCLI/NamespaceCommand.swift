@@ -48,6 +48,10 @@ struct NamespaceCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Namespace name.") var name: String
 
+        func validate() throws {
+            do { try NamespaceName.validate(name) } catch { throw ValidationError(error.message) }
+        }
+
         func run() async throws {
             try await global.client().deleteNamespace(name)
             if global.output == .table { print("deleted namespace \(name)") }

@@ -13,10 +13,10 @@ extension CapstanClient {
     }
 
     public func namespace(_ name: String) async throws -> NamespaceInfo {
-        try decode(NamespaceInfo.self, try await send(.GET, "/v1/namespaces/\(name)"))
+        try decode(NamespaceInfo.self, try await send(.GET, "/v1/namespaces/\(Self.percentEncode(name))"))
     }
 
     public func deleteNamespace(_ name: String) async throws {
-        _ = try await send(.DELETE, "/v1/namespaces/\(name)")
+        _ = try await send(.DELETE, "/v1/namespaces/\(Self.percentEncode(name))")
     }
 }

@@ -65,8 +65,8 @@ public struct CapstanClient: Sendable {
     }
 
     static func percentEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~/")
+        // RFC 3986 unreserved characters (ASCII only) and "/".
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 

@@ -33,6 +33,7 @@ public struct ConfigWatch: AsyncSequence, Sendable {
         var body: HTTPClientResponse.Body.AsyncIterator?
         var parser = ServerSentEventParser()
         var pending: [ConfigEvent] = []
+        /// The last revision delivered; a reconnect resumes after it.
         var lastRevision: Int64?
         var connectedOnce = false
         var failures = 0
@@ -47,7 +48,11 @@ public struct ConfigWatch: AsyncSequence, Sendable {
                 try Task.checkCancellation()
                 if body == nil {
                     do {
-                        body = try await connect()
+                        let (iterator, startedAfter) = try await connect()
+                        body = iterator
+                        // Watching "from now": pin now, so a reconnect before the first event
+                        // still resumes from here instead of from a later "now".
+                        if lastRevision == nil, watch.from == nil { lastRevision = startedAfter }
                         connectedOnce = true
                         failures = 0
                     } catch let error as ClientError where error.problem != nil || !connectedOnce {
@@ -88,7 +93,8 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             }
         }
 
-        private func connect() async throws -> HTTPClientResponse.Body.AsyncIterator {
+        /// Opens the stream; answers it and the revision the server was at (events come after it).
+        private func connect() async throws -> (HTTPClientResponse.Body.AsyncIterator, Int64?) {
             let client = watch.client
             var query: [(String, String?)] = [("prefix", watch.prefix)]
             if lastRevision == nil { query.append(("from", watch.from.map(String.init))) }
@@ -106,7 +112,8 @@ public struct ConfigWatch: AsyncSequence, Sendable {
                 let body = try await response.body.collect(upTo: 1 << 20)
                 throw CapstanClient.error(status: response.status, body: body)
             }
-            return response.body.makeAsyncIterator()
+            let revision = response.headers.first(name: "X-Capstan-Revision").flatMap { Int64($0) }
+            return (response.body.makeAsyncIterator(), revision)
         }
 
         /// Exponential backoff with full jitter, capped at 10 s.

@@ -1,8 +1,8 @@
 /// A prefix of config keys, used to list and watch many keys at once.
 ///
-/// The prefix is plain text: "" matches everything, "prod/" the namespace `prod`, and
-/// "prod/order-" every key in `prod` whose path starts with `order-`. A prefix without "/",
-/// such as "prod", is a partial namespace and also matches `production/…`.
+/// "" matches everything, "prod/" the namespace `prod`, and "prod/order-" every key in `prod`
+/// whose path starts with `order-`. The server reads a bare name without "/", such as "prod", as
+/// the whole namespace `prod/` (listing `prod` never shows `production/…`); `matches` does the same.
 public struct KeyPrefix: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
@@ -34,15 +34,21 @@ public struct KeyPrefix: Sendable, Hashable, CustomStringConvertible {
         self.rawValue = string
     }
 
-    /// The namespace the prefix names completely: the text before the first "/", or nil when
-    /// there is no "/".
+    /// The namespace the prefix names completely: the text before the first "/", the whole
+    /// prefix when it is a bare name, nil for "".
     public var namespace: String? {
-        rawValue.firstIndex(of: "/").map { String(rawValue[..<$0]) }
+        if rawValue.isEmpty { return nil }
+        return rawValue.firstIndex(of: "/").map { String(rawValue[..<$0]) } ?? rawValue
+    }
+
+    /// The prefix as keys are compared against it: a bare name stands for "name/".
+    public var keyPrefix: String {
+        !rawValue.isEmpty && !rawValue.contains("/") ? rawValue + "/" : rawValue
     }
 
     public var description: String { rawValue }
 
     public func matches(_ key: ConfigKey) -> Bool {
-        key.description.hasPrefix(rawValue)
+        key.description.hasPrefix(keyPrefix)
     }
 }

@@ -15,10 +15,17 @@ enum YAMLParser {
             throw CapstanError(.invalidContent, "invalid YAML: \(error)")
         }
         guard let root else { return .object([:]) }
-        return try value(of: root)
+        // Aliases share nodes, so a small document can stand for a huge tree ("billion laughs").
+        // Expanding is bounded by a budget proportional to the text.
+        var budget = max(100_000, content.utf8.count * 4)
+        return try value(of: root, budget: &budget)
     }
 
-    private static func value(of node: Node) throws(CapstanError) -> ConfigValue {
+    private static func value(of node: Node, budget: inout Int) throws(CapstanError) -> ConfigValue {
+        budget -= 1
+        if budget < 0 {
+            throw error("the document expands to too many values (aliases nested too deep?)", at: node.mark)
+        }
         switch node {
         case .scalar(let scalar):
             return value(of: scalar, node: node)
@@ -26,11 +33,11 @@ enum YAMLParser {
             var array: [ConfigValue] = []
             array.reserveCapacity(sequence.count)
             for element in sequence {
-                array.append(try value(of: element))
+                array.append(try value(of: element, budget: &budget))
             }
             return .array(array)
         case .mapping(let mapping):
-            return try value(of: mapping)
+            return try value(of: mapping, budget: &budget)
         case .alias(let alias):
             // Yams resolves aliases while composing; an alias node here has lost its target.
             throw error("unresolved alias \(alias.anchor.rawValue.quoted)", at: alias.mark)
@@ -55,18 +62,18 @@ enum YAMLParser {
         }
     }
 
-    private static func value(of mapping: Node.Mapping) throws(CapstanError) -> ConfigValue {
+    private static func value(of mapping: Node.Mapping, budget: inout Int) throws(CapstanError) -> ConfigValue {
         var object: [String: ConfigValue] = [:]
         var merged: [[String: ConfigValue]] = []
         for (key, value) in mapping {
             if key.tag.rawValue == Tag.Name.merge.rawValue {
-                merged += try mergeSources(value)
+                merged += try mergeSources(value, budget: &budget)
                 continue
             }
             guard case .scalar(let keyScalar) = key else {
                 throw error("mapping keys must be scalars", at: key.mark)
             }
-            object[keyScalar.string] = try self.value(of: value)
+            object[keyScalar.string] = try self.value(of: value, budget: &budget)
         }
         for source in merged {
             object.merge(source) { explicit, _ in explicit }
@@ -75,11 +82,11 @@ enum YAMLParser {
     }
 
     /// The mappings a merge key's value stands for: one mapping or a sequence of them.
-    private static func mergeSources(_ node: Node) throws(CapstanError) -> [[String: ConfigValue]] {
+    private static func mergeSources(_ node: Node, budget: inout Int) throws(CapstanError) -> [[String: ConfigValue]] {
         let nodes: [Node] = if case .sequence(let sequence) = node { Array(sequence) } else { [node] }
         var sources: [[String: ConfigValue]] = []
         for node in nodes {
-            guard case .mapping = node, case .object(let object) = try value(of: node) else {
+            guard case .mapping = node, case .object(let object) = try value(of: node, budget: &budget) else {
                 throw error("a merge key \"<<\" needs a mapping or a list of mappings", at: node.mark)
             }
             sources.append(object)

@@ -15,10 +15,13 @@ public final class WatchHub: Sendable {
 
     private let state: Mutex<State>
     public let bufferLimit: Int
+    /// Value bytes a watcher may fall behind by, whatever the event count.
+    public let bufferByteLimit: Int
 
-    public init(revision: Int64, bufferLimit: Int = 10_000) {
+    public init(revision: Int64, bufferLimit: Int = 10_000, bufferByteLimit: Int = 64 << 20) {
         self.state = Mutex(State(lastPublished: revision))
         self.bufferLimit = bufferLimit
+        self.bufferByteLimit = bufferByteLimit
     }
 
     /// Number of live subscriptions (open watches).
@@ -35,7 +38,7 @@ public final class WatchHub: Sendable {
             var dropped: [ObjectIdentifier] = []
             for (id, subscription) in state.subscriptions {
                 let matching = events.filter { subscription.range.contains($0.kv.key) }
-                if !matching.isEmpty, !subscription.deliver(matching, limit: bufferLimit) {
+                if !matching.isEmpty, !subscription.deliver(matching, limit: bufferLimit, byteLimit: bufferByteLimit) {
                     dropped.append(id)
                 }
             }
@@ -71,6 +74,7 @@ public final class WatchSubscription: Sendable {
 
     private struct State {
         var buffer: [WatchEvent] = []
+        var bufferedBytes = 0
         var waiter: CheckedContinuation<Signal, Never>?
         var overflowed = false
         var cancelled = false
@@ -84,19 +88,22 @@ public final class WatchSubscription: Sendable {
     }
 
     /// Adds events; answers false when the buffer overflowed (the subscription is then dead).
-    func deliver(_ events: [WatchEvent], limit: Int) -> Bool {
+    func deliver(_ events: [WatchEvent], limit: Int, byteLimit: Int) -> Bool {
         let (waiter, signal, alive): (CheckedContinuation<Signal, Never>?, Signal?, Bool) = state.withLock { state in
             guard !state.cancelled, !state.overflowed else { return (nil, nil, false) }
             if let waiter = state.waiter {
                 state.waiter = nil
                 return (waiter, .events(events), true)
             }
-            if state.buffer.count + events.count > limit {
+            let bytes = events.reduce(0) { $0 + $1.kv.value.count + $1.kv.key.utf8.count }
+            if state.buffer.count + events.count > limit || state.bufferedBytes + bytes > byteLimit {
                 state.overflowed = true
                 state.buffer = []
+                state.bufferedBytes = 0
                 return (nil, nil, false)
             }
             state.buffer.append(contentsOf: events)
+            state.bufferedBytes += bytes
             return (nil, nil, true)
         }
         if let waiter, let signal { waiter.resume(returning: signal) }
@@ -111,7 +118,10 @@ public final class WatchSubscription: Sendable {
                     if state.cancelled { return .cancelled }
                     if state.overflowed { return .overflow }
                     if !state.buffer.isEmpty {
-                        defer { state.buffer = [] }
+                        defer {
+                            state.buffer = []
+                            state.bufferedBytes = 0
+                        }
                         return .events(state.buffer)
                     }
                     state.waiter = continuation

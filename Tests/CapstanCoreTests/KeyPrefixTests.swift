@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct KeyPrefixTests {
     @Test(arguments: [
-        ("", nil), ("prod", nil), ("pro", nil), ("prod/", "prod"), ("prod/order-service/", "prod"),
+        ("", nil), ("prod", "prod"), ("pro", "pro"), ("prod/", "prod"), ("prod/order-service/", "prod"),
         ("prod/order-", "prod"), ("prod/a/.", "prod"), ("prod/a/..", "prod"),
     ] as [(String, String?)])
     func acceptsPrefixes(_ string: String, _ namespace: String?) throws {
@@ -46,7 +46,8 @@ import Testing
         #expect(try !KeyPrefix("prod/order-service/app.yml").matches(key))
         #expect(try !KeyPrefix("dev/").matches(key))
         #expect(try !KeyPrefix("prod/").matches(ConfigKey("production/app.yaml")))
-        // Without a slash the prefix is a partial namespace.
-        #expect(try KeyPrefix("prod").matches(ConfigKey("production/app.yaml")))
+        // A bare name is the whole namespace, never a partial one.
+        #expect(try !KeyPrefix("prod").matches(ConfigKey("production/app.yaml")))
+        #expect(try KeyPrefix("prod").matches(key))
     }
 }

@@ -102,3 +102,28 @@ import Testing
         #expect(error?.column == 3)
     }
 }
+
+@Suite("YAML alias expansion")
+struct YAMLAliasBombTests {
+    @Test func nestedAliasesAreRefusedQuickly() throws {
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1...9 {
+            let refs = Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+            lines.append("a\(level): &a\(level) [\(refs)]")
+        }
+        let started = ContinuousClock.now
+        do {
+            _ = try ConfigFormat.yaml.parse(lines.joined(separator: "\n"))
+            Issue.record("a billion-laughs document was accepted")
+        } catch {
+            #expect(error.code == .invalidContent)
+            #expect(error.message.contains("too many values"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test func ordinaryAliasesStillWork() throws {
+        let value = try ConfigFormat.yaml.parse("base: &b {port: 1}\nprod:\n  <<: *b\n  host: h\n")
+        #expect(value == .object(["base": .object(["port": .int(1)]), "prod": .object(["port": .int(1), "host": .string("h")])]))
+    }
+}

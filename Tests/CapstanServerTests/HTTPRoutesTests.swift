@@ -30,6 +30,7 @@ struct HTTPRoutesTests {
     }
 
     static func problem(_ response: TestResponse) throws -> Problem {
+        #expect(response.status.code >= 400)
         #expect(response.headers[.contentType] == "application/problem+json")
         return try JSONDecoder().decode(Problem.self, from: Data(buffer: response.body))
     }
@@ -138,6 +139,11 @@ struct HTTPRoutesTests {
             #expect(try Self.problem(badWait).code == "invalid_argument")
             let badPrefix = try await client.execute(uri: "/v1/configs?prefix=prod/../x", method: .get)
             #expect(try Self.problem(badPrefix).code == "invalid_key")
+            let hugeLimit = try await client.execute(uri: "/v1/configs?limit=9223372036854775807", method: .get)
+            #expect(hugeLimit.status == .ok)
+            let hugeEventID = try await client.execute(
+                uri: "/v1/watch", method: .get, headers: [.lastEventID: "9223372036854775807"])
+            #expect(try Self.problem(hugeEventID).code == "invalid_argument")
             let noFrom = try await client.execute(uri: "/v1/diff/prod/a.txt", method: .get)
             #expect(try Self.problem(noFrom).code == "invalid_argument")
             let badJSON = try await client.execute(uri: "/v1/namespaces", method: .post, body: ByteBuffer(string: "{"))
@@ -187,4 +193,8 @@ struct HTTPRoutesTests {
             #expect(String(buffer: document.body).hasPrefix("openapi: 3.1"))
         }
     }
+}
+
+extension HTTPField.Name {
+    static let lastEventID = Self("Last-Event-ID")!
 }

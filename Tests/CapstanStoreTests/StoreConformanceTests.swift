@@ -166,9 +166,23 @@ struct StoreConformanceTests {
             await #expect(throws: StoreError.self) {
                 _ = try await store.put("z", bytes("1"), lease: 424_242)
             }
+            await #expect(throws: StoreError.self) {
+                _ = try await store.txn(TxnRequest(success: [.delete(.prefix("")), .put(key: "x", value: bytes("2"))]))
+            }
+            // Fails half-way, after its put: nothing of it may remain.
+            await #expect(throws: StoreError.self) {
+                _ = try await store.txn(
+                    TxnRequest(success: [
+                        .put(key: "half", value: bytes("1")), .range(RangeRequest(.key("half"), revision: before + 1000)),
+                    ]))
+            }
             #expect(try await store.status().revision == before)
             #expect(try await store.get("y") == nil)
             #expect(try await store.get("z") == nil)
+            #expect(try await store.get("half") == nil)
+            #expect(try await store.get("x")?.value == bytes("1"))
+            let next = try await store.put("after", bytes("1"))
+            #expect(next.modRevision == before + 1, "the store keeps working after refused transactions")
         }
     }
 

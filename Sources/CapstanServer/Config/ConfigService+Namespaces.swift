@@ -55,22 +55,36 @@ extension ConfigService {
         guard marked.succeeded else {
             throw CapstanError(.conflict, "namespace \(name) changed while being deleted; try again")
         }
-        let count = try await configCount(name)
+        let count: Int
+        do {
+            count = try await configCount(name)
+        } catch {
+            try? await restore(previous, key: key, markedAt: marked.revision)
+            throw error
+        }
         if count > 0 {
-            var restored = previous
-            restored.state = .active
-            _ = try await store.txn(
-                TxnRequest(
-                    compares: [Compare(key: key, .modRevision(marked.revision))],
-                    success: [.put(key: key, value: try restored.encoded())]))
+            try await restore(previous, key: key, markedAt: marked.revision)
             throw CapstanError(
                 .namespaceNotEmpty,
                 "namespace \(name) holds \(count) config key\(count == 1 ? "" : "s"); delete them first")
         }
-        _ = try await store.txn(
+        let deleted = try await store.txn(
             TxnRequest(
                 compares: [Compare(key: key, .modRevision(marked.revision))],
                 success: [.delete(.key(key)), .delete(.prefix(StoreLayout.historyNamespacePrefix(name)))]))
+        guard deleted.succeeded else {
+            throw CapstanError(.conflict, "namespace \(name) changed while being deleted; try again")
+        }
+    }
+
+    /// Puts a namespace marked `deleting` back to `active`, unless someone changed it since.
+    private func restore(_ record: NamespaceRecord, key: String, markedAt revision: Int64) async throws {
+        var restored = record
+        restored.state = .active
+        _ = try await store.txn(
+            TxnRequest(
+                compares: [Compare(key: key, .modRevision(revision))],
+                success: [.put(key: key, value: try restored.encoded())]))
     }
 
     func configCount(_ namespace: String) async throws -> Int {

@@ -1,6 +1,7 @@
 import CapstanCore
 import CapstanStore
 import Foundation
+import ServiceLifecycle
 
 extension ConfigService {
     /// The store's current and compacted revisions.
@@ -59,6 +60,10 @@ extension ConfigService {
             }
             group.addTask {
                 try await Task.sleep(for: min(timeout, self.configuration.maxWait))
+            }
+            group.addTask {
+                // On shutdown, answer the poll now (as a timeout) instead of holding the server up.
+                try await gracefulShutdown()
             }
             defer { group.cancelAll() }
             do {

@@ -12,11 +12,7 @@ enum StoreLayout {
     static func config(_ key: ConfigKey) -> String { configs + key.description }
 
     /// Store prefix for a listing or watch prefix. A bare namespace name means the whole namespace.
-    static func configPrefix(_ prefix: KeyPrefix) -> String {
-        let raw = prefix.rawValue
-        if !raw.isEmpty, !raw.contains("/") { return configs + raw + "/" }
-        return configs + raw
-    }
+    static func configPrefix(_ prefix: KeyPrefix) -> String { configs + prefix.keyPrefix }
 
     static func configKey(fromStoreKey storeKey: String) -> String {
         String(storeKey.dropFirst(configs.count))

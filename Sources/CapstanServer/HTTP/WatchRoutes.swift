@@ -40,7 +40,7 @@ struct WatchRoutes<Context: RequestContext> {
         if start < status.compactRevision {
             throw StoreError(
                 .compacted,
-                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix and watch from its revision",
+                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix, then watch from the listing's revision + 1",
                 compactRevision: status.compactRevision)
         }
         let events = service.watch(prefix, from: start)

@@ -17,10 +17,24 @@ extension SQLiteStore {
                 for write in batch {
                     switch write {
                     case .txn(let request):
-                        results.append(
-                            Result {
-                                .txn(try Self.apply(request, db: db, revision: &revision, compacted: compacted, events: &events))
-                            })
+                        // A savepoint per transaction: one that fails half-way (a bad range revision,
+                        // a constraint) leaves no row behind and does not fail its batch-mates.
+                        var txnRevision = revision
+                        var txnEvents: [WatchEvent] = []
+                        var outcome: TxnResult?
+                        do {
+                            try db.inSavepoint {
+                                outcome = try Self.apply(
+                                    request, db: db, revision: &txnRevision, compacted: compacted, events: &txnEvents)
+                                return .commit
+                            }
+                        } catch {
+                            results.append(.failure(error))
+                            continue
+                        }
+                        revision = txnRevision
+                        events += txnEvents
+                        if let outcome { results.append(.success(.txn(outcome))) }
                     case .grant(let lease):
                         try db.execute(sql: "INSERT OR REPLACE INTO lease (id, ttl) VALUES (?, ?)", arguments: [lease.id, lease.ttl])
                         grants.append(lease)
@@ -85,9 +99,14 @@ extension SQLiteStore {
         }
         let ops = succeeded ? request.success : request.failure
         var putKeys = Set<String>()
+        let deleted = ops.compactMap { op -> KeyRange? in
+            if case .delete(let range) = op { return range }
+            return nil
+        }
         for op in ops {
             guard case .put(let key, _, let lease) = op else { continue }
-            if !putKeys.insert(key).inserted {
+            // As etcd: a key may be written once per transaction.
+            if !putKeys.insert(key).inserted || deleted.contains(where: { $0.contains(key) }) {
                 throw StoreError(.invalidArgument, "duplicate key \"\(key)\" in one transaction")
             }
             if let lease, lease != 0,

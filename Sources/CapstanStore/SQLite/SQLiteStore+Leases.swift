@@ -15,7 +15,8 @@ extension SQLiteStore {
             try Int64.fetchOne(db, sql: "SELECT ttl FROM lease WHERE id = ?", arguments: [lease])
         }
         let renewed = leaseDeadlines.withLock { deadlines -> Bool in
-            guard let ttl, deadlines[lease] != nil else { return false }
+            // A lease past its deadline is being revoked: it cannot be renewed any more.
+            guard let ttl, let deadline = deadlines[lease], deadline > .now else { return false }
             deadlines[lease] = .now + .seconds(ttl)
             return true
         }
@@ -42,6 +43,9 @@ extension SQLiteStore {
                     logger.debug("lease expired", metadata: ["lease.id": "\(lease)"])
                 } catch let error as StoreError where error.code == .leaseNotFound {
                     leaseDeadlines.withLock { _ = $0.removeValue(forKey: lease) }
+                } catch {
+                    // Try again on the next tick; one failed write must not stop expiry for good.
+                    logger.error("revoking an expired lease failed", metadata: ["lease.id": "\(lease)", "error": "\(error)"])
                 }
             }
             try await Task.sleep(for: .milliseconds(100))

@@ -22,7 +22,7 @@ extension SQLiteStore: WatchHistory {
         }
         let columns = request.keysOnly ? "key, x'' AS value" : "key, value"
         var sql = "SELECT \(columns), create_revision, mod_revision, version, lease FROM kv WHERE \(filter) ORDER BY key\(request.descending ? " DESC" : "")"
-        if let limit = request.limit, limit > 0 { sql += " LIMIT \(limit + 1)" }
+        if let limit = request.limit, limit > 0, limit < Int.max { sql += " LIMIT \(limit + 1)" }
         var kvs = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.keyValue)
         return try finish(&kvs, request: request, current: current) {
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
@@ -37,7 +37,7 @@ extension SQLiteStore: WatchHistory {
             FROM kv_rev WHERE \(filter) GROUP BY key
             """
         var sql = "SELECT * FROM (\(latest)) WHERE deleted = 0 ORDER BY key\(request.descending ? " DESC" : "")"
-        if let limit = request.limit, limit > 0, !request.countOnly { sql += " LIMIT \(limit + 1)" }
+        if let limit = request.limit, limit > 0, limit < Int.max, !request.countOnly { sql += " LIMIT \(limit + 1)" }
         let count: () throws -> Int = {
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(latest)) WHERE deleted = 0", arguments: arguments) ?? 0
         }
@@ -93,14 +93,17 @@ extension SQLiteStore: WatchHistory {
     }
 
     public func events(in range: KeyRange, from: Int64, through: Int64) async throws -> [WatchEvent] {
-        let compacted = revisions.withLock { $0.compacted }
-        if from < compacted {
-            throw StoreError.compacted(requested: from, compactRevision: compacted)
-        }
         let (filter, arguments) = Self.keyFilter(range, after: "revision >= ? AND revision <= ?", [from, through])
+        let events: [WatchEvent]
         do {
-            return try await pool.read { db in
-                try Row.fetchAll(
+            events = try await pool.read { db in
+                // Checked in the same snapshot as the rows, so a concurrent compaction cannot
+                // hand this watcher a history with holes.
+                let compacted = try Self.readRevisions(db).compacted
+                if from < compacted {
+                    throw StoreError.compacted(requested: from, compactRevision: compacted)
+                }
+                return try Row.fetchAll(
                     db,
                     sql: """
                         SELECT key, value, create_revision, revision AS mod_revision, version, lease, deleted
@@ -112,8 +115,11 @@ extension SQLiteStore: WatchHistory {
                     return WatchEvent(kind: deleted ? .delete : .put, kv: Self.keyValue(row))
                 }
             }
+        } catch let error as StoreError {
+            throw error
         } catch {
             throw StoreError(.io, "reading watch history failed: \(error)", underlying: error)
         }
+        return events
     }
 }

@@ -81,10 +81,11 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     // MARK: KeyValueStore
 
     public func range(_ request: RangeRequest) async throws -> RangeResult {
-        let compacted = revisions.withLock { $0.compacted }
         do {
             return try await pool.read { db in
-                let current = try Self.readRevision(db)
+                // Both from the same snapshot as the rows: a compaction committing meanwhile
+                // cannot make this read see pruned history as if it were whole.
+                let (current, compacted) = try Self.readRevisions(db)
                 return try Self.range(request, db: db, current: current, compacted: compacted)
             }
         } catch let error as StoreError {
@@ -124,8 +125,11 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         try await writes.submit(write)
     }
 
-    static func readRevision(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+    /// The current and compacted revisions as of `db`'s snapshot.
+    static func readRevisions(_ db: Database) throws -> (current: Int64, compacted: Int64) {
+        let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+        let compacted = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
+        return (current, compacted)
     }
 }
 
