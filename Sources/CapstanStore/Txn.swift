@@ -79,6 +79,16 @@ public struct TxnRequest: Sendable, Hashable {
     }
 }
 
+extension TxnRequest {
+    /// Whether neither branch writes: such a transaction is a consistent multi-key read.
+    public var isReadOnly: Bool {
+        (success + failure).allSatisfy { op in
+            if case .range = op { return true }
+            return false
+        }
+    }
+}
+
 public struct TxnResult: Sendable, Hashable {
     /// Whether every compare held (and so `success` ran).
     public var succeeded: Bool

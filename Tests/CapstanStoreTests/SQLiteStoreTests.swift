@@ -28,6 +28,33 @@ struct SQLiteStoreTests {
         #expect(next.modRevision == written.modRevision + 1)
     }
 
+    /// Acknowledged means fsynced: the writer commits with synchronous=FULL (GRDB's WAL setup
+    /// would leave NORMAL, which skips the fsync at commit).
+    @Test func writerFsyncsEveryCommit() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteStore(path: directory.file("capstan.sqlite"))
+        #expect(try store.writerSynchronousLevel() == 2)
+    }
+
+    @Test func readOnlyTransactionsDoNotBumpTheRevision() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            try await store.put("ro/a", Data("1".utf8))
+            let before = try await store.status().revision
+            let read = try await store.txn(
+                TxnRequest(
+                    compares: [.exists("ro/a")],
+                    success: [.range(RangeRequest(.key("ro/a"))), .range(RangeRequest(.key("ro/b")))]))
+            #expect(read.succeeded)
+            #expect(read.revision == before)
+            guard case .range(let first) = read.results[0] else {
+                Issue.record("no range result")
+                return
+            }
+            #expect(first.kvs.map(\.key) == ["ro/a"])
+        }
+    }
+
     @Test func rangeDescendingReversesKeyOrder() async throws {
         try await StoreEngine.sqlite.withStore { store in
             for key in ["h@1", "h@3", "h@2"] { try await store.put(key, Data()) }

@@ -215,10 +215,20 @@ public final class ConfigService: Sendable {
                 // Another replica won the race: back off a little, with jitter, and re-read.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...min(50, 1 << attempt))))
             }
-            async let namespaceRead = store.get(StoreLayout.namespace(key.namespace))
-            async let currentRead = store.get(storeKey)
-            let (namespaceKV, current) = try await (namespaceRead, currentRead)
-            let namespace = try Self.activeNamespace(namespaceKV, name: key.namespace)
+            // One consistent read of everything the write depends on.
+            let read = try await store.txn(
+                TxnRequest(success: [
+                    .range(RangeRequest(.key(StoreLayout.namespace(key.namespace)))),
+                    .range(RangeRequest(.key(storeKey))),
+                    .range(RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true)),
+                ]))
+            guard read.results.count == 3, case .range(let namespaceRange) = read.results[0],
+                case .range(let currentRange) = read.results[1], case .range(let latestHistory) = read.results[2]
+            else {
+                throw CapstanError(.internal, "store answered a read transaction without its results")
+            }
+            let current = currentRange.kvs.first
+            let namespace = try Self.activeNamespace(namespaceRange.kvs.first, name: key.namespace)
             if let ifRevision, (current?.modRevision ?? 0) != ifRevision {
                 throw CapstanError(
                     .preconditionFailed,
@@ -227,12 +237,7 @@ public final class ConfigService: Sendable {
             if deleting, current == nil {
                 throw CapstanError(.configNotFound, "config \(key) not found")
             }
-            let sequence: Int64
-            if let current {
-                sequence = try ConfigRecord.decode(current.value).header.sequence + 1
-            } else {
-                sequence = try await lastSequence(key) + 1
-            }
+            let sequence = (latestHistory.kvs.first.flatMap { Int64($0.key.suffix(20)) } ?? 0) + 1
             let record = try makeRecord(sequence)
             let encoded = try record.encoded()
             var ops: [TxnOp] = [
@@ -255,13 +260,6 @@ public final class ConfigService: Sendable {
             }
         }
         throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")
-    }
-
-    private func lastSequence(_ key: ConfigKey) async throws -> Int64 {
-        let latest = try await store.range(
-            RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true))
-        guard let kv = latest.kvs.first, let sequence = Int64(kv.key.suffix(20)) else { return 0 }
-        return sequence
     }
 
     static func activeNamespace(_ kv: KeyValue?, name: String) throws -> KeyValue {

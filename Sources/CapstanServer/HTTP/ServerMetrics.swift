@@ -34,12 +34,40 @@ public final class ServerMetrics: Sendable {
         longPolls = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "capstan_http_long_polls", unitName: "", helpText: "Requests currently blocked in a long poll."))
     }
 
+    private struct RequestSeries: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    private struct RouteSeries: Hashable {
+        var method: String
+        var route: String
+    }
+
+    /// Metric handles by label set: looked up in the registry once, then reused.
+    private let counters = Mutex<[RequestSeries: Counter]>([:])
+    private let histograms = Mutex<[RouteSeries: DurationHistogram]>([:])
+
     func recordRequest(method: String, route: String, status: Int, duration: Duration) {
-        let labels = [("method", method), ("route", route), ("status", String(status))]
-        registry.makeCounter(descriptor: Self.requests, labels: labels).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.requestDuration, labels: [("method", method), ("route", route)], buckets: Self.latencyBuckets
-        ).record(duration)
+        let series = RequestSeries(method: method, route: route, status: status)
+        let counter = counters.withLock { counters in
+            if let counter = counters[series] { return counter }
+            let counter = registry.makeCounter(
+                descriptor: Self.requests, labels: [("method", method), ("route", route), ("status", String(status))])
+            counters[series] = counter
+            return counter
+        }
+        counter.increment()
+        let routeSeries = RouteSeries(method: method, route: route)
+        let histogram = histograms.withLock { histograms in
+            if let histogram = histograms[routeSeries] { return histogram }
+            let histogram = registry.makeDurationHistogram(
+                descriptor: Self.requestDuration, labels: [("method", method), ("route", route)], buckets: Self.latencyBuckets)
+            histograms[routeSeries] = histogram
+            return histogram
+        }
+        histogram.record(duration)
     }
 }
 

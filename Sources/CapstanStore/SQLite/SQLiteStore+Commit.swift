@@ -36,20 +36,20 @@ extension SQLiteStore {
                         events += txnEvents
                         if let outcome { results.append(.success(.txn(outcome))) }
                     case .grant(let lease):
-                        try db.execute(sql: "INSERT OR REPLACE INTO lease (id, ttl) VALUES (?, ?)", arguments: [lease.id, lease.ttl])
+                        try db.cachedExecute(sql: "INSERT OR REPLACE INTO lease (id, ttl) VALUES (?, ?)", arguments: [lease.id, lease.ttl])
                         grants.append(lease)
                         results.append(.success(.done))
                     case .revoke(let id):
-                        if try Int64.fetchOne(db, sql: "SELECT id FROM lease WHERE id = ?", arguments: [id]) == nil {
+                        if try db.cachedValue(Int64.self, sql: "SELECT id FROM lease WHERE id = ?", arguments: [id]) == nil {
                             results.append(.failure(StoreError(.leaseNotFound, "lease \(id) not found")))
                             continue
                         }
-                        let keys = try Data.fetchAll(db, sql: "SELECT key FROM kv WHERE lease = ? ORDER BY key", arguments: [id])
+                        let keys = try db.cachedValues(Data.self, sql: "SELECT key FROM kv WHERE lease = ? ORDER BY key", arguments: [id])
                         if !keys.isEmpty {
                             revision += 1
                             try Self.deleteKeys(keys, db: db, revision: revision, events: &events)
                         }
-                        try db.execute(sql: "DELETE FROM lease WHERE id = ?", arguments: [id])
+                        try db.cachedExecute(sql: "DELETE FROM lease WHERE id = ?", arguments: [id])
                         revoked.append(id)
                         results.append(.success(.done))
                     case .compact(let target):
@@ -64,7 +64,7 @@ extension SQLiteStore {
                         }
                     }
                 }
-                try db.execute(
+                try db.cachedExecute(
                     sql: "UPDATE meta SET value = CASE name WHEN 'revision' THEN ? ELSE ? END",
                     arguments: [revision, compacted])
             }
@@ -81,6 +81,21 @@ extension SQLiteStore {
         }
         hub.publish(events, revision: revision)
         return results
+    }
+
+    /// Runs a transaction without writes in a read snapshot.
+    func readOnly(_ request: TxnRequest) throws -> TxnResult {
+        do {
+            return try readSnapshot { db in
+                var (revision, compacted) = try Self.readRevisions(db)
+                var events: [WatchEvent] = []
+                return try Self.apply(request, db: db, revision: &revision, compacted: compacted, events: &events)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.io, "read failed: \(error)", underlying: error)
+        }
     }
 
     /// Applies one transaction inside the batch's SQLite transaction. Checks everything that
@@ -110,7 +125,7 @@ extension SQLiteStore {
                 throw StoreError(.invalidArgument, "duplicate key \"\(key)\" in one transaction")
             }
             if let lease, lease != 0,
-                try Int64.fetchOne(db, sql: "SELECT id FROM lease WHERE id = ?", arguments: [lease]) == nil
+                try db.cachedValue(Int64.self, sql: "SELECT id FROM lease WHERE id = ?", arguments: [lease]) == nil
             {
                 throw StoreError(.leaseNotFound, "lease \(lease) not found")
             }
@@ -131,13 +146,13 @@ extension SQLiteStore {
                     version: (existing?.version ?? 0) + 1,
                     lease: lease == 0 ? nil : lease
                 )
-                try db.execute(
+                try db.cachedExecute(
                     sql: """
                         INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
                         VALUES (?, ?, ?, ?, ?, ?, ?, 0)
                         """,
                     arguments: [next, sub, Data(key.utf8), value, kv.createRevision, kv.version, kv.lease])
-                try db.execute(
+                try db.cachedExecute(
                     sql: """
                         INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version, lease)
                         VALUES (?, ?, ?, ?, ?, ?)
@@ -149,7 +164,7 @@ extension SQLiteStore {
                 results.append(.put(kv))
             case .delete(let range):
                 let (filter, arguments) = keyFilter(range)
-                let keys = try Data.fetchAll(db, sql: "SELECT key FROM kv WHERE \(filter) ORDER BY key", arguments: arguments)
+                let keys = try db.cachedValues(Data.self, sql: "SELECT key FROM kv WHERE \(filter) ORDER BY key", arguments: arguments)
                 if !keys.isEmpty {
                     try deleteKeys(keys, db: db, revision: next, firstSub: sub, events: &events)
                     sub += Int64(keys.count)
@@ -165,8 +180,7 @@ extension SQLiteStore {
     }
 
     private static func current(_ key: String, db: Database) throws -> KeyValue? {
-        try Row.fetchOne(
-            db,
+        try db.cachedRow(
             sql: "SELECT key, value, create_revision, mod_revision, version, lease FROM kv WHERE key = ?",
             arguments: [Data(key.utf8)]
         ).map(keyValue)
@@ -175,13 +189,13 @@ extension SQLiteStore {
     static func deleteKeys(_ keys: [Data], db: Database, revision: Int64, firstSub: Int64 = 0, events: inout [WatchEvent]) throws {
         var sub = firstSub
         for key in keys {
-            try db.execute(
+            try db.cachedExecute(
                 sql: """
                     INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
                     VALUES (?, ?, ?, x'', 0, 0, NULL, 1)
                     """,
                 arguments: [revision, sub, key])
-            try db.execute(sql: "DELETE FROM kv WHERE key = ?", arguments: [key])
+            try db.cachedExecute(sql: "DELETE FROM kv WHERE key = ?", arguments: [key])
             sub += 1
             events.append(
                 WatchEvent(
@@ -195,13 +209,13 @@ extension SQLiteStore {
     /// Drops history that no read at or after `target` can see: superseded rows and tombstones
     /// below it. The latest row of each key at `target` stays, so reads at `target` still work.
     private static func compact(db: Database, to target: Int64) throws {
-        try db.execute(
+        try db.cachedExecute(
             sql: """
                 DELETE FROM kv_rev WHERE revision < ?1 AND EXISTS (
                     SELECT 1 FROM kv_rev AS newer
                     WHERE newer.key = kv_rev.key AND newer.revision > kv_rev.revision AND newer.revision <= ?1)
                 """,
             arguments: [target])
-        try db.execute(sql: "DELETE FROM kv_rev WHERE revision < ? AND deleted = 1", arguments: [target])
+        try db.cachedExecute(sql: "DELETE FROM kv_rev WHERE revision < ? AND deleted = 1", arguments: [target])
     }
 }

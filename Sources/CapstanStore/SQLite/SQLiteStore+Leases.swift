@@ -12,7 +12,7 @@ extension SQLiteStore {
 
     public func keepAlive(_ lease: LeaseID) async throws -> Int64 {
         let ttl: Int64? = try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT ttl FROM lease WHERE id = ?", arguments: [lease])
+            try db.cachedValue(Int64.self, sql: "SELECT ttl FROM lease WHERE id = ?", arguments: [lease])
         }
         let renewed = leaseDeadlines.withLock { deadlines -> Bool in
             // A lease past its deadline is being revoked: it cannot be renewed any more.

@@ -17,15 +17,17 @@ extension SQLiteStore: WatchHistory {
         }
         let (filter, arguments) = keyFilter(request.range)
         if request.countOnly {
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
+            let count = try db.cachedValue(Int.self, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
             return RangeResult(kvs: [], count: count, more: false, revision: current)
         }
         let columns = request.keysOnly ? "key, x'' AS value" : "key, value"
-        var sql = "SELECT \(columns), create_revision, mod_revision, version, lease FROM kv WHERE \(filter) ORDER BY key\(request.descending ? " DESC" : "")"
-        if let limit = request.limit, limit > 0, limit < Int.max { sql += " LIMIT \(limit + 1)" }
-        var kvs = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.keyValue)
+        let sql = """
+            SELECT \(columns), create_revision, mod_revision, version, lease FROM kv WHERE \(filter)
+            ORDER BY key\(request.descending ? " DESC" : "") LIMIT ?
+            """
+        var kvs = try db.cachedRows(sql: sql, arguments: arguments + [sqlLimit(request)]).map(Self.keyValue)
         return try finish(&kvs, request: request, current: current) {
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
+            try db.cachedValue(Int.self, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
         }
     }
 
@@ -36,19 +38,25 @@ extension SQLiteStore: WatchHistory {
             SELECT key, value, create_revision, MAX(revision) AS mod_revision, version, lease, deleted
             FROM kv_rev WHERE \(filter) GROUP BY key
             """
-        var sql = "SELECT * FROM (\(latest)) WHERE deleted = 0 ORDER BY key\(request.descending ? " DESC" : "")"
-        if let limit = request.limit, limit > 0, limit < Int.max, !request.countOnly { sql += " LIMIT \(limit + 1)" }
+        let sql = "SELECT * FROM (\(latest)) WHERE deleted = 0 ORDER BY key\(request.descending ? " DESC" : "") LIMIT ?"
         let count: () throws -> Int = {
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(latest)) WHERE deleted = 0", arguments: arguments) ?? 0
+            try db.cachedValue(Int.self, sql: "SELECT COUNT(*) FROM (\(latest)) WHERE deleted = 0", arguments: arguments) ?? 0
         }
         if request.countOnly {
             return RangeResult(kvs: [], count: try count(), more: false, revision: current)
         }
-        var kvs = try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.keyValue)
+        var kvs = try db.cachedRows(sql: sql, arguments: arguments + [sqlLimit(request)]).map(Self.keyValue)
         if request.keysOnly {
             for index in kvs.indices { kvs[index].value = Data() }
         }
         return try finish(&kvs, request: request, current: current, count: count)
+    }
+
+    /// The LIMIT to ask SQLite for: one more than requested, to learn whether there is more;
+    /// -1 means no limit.
+    private static func sqlLimit(_ request: RangeRequest) -> Int {
+        guard let limit = request.limit, limit > 0, limit < Int.max else { return -1 }
+        return limit + 1
     }
 
     private static func finish(
@@ -103,8 +111,7 @@ extension SQLiteStore: WatchHistory {
                 if from < compacted {
                     throw StoreError.compacted(requested: from, compactRevision: compacted)
                 }
-                return try Row.fetchAll(
-                    db,
+                return try db.cachedRows(
                     sql: """
                         SELECT key, value, create_revision, revision AS mod_revision, version, lease, deleted
                         FROM kv_rev WHERE \(filter) ORDER BY revision, sub

@@ -39,24 +39,23 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     ///   live feed back to catching up from disk.
     public init(path: String, watchBufferLimit: Int = 10_000, logger: Logger = Logger(label: "capstan.store.sqlite")) throws {
         var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            // FULL makes every WAL commit fsync before it returns: an acknowledged write survives
-            // a crash of the process or the machine.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         configuration.label = "capstan.store"
         configuration.maximumReaderCount = 8
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            // FULL makes every WAL commit fsync before it returns: an acknowledged write survives a
+            // crash of the process or the machine. Set on the writer after opening, because the
+            // pool's WAL setup switches it to NORMAL.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Self.migrator.migrate(pool)
         } catch {
             throw StoreError(.io, "cannot open store at \(path): \(error)", underlying: error)
         }
         let (revisions, leases) = try pool.read { db -> (Revisions, [Lease]) in
-            let revision = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
-            let compacted = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
-            let leases = try Row.fetchAll(db, sql: "SELECT id, ttl FROM lease").map { Lease(id: $0["id"], ttl: $0["ttl"]) }
+            let revision = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+            let compacted = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
+            let leases = try db.cachedRows(sql: "SELECT id, ttl FROM lease").map { Lease(id: $0["id"], ttl: $0["ttl"]) }
             return (Revisions(current: revision, compacted: compacted), leases)
         }
         let now = ContinuousClock.now
@@ -75,6 +74,16 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         box.store = self
     }
 
+    /// Runs `body` in a read transaction on the calling thread (no async hop).
+    func readSnapshot<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+
+    /// The synchronous level of the writer connection (2 = FULL), for tests.
+    public func writerSynchronousLevel() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
     /// Number of watches currently following live events.
     public var openWatches: Int { hub.count }
 
@@ -82,7 +91,9 @@ public final class SQLiteStore: KeyValueStore, Sendable {
 
     public func range(_ request: RangeRequest) async throws -> RangeResult {
         do {
-            return try await pool.read { db in
+            // A synchronous read: GCD runs it on this thread when a reader is free, which spares the
+            // thread hops of an async read; point reads from the page cache take microseconds.
+            return try readSnapshot { db in
                 // Both from the same snapshot as the rows: a compaction committing meanwhile
                 // cannot make this read see pruned history as if it were whole.
                 let (current, compacted) = try Self.readRevisions(db)
@@ -96,6 +107,10 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     }
 
     public func txn(_ request: TxnRequest) async throws -> TxnResult {
+        if request.isReadOnly {
+            // Nothing to write: evaluate it in a read snapshot, off the writer thread.
+            return try readOnly(request)
+        }
         guard case .txn(let result) = try await writes.submit(.txn(request)) else {
             throw StoreError(.io, "writer answered a transaction without its result")
         }
@@ -127,8 +142,8 @@ public final class SQLiteStore: KeyValueStore, Sendable {
 
     /// The current and compacted revisions as of `db`'s snapshot.
     static func readRevisions(_ db: Database) throws -> (current: Int64, compacted: Int64) {
-        let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
-        let compacted = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
+        let current = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
+        let compacted = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
         return (current, compacted)
     }
 }
