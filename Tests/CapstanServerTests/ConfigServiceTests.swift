@@ -50,6 +50,19 @@ struct ConfigServiceTests {
         }
     }
 
+    @Test func metadataWithControlCharactersRoundTrips() async throws {
+        try await Self.withService(engine: .sqlite) { service, _ in
+            let key = try Self.key("prod/meta.txt")
+            let comment = "tab\there\r\nnew line \\ backslash \\t literal, ünïcödé"
+            let written = try await service.put(key, content: Self.data("x"), comment: comment, author: "a\tb\nc")
+            let read = try await service.history(key).items[0]
+            #expect(read.comment == comment)
+            #expect(read.author == "a\tb\nc")
+            #expect(read.sha256 == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881")
+            #expect(abs(read.time.timeIntervalSince(written.time)) < 0.002)
+        }
+    }
+
     @Test(arguments: StoreEngine.allCases)
     func historyKeepsExactlyTheRetainedVersions(engine: StoreEngine) async throws {
         try await Self.withService(engine: engine, retention: 3) { service, _ in

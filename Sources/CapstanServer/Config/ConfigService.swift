@@ -1,12 +1,15 @@
 import CapstanCore
 import CapstanStore
 import Foundation
+import Synchronization
 
 /// Namespaces and config keys with history, on the storage contract.
 public final class ConfigService: Sendable {
     let store: any KeyValueStore
     public let configuration: ConfigServiceConfiguration
     private let keyLock = KeyedLock()
+    /// Decoded namespace states by namespace, valid while the record's revision is unchanged.
+    private let namespaceStates = Mutex<[String: (revision: Int64, deleting: Bool)]>([:])
 
     /// A write races another writer at most this many times before giving up.
     private static let maxAttempts = 16
@@ -228,7 +231,7 @@ public final class ConfigService: Sendable {
                 throw CapstanError(.internal, "store answered a read transaction without its results")
             }
             let current = currentRange.kvs.first
-            let namespace = try Self.activeNamespace(namespaceRange.kvs.first, name: key.namespace)
+            let namespace = try activeNamespace(namespaceRange.kvs.first, name: key.namespace)
             if let ifRevision, (current?.modRevision ?? 0) != ifRevision {
                 throw CapstanError(
                     .preconditionFailed,
@@ -262,11 +265,19 @@ public final class ConfigService: Sendable {
         throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")
     }
 
-    static func activeNamespace(_ kv: KeyValue?, name: String) throws -> KeyValue {
+    func activeNamespace(_ kv: KeyValue?, name: String) throws -> KeyValue {
         guard let kv else {
             throw CapstanError(.namespaceNotFound, "namespace \(name) not found: create it with `capstan ns create \(name)`")
         }
-        if try NamespaceRecord.decode(kv.value).state == .deleting {
+        let cached = namespaceStates.withLock { $0[name] }
+        let deleting: Bool
+        if let cached, cached.revision == kv.modRevision {
+            deleting = cached.deleting
+        } else {
+            deleting = try NamespaceRecord.decode(kv.value).state == .deleting
+            namespaceStates.withLock { $0[name] = (kv.modRevision, deleting) }
+        }
+        if deleting {
             throw CapstanError(.conflict, "namespace \(name) is being deleted")
         }
         return kv
