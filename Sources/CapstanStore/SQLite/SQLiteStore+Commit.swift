@@ -17,24 +17,18 @@ extension SQLiteStore {
                 for write in batch {
                     switch write {
                     case .txn(let request):
-                        // A savepoint per transaction: one that fails half-way (a bad range revision,
-                        // a constraint) leaves no row behind and does not fail its batch-mates.
-                        var txnRevision = revision
-                        var txnEvents: [WatchEvent] = []
-                        var outcome: TxnResult?
+                        // `apply` validates everything before it writes, so a refused transaction
+                        // leaves no row behind and does not fail its batch-mates; an SQL error
+                        // fails the whole batch, which rolls back.
                         do {
-                            try db.inSavepoint {
-                                outcome = try Self.apply(
-                                    request, db: db, revision: &txnRevision, compacted: compacted, events: &txnEvents)
-                                return .commit
-                            }
-                        } catch {
+                            results.append(
+                                .success(
+                                    .txn(
+                                        try Self.apply(
+                                            request, db: db, revision: &revision, compacted: compacted, events: &events))))
+                        } catch let error as StoreError {
                             results.append(.failure(error))
-                            continue
                         }
-                        revision = txnRevision
-                        events += txnEvents
-                        if let outcome { results.append(.success(.txn(outcome))) }
                     case .grant(let lease):
                         try db.cachedExecute(sql: "INSERT OR REPLACE INTO lease (id, ttl) VALUES (?, ?)", arguments: [lease.id, lease.ttl])
                         grants.append(lease)
@@ -107,29 +101,18 @@ extension SQLiteStore {
         compacted: Int64,
         events: inout [WatchEvent]
     ) throws -> TxnResult {
+        var seen: [String: KeyValue?] = [:]
         var succeeded = true
-        for compare in request.compares where !compare.holds(for: try current(compare.key, db: db)) {
-            succeeded = false
-            break
+        for compare in request.compares {
+            let state = try seen[compare.key] ?? current(compare.key, db: db)
+            seen[compare.key] = state
+            if !compare.holds(for: state) {
+                succeeded = false
+                break
+            }
         }
         let ops = succeeded ? request.success : request.failure
-        var putKeys = Set<String>()
-        let deleted = ops.compactMap { op -> KeyRange? in
-            if case .delete(let range) = op { return range }
-            return nil
-        }
-        for op in ops {
-            guard case .put(let key, _, let lease) = op else { continue }
-            // As etcd: a key may be written once per transaction.
-            if !putKeys.insert(key).inserted || deleted.contains(where: { $0.contains(key) }) {
-                throw StoreError(.invalidArgument, "duplicate key \"\(key)\" in one transaction")
-            }
-            if let lease, lease != 0,
-                try db.cachedValue(Int64.self, sql: "SELECT id FROM lease WHERE id = ?", arguments: [lease]) == nil
-            {
-                throw StoreError(.leaseNotFound, "lease \(lease) not found")
-            }
-        }
+        try validate(ops, db: db, revision: revision, compacted: compacted)
         let next = revision + 1
         var wrote = false
         var sub: Int64 = 0
@@ -137,7 +120,15 @@ extension SQLiteStore {
         for op in ops {
             switch op {
             case .put(let key, let value, let lease):
-                let existing = try current(key, db: db)
+                let keyBytes = Data(key.utf8)
+                let existing: (createRevision: Int64, version: Int64)?
+                if let known = seen[key] {
+                    existing = known.map { ($0.createRevision, $0.version) }
+                } else {
+                    existing = try db.cachedRow(
+                        sql: "SELECT create_revision, version FROM kv WHERE key = ?", arguments: [keyBytes]
+                    ).map { ($0[0], $0[1]) }
+                }
                 let kv = KeyValue(
                     key: key,
                     value: value,
@@ -151,13 +142,15 @@ extension SQLiteStore {
                         INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
                         VALUES (?, ?, ?, ?, ?, ?, ?, 0)
                         """,
-                    arguments: [next, sub, Data(key.utf8), value, kv.createRevision, kv.version, kv.lease])
+                    arguments: [next, sub, keyBytes, value, kv.createRevision, kv.version, kv.lease])
                 try db.cachedExecute(
                     sql: """
-                        INSERT OR REPLACE INTO kv (key, value, create_revision, mod_revision, version, lease)
+                        INSERT INTO kv (key, value, create_revision, mod_revision, version, lease)
                         VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
+                            version = excluded.version, lease = excluded.lease
                         """,
-                    arguments: [Data(key.utf8), value, kv.createRevision, next, kv.version, kv.lease])
+                    arguments: [keyBytes, value, kv.createRevision, next, kv.version, kv.lease])
                 sub += 1
                 wrote = true
                 events.append(WatchEvent(kind: .put, kv: kv))
@@ -177,6 +170,39 @@ extension SQLiteStore {
         }
         if wrote { revision = next }
         return TxnResult(succeeded: succeeded, revision: revision, results: results)
+    }
+
+    /// Everything that can refuse a transaction's operations, checked before any of them writes.
+    private static func validate(_ ops: [TxnOp], db: Database, revision: Int64, compacted: Int64) throws {
+        var putKeys = Set<String>()
+        let deleted = ops.compactMap { op -> KeyRange? in
+            if case .delete(let range) = op { return range }
+            return nil
+        }
+        for op in ops {
+            switch op {
+            case .put(let key, _, let lease):
+                // As etcd: a key may be written once per transaction.
+                if !putKeys.insert(key).inserted || deleted.contains(where: { $0.contains(key) }) {
+                    throw StoreError(.invalidArgument, "duplicate key \"\(key)\" in one transaction")
+                }
+                if let lease, lease != 0,
+                    try db.cachedValue(Int64.self, sql: "SELECT id FROM lease WHERE id = ?", arguments: [lease]) == nil
+                {
+                    throw StoreError(.leaseNotFound, "lease \(lease) not found")
+                }
+            case .range(let request):
+                guard let wanted = request.revision, wanted > 0 else { continue }
+                if wanted > revision {
+                    throw StoreError(.futureRevision, "revision \(wanted) is newer than the current revision \(revision)")
+                }
+                if wanted < compacted {
+                    throw StoreError.compacted(requested: wanted, compactRevision: compacted)
+                }
+            case .delete:
+                continue
+            }
+        }
     }
 
     private static func current(_ key: String, db: Database) throws -> KeyValue? {
