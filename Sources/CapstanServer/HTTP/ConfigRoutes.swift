@@ -36,7 +36,7 @@ struct ConfigRoutes<Context: RequestContext> {
             let info = try await service.rollback(
                 key, to: try HTTPHelpers.int64(request, "to"), author: HTTPHelpers.author(request),
                 comment: HTTPHelpers.string(request, "comment") ?? "", ifRevision: try ifMatch(request))
-            return try HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
+            return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
         }
     }
 
@@ -57,7 +57,7 @@ struct ConfigRoutes<Context: RequestContext> {
         let info = try await service.put(
             key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
             author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
-        return try HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
+        return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
     }
 
     private func tooLarge(_ key: ConfigKey, size: Int?) -> CapstanError {
@@ -105,7 +105,7 @@ struct ConfigRoutes<Context: RequestContext> {
     private func delete(_ request: Request) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
         let info = try await service.delete(key, author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
-        return try HTTPHelpers.json(info)
+        return HTTPHelpers.json(info)
     }
 
     private func list(_ request: Request) async throws -> Response {

@@ -27,6 +27,13 @@ enum HTTPHelpers {
             status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
     }
 
+    /// A config version as JSON, through the hand-written encoder.
+    static func json(_ info: ConfigVersionInfo, headers: HTTPFields = [:]) -> Response {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        fields.append(contentsOf: headers)
+        return Response(status: .ok, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: info.encodedJSON())))
+    }
+
     static func etag(_ revision: Int64) -> String { "\"\(revision)\"" }
 
     /// Parses an `If-Match` / `If-None-Match` value holding one revision (`"42"`, `W/"42"` or `42`).
@@ -68,6 +75,6 @@ enum HTTPHelpers {
     static func key(_ request: Request, after prefix: String) throws -> ConfigKey {
         let path = request.uri.path
         let raw = path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
-        return try ConfigKey(raw.removingPercentEncoding ?? raw)
+        return try ConfigKey(raw.contains("%") ? raw.removingPercentEncoding ?? raw : raw)
     }
 }

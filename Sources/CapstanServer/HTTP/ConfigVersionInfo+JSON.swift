@@ -1,0 +1,57 @@
+import CapstanCore
+import Foundation
+
+extension ConfigVersionInfo {
+    /// The same JSON `JSONEncoder` (sorted keys, ISO 8601 dates) produces, written by hand:
+    /// every write answers one of these, and the generic encoder was a visible share of a put.
+    func encodedJSON() -> String {
+        var json = "{"
+        json += "\"action\":\"\(action.rawValue)\","
+        json += "\"author\":\(Self.quoted(author)),"
+        json += "\"comment\":\(Self.quoted(comment)),"
+        json += "\"format\":\"\(format.rawValue)\","
+        json += "\"key\":\(Self.quoted(key)),"
+        json += "\"revision\":\(revision),"
+        json += "\"sha256\":\"\(sha256)\","
+        json += "\"size\":\(size),"
+        json += "\"time\":\"\(Self.iso8601(time))\","
+        json += "\"version\":\(version)"
+        json += "}"
+        return json
+    }
+
+    static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case "/": result += "\\/"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
+    }
+
+    /// `yyyy-MM-dd'T'HH:mm:ss'Z'` in UTC.
+    static func iso8601(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
+    }
+}
