@@ -23,7 +23,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(help: "Largest config content accepted, e.g. 1MiB or 512KiB.") var maxConfigSize: String = "1MiB"
 
-    @Option(help: "Versions kept per config key, at least.") var historyRetention: Int = 100
+    @Option(help: "Newest versions kept per config key (its first version is kept too).") var historyRetention: Int = 100
 
     @Option(help: "Store revisions kept for watch resume before compaction.") var compactionKeep: Int64 = 100_000
 

@@ -50,6 +50,33 @@ struct ConfigServiceTests {
         }
     }
 
+    /// Two services on one store behave like two server replicas: each one's remembered state goes
+    /// stale when the other writes, and no write may then reuse a sequence or lose a version.
+    @Test func writersWithStaleStateNeverCollide() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            var configuration = ConfigServiceConfiguration()
+            configuration.historyRetention = 2
+            let a = ConfigService(store: store, configuration: configuration)
+            let b = ConfigService(store: store, configuration: configuration)
+            _ = try await a.createNamespace("prod", author: "t")
+            let key = try Self.key("prod/shared.txt")
+            try await a.put(key, content: Self.data("a1"), author: "a")
+            try await b.put(key, content: Self.data("b2"), author: "b")
+            try await a.put(key, content: Self.data("a3"), author: "a")
+            try await b.delete(key, author: "b")
+            try await a.put(key, content: Self.data("a5"), author: "a")
+            for index in 6...9 { try await b.put(key, content: Self.data("b\(index)"), author: "b") }
+            try await b.delete(key, author: "b")
+            // `c` never saw the key: it guesses "new", and the first history entry proves otherwise.
+            let c = ConfigService(store: store, configuration: configuration)
+            let recreated = try await c.put(key, content: Self.data("c11"), author: "c")
+            #expect(recreated.version == 11)
+            let history = try await a.history(key)
+            #expect(history.items.map(\.version) == [11, 10, 1])
+            #expect(String(decoding: try await a.get(key).content, as: UTF8.self) == "c11")
+        }
+    }
+
     @Test func metadataWithControlCharactersRoundTrips() async throws {
         try await Self.withService(engine: .sqlite) { service, _ in
             let key = try Self.key("prod/meta.txt")
@@ -72,15 +99,21 @@ struct ConfigServiceTests {
                 revisions.append(try await service.put(key, content: Self.data("v\(index)"), author: "t").revision)
             }
             let history = try await service.history(key)
-            #expect(history.items.map(\.version) == [8, 7, 6])
+            #expect(history.items.map(\.version) == [8, 7, 6, 1], "the newest three and the first")
             let kept = try await service.get(key, revision: revisions[5])
             #expect(String(decoding: kept.content, as: UTF8.self) == "v6")
+            let first = try await service.get(key, revision: revisions[0])
+            #expect(String(decoding: first.content, as: UTF8.self) == "v1")
             do {
-                _ = try await service.get(key, revision: revisions[1])
+                _ = try await service.get(key, revision: revisions[2])
                 Issue.record("a pruned version was still readable")
             } catch let error as CapstanError {
                 #expect(error.code == .revisionNotFound)
             }
+            // Deleted and re-created, the key continues its sequence (entry 1 marks its history).
+            try await service.delete(key, author: "t")
+            let recreated = try await service.put(key, content: Self.data("again"), author: "t")
+            #expect(recreated.version == 10)
         }
     }
 

@@ -8,6 +8,8 @@ public final class ConfigService: Sendable {
     let store: any KeyValueStore
     public let configuration: ConfigServiceConfiguration
     private let keyLock = KeyedLock()
+    /// What this process last knew of the keys it wrote, to skip the read before a write.
+    let writeStates = WriteStates()
     /// Decoded namespace states by namespace, valid while the record's revision is unchanged.
     private let namespaceStates = Mutex<[String: (revision: Int64, deleting: Bool)]>([:])
 
@@ -98,10 +100,19 @@ public final class ConfigService: Sendable {
                 .revisionNotFound,
                 "config \(key) has no retained version at revision \(revision); the oldest kept is \(oldest.modRevision)")
         }
-        guard let match = index.kvs.first(where: { $0.modRevision <= revision }),
-            let kv = try await store.get(match.key)
+        guard let position = index.kvs.firstIndex(where: { $0.modRevision <= revision }),
+            let kv = try await store.get(index.kvs[position].key)
         else {
             throw CapstanError(.revisionNotFound, "config \(key) has no version at revision \(revision)")
+        }
+        // Pruning leaves a gap after the first version: a revision past that version's own may fall
+        // on a version that is no longer retained.
+        if position > 0, revision > kv.modRevision,
+            Self.sequence(of: index.kvs[position - 1].key) != Self.sequence(of: kv.key) + 1
+        {
+            throw CapstanError(
+                .revisionNotFound,
+                "config \(key) has no retained version at revision \(revision); the oldest kept after the first is \(index.kvs[position - 1].modRevision)")
         }
         let record = try ConfigRecord.decode(kv.value)
         guard record.header.action == .put else {
@@ -109,6 +120,8 @@ public final class ConfigService: Sendable {
         }
         return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
     }
+
+    static func sequence(of historyKey: String) -> Int64 { Int64(historyKey.suffix(20)) ?? 0 }
 
     /// History entries, newest first.
     func historyEntries(_ key: ConfigKey, limit: Int?) async throws -> [Entry] {
@@ -213,56 +226,81 @@ public final class ConfigService: Sendable {
         makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         let storeKey = StoreLayout.config(key)
+        // First try what this process last knew (no read); a compare that fails sends every later
+        // attempt through a fresh read.
+        var guess = writeStates.guess(key, namespace: key.namespace, deleting: deleting)
         for attempt in 0..<Self.maxAttempts {
-            if attempt > 0 {
+            if attempt > 1 {
                 // Another replica won the race: back off a little, with jitter, and re-read.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 0...min(50, 1 << attempt))))
             }
-            // One consistent read of everything the write depends on.
-            let read = try await store.txn(
-                TxnRequest(success: [
-                    .range(RangeRequest(.key(StoreLayout.namespace(key.namespace)))),
-                    .range(RangeRequest(.key(storeKey))),
-                    .range(RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true)),
-                ]))
-            guard read.results.count == 3, case .range(let namespaceRange) = read.results[0],
-                case .range(let currentRange) = read.results[1], case .range(let latestHistory) = read.results[2]
-            else {
-                throw CapstanError(.internal, "store answered a read transaction without its results")
+            let state: WriteStates.State
+            if let known = guess {
+                state = known
+                guess = nil
+            } else {
+                state = try await readState(key)
+                if let ifRevision, state.currentRevision != ifRevision {
+                    throw CapstanError(
+                        .preconditionFailed, "config \(key) is at revision \(state.currentRevision), not \(ifRevision)")
+                }
+                if deleting, state.currentRevision == 0 {
+                    throw CapstanError(.configNotFound, "config \(key) not found")
+                }
             }
-            let current = currentRange.kvs.first
-            let namespace = try activeNamespace(namespaceRange.kvs.first, name: key.namespace)
-            if let ifRevision, (current?.modRevision ?? 0) != ifRevision {
-                throw CapstanError(
-                    .preconditionFailed,
-                    "config \(key) is at revision \(current?.modRevision ?? 0), not \(ifRevision)")
-            }
-            if deleting, current == nil {
-                throw CapstanError(.configNotFound, "config \(key) not found")
-            }
-            let sequence = (latestHistory.kvs.first.flatMap { Int64($0.key.suffix(20)) } ?? 0) + 1
+            let sequence = state.lastSequence + 1
             let record = try makeRecord(sequence)
             let encoded = try record.encoded()
+            let historyKey = StoreLayout.history(key, sequence: sequence)
             var ops: [TxnOp] = [
                 deleting ? .delete(.key(storeKey)) : .put(key: storeKey, value: encoded),
-                .put(key: StoreLayout.history(key, sequence: sequence), value: encoded),
+                .put(key: historyKey, value: encoded),
             ]
+            // Keep the newest versions and the very first one: entry 1 marks that the key has a
+            // history, which is what makes guessing a new key's sequence safe (see WriteStates).
             let pruneBelow = sequence - Int64(configuration.historyRetention) + 1
-            if pruneBelow > 1 {
-                ops.append(.delete(.interval(from: StoreLayout.historyPrefix(key), to: StoreLayout.history(key, sequence: pruneBelow))))
+            if pruneBelow > 2 {
+                ops.append(
+                    .delete(.interval(from: StoreLayout.history(key, sequence: 2), to: StoreLayout.history(key, sequence: pruneBelow))))
             }
             let result = try await store.txn(
                 TxnRequest(
                     compares: [
-                        Compare(key: StoreLayout.namespace(key.namespace), .modRevision(namespace.modRevision)),
-                        Compare(key: storeKey, .modRevision(current?.modRevision ?? 0)),
+                        Compare(key: StoreLayout.namespace(key.namespace), .modRevision(state.namespaceRevision)),
+                        Compare(key: storeKey, .modRevision(ifRevision ?? state.currentRevision)),
+                        // The sequence is free: guards a guessed one against history written elsewhere.
+                        .absent(historyKey),
                     ],
                     success: ops))
             if result.succeeded {
+                writeStates.record(
+                    key, namespace: key.namespace, namespaceRevision: state.namespaceRevision,
+                    currentRevision: deleting ? 0 : result.revision, sequence: sequence)
                 return record.info(key: key.description, revision: result.revision)
             }
+            writeStates.forget(key, namespace: key.namespace)
         }
         throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")
+    }
+
+    /// One consistent read of everything a write of `key` depends on.
+    private func readState(_ key: ConfigKey) async throws -> WriteStates.State {
+        let read = try await store.txn(
+            TxnRequest(success: [
+                .range(RangeRequest(.key(StoreLayout.namespace(key.namespace)))),
+                .range(RangeRequest(.key(StoreLayout.config(key)), keysOnly: true)),
+                .range(RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true)),
+            ]))
+        guard read.results.count == 3, case .range(let namespaceRange) = read.results[0],
+            case .range(let currentRange) = read.results[1], case .range(let latestHistory) = read.results[2]
+        else {
+            throw CapstanError(.internal, "store answered a read transaction without its results")
+        }
+        let namespace = try activeNamespace(namespaceRange.kvs.first, name: key.namespace)
+        return WriteStates.State(
+            namespaceRevision: namespace.modRevision,
+            currentRevision: currentRange.kvs.first?.modRevision ?? 0,
+            lastSequence: latestHistory.kvs.first.map { Self.sequence(of: $0.key) } ?? 0)
     }
 
     func activeNamespace(_ kv: KeyValue?, name: String) throws -> KeyValue {
