@@ -87,15 +87,18 @@ extension SQLiteStore: WatchHistory {
         return (filter, arguments)
     }
 
+    /// Decodes a row whose first columns are, in order: key, value, create_revision,
+    /// mod_revision, version, lease (every query of the engine selects them so). By position:
+    /// looking columns up by name lowercases and hashes on every row.
     static func keyValue(_ row: Row) -> KeyValue {
-        let key: Data = row["key"]
-        let lease: Int64? = row["lease"]
+        let key: Data = row[0]
+        let lease: Int64? = row[5]
         return KeyValue(
             key: String(decoding: key, as: UTF8.self),
-            value: row["value"] ?? Data(),
-            createRevision: row["create_revision"],
-            modRevision: row["mod_revision"],
-            version: row["version"],
+            value: row[1] ?? Data(),
+            createRevision: row[2],
+            modRevision: row[3],
+            version: row[4],
             lease: lease
         )
     }
@@ -118,7 +121,7 @@ extension SQLiteStore: WatchHistory {
                         """,
                     arguments: arguments
                 ).map { row in
-                    let deleted: Bool = row["deleted"]
+                    let deleted: Bool = row[6]
                     return WatchEvent(kind: deleted ? .delete : .put, kv: Self.keyValue(row))
                 }
             }
