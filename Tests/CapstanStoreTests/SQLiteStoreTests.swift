@@ -37,6 +37,23 @@ struct SQLiteStoreTests {
         #expect(try store.writerSynchronousLevel() == 2)
     }
 
+    /// The WAL is copied into the database file in the background, not by a writer's commit.
+    @Test func backgroundCheckpointsCopyTheWALIntoTheDatabase() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("capstan.sqlite")
+        let store = try SQLiteStore(path: path)
+        let size = { ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0 }
+        let before = size()
+        for index in 0..<300 { try await store.put("w/\(index)", Data(repeating: 7, count: 512)) }
+        #expect(size() == before, "without the background checkpointer the writes stay in the WAL")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await store.run() }
+            defer { group.cancelAll() }
+            try await eventually("the checkpointer to copy the WAL") { size() > before + 100_000 }
+        }
+    }
+
     @Test func readOnlyTransactionsDoNotBumpTheRevision() async throws {
         try await StoreEngine.sqlite.withStore { store in
             try await store.put("ro/a", Data("1".utf8))

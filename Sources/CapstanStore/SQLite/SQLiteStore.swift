@@ -24,6 +24,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     }
 
     let pool: DatabasePool
+    let databasePath: String
     let hub: WatchHub
     let logger: Logger
     /// Only the writer thread changes it; readers take it for status.
@@ -47,7 +48,12 @@ public final class SQLiteStore: KeyValueStore, Sendable {
             // FULL makes every WAL commit fsync before it returns: an acknowledged write survives a
             // crash of the process or the machine. Set on the writer after opening, because the
             // pool's WAL setup switches it to NORMAL.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                // Checkpoints normally run in the background (`runCheckpoints`); the writer only
+                // steps in as a safety net when the WAL grows past ~40 MiB.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+            }
             try Self.migrator.migrate(pool)
         } catch {
             throw StoreError(.io, "cannot open store at \(path): \(error)", underlying: error)
@@ -60,6 +66,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         }
         let now = ContinuousClock.now
         self.pool = pool
+        self.databasePath = path
         self.logger = logger
         self.hub = WatchHub(revision: revisions.current, bufferLimit: watchBufferLimit)
         self.revisions = Mutex(revisions)
@@ -132,7 +139,11 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     }
 
     public func run() async throws {
-        try await runLeaseExpiry()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.runLeaseExpiry() }
+            group.addTask { try await self.runCheckpoints() }
+            try await group.waitForAll()
+        }
     }
 
     /// Submits a write through the group-commit queue.
