@@ -153,8 +153,12 @@ public final class SQLiteStore: KeyValueStore, Sendable {
 
     /// The current and compacted revisions as of `db`'s snapshot.
     static func readRevisions(_ db: Database) throws -> (current: Int64, compacted: Int64) {
-        let current = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'revision'") ?? 0
-        let compacted = try db.cachedValue(Int64.self, sql: "SELECT value FROM meta WHERE name = 'compact_revision'") ?? 0
+        // One statement for both: this runs on every read.
+        var current: Int64 = 0
+        var compacted: Int64 = 0
+        for row in try db.cachedRows(sql: "SELECT name = 'revision', value FROM meta WHERE name IN ('revision', 'compact_revision')") {
+            if row[0] as Bool { current = row[1] } else { compacted = row[1] }
+        }
         return (current, compacted)
     }
 }
