@@ -41,17 +41,38 @@ public enum CapstanBinary {
     }
 }
 
-/// A child process with its standard streams captured, awaited without blocking threads.
+/// A child process with its standard streams captured, awaited without blocking threads of the
+/// concurrency pool.
+///
+/// Each stream is read by a plain thread of its own with blocking reads until end of file:
+/// dispatch-based `readabilityHandler`s were seen to crash libdispatch's event loop when a pipe
+/// closed under them.
 public final class ChildProcess: Sendable {
     private struct State {
         var stdout = Data()
         var stderr = Data()
         var exitStatus: Int32?
+        var openStreams = 2
         var exitWaiters: [CheckedContinuation<Int32, Never>] = []
+
+        /// The status once the process exited and both streams reached end of file.
+        var finished: Int32? { openStreams == 0 ? exitStatus : nil }
     }
 
     private final class Shared: Sendable {
         let state = Mutex(State())
+
+        func update(_ change: (inout State) -> Void) {
+            let (waiters, status) = state.withLock { state -> ([CheckedContinuation<Int32, Never>], Int32?) in
+                change(&state)
+                guard let status = state.finished else { return ([], nil) }
+                defer { state.exitWaiters = [] }
+                return (state.exitWaiters, status)
+            }
+            if let status {
+                for waiter in waiters { waiter.resume(returning: status) }
+            }
+        }
     }
 
     private let process: Process
@@ -73,36 +94,30 @@ public final class ChildProcess: Sendable {
         process.standardError = errors
         self.process = process
         let shared = self.shared
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            shared.state.withLock { $0.stdout.append(data) }
-        }
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            shared.state.withLock { $0.stderr.append(data) }
-        }
         process.terminationHandler = { process in
-            // Drain what is left before reporting the exit.
-            output.fileHandleForReading.readabilityHandler = nil
-            errors.fileHandleForReading.readabilityHandler = nil
-            let rest = output.fileHandleForReading.readDataToEndOfFile()
-            let restErrors = errors.fileHandleForReading.readDataToEndOfFile()
-            let waiters = shared.state.withLock { state in
-                state.stdout.append(rest)
-                state.stderr.append(restErrors)
-                state.exitStatus = process.terminationStatus
-                defer { state.exitWaiters = [] }
-                return state.exitWaiters
-            }
-            for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
+            let status = process.terminationStatus
+            shared.update { $0.exitStatus = status }
         }
         try process.run()
+        for (pipe, isOutput) in [(output, true), (errors, false)] {
+            let handle = pipe.fileHandleForReading
+            Thread {
+                while true {
+                    let data = handle.availableData
+                    if data.isEmpty { break }
+                    shared.update { state in
+                        if isOutput { state.stdout.append(data) } else { state.stderr.append(data) }
+                    }
+                }
+                shared.update { $0.openStreams -= 1 }
+            }.start()
+        }
     }
 
     public var pid: Int32 { process.processIdentifier }
     public var output: String { shared.state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
     public var errorOutput: String { shared.state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
-    public var hasExited: Bool { shared.state.withLock { $0.exitStatus != nil } }
+    public var hasExited: Bool { shared.state.withLock { $0.finished != nil } }
 
     public func write(_ text: String) {
         input.fileHandleForWriting.write(Data(text.utf8))
@@ -116,11 +131,11 @@ public final class ChildProcess: Sendable {
         kill(process.processIdentifier, signal)
     }
 
-    /// Waits for the process to exit; answers its status.
+    /// Waits for the process to exit and its output to be read; answers its status.
     public func exitStatus() async -> Int32 {
         await withCheckedContinuation { continuation in
             let status: Int32? = shared.state.withLock { state in
-                if let status = state.exitStatus { return status }
+                if let status = state.finished { return status }
                 state.exitWaiters.append(continuation)
                 return nil
             }

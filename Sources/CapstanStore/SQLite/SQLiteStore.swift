@@ -81,6 +81,23 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         box.store = self
     }
 
+    /// The hot path of `GET`: one key at the latest revision, in one statement. A single statement
+    /// is a consistent snapshot by itself, so it needs no BEGIN/COMMIT around it. Answers nil
+    /// when the key is absent (the caller then reads the revision in a transaction).
+    private func readLatest(_ key: String, keysOnly: Bool) throws -> RangeResult? {
+        let row = try pool.unsafeRead { db in
+            try db.cachedRow(
+                sql: """
+                    SELECT key, \(keysOnly ? "x''" : "value"), create_revision, mod_revision, version, lease,
+                        (SELECT value FROM meta WHERE name = 'revision')
+                    FROM kv WHERE key = ?
+                    """,
+                arguments: [Data(key.utf8)])
+        }
+        guard let row else { return nil }
+        return RangeResult(kvs: [Self.keyValue(row)], count: 1, more: false, revision: row[6])
+    }
+
     /// Runs `body` in a read transaction on the calling thread (no async hop).
     func readSnapshot<T>(_ body: (Database) throws -> T) throws -> T {
         try pool.read(body)
@@ -98,6 +115,11 @@ public final class SQLiteStore: KeyValueStore, Sendable {
 
     public func range(_ request: RangeRequest) async throws -> RangeResult {
         do {
+            if case .key(let key) = request.range, request.revision == nil || request.revision == 0,
+                !request.countOnly, let found = try readLatest(key, keysOnly: request.keysOnly)
+            {
+                return found
+            }
             // A synchronous read: GCD runs it on this thread when a reader is free, which spares the
             // thread hops of an async read; point reads from the page cache take microseconds.
             return try readSnapshot { db in
