@@ -70,6 +70,11 @@ struct ServerCommand: AsyncParsableCommand {
         let dev = self.dev
         let dataDirectory = configuration.dataDirectory
         let host = configuration.host
+        // A throwaway directory goes when the dev server stops cleanly.
+        let removeOnExit = dev && dataDir == nil
+        defer {
+            if removeOnExit { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        }
         try await CapstanServer.run(configuration: configuration, logger: logger) { port in
             let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
             if dev {

@@ -6,19 +6,14 @@ import Testing
 /// nothing on standard output, nothing changed on the server.
 @Suite("CLI errors")
 struct CLIErrorTests {
-    static func withServer(_ body: @Sendable (ServerProcess) async throws -> Void) async throws {
+    static func withServer(_ body: (ServerProcess) async throws -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "capstan-cli")
         defer { directory.remove() }
-        let server = try await ServerProcess.start(dataDirectory: directory.path, extraArguments: ["--max-config-size", "1KiB"])
-        do {
+        try await ServerProcess.with(dataDirectory: directory.path, extraArguments: ["--max-config-size", "1KiB"]) { server in
             let created = try await CapstanBinary.run(["ns", "create", "app", "--server", server.url])
             #expect(created.status == 0)
             try await body(server)
-        } catch {
-            await server.process.stop()
-            throw error
         }
-        await server.process.stop()
     }
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -84,17 +79,18 @@ struct CLIErrorTests {
     }
 
     @Test func devServerPrintsItsBannerAndServes() async throws {
-        let server = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--dev"])
-        defer { Task { await server.process.stop() } }
-        _ = try await server.process.waitForLine { $0.contains("capstan config watch dev/") }
-        #expect(server.process.output.contains("Capstan dev server listening on \(server.url)"))
-        let dataLine = try #require(server.process.output.split(separator: "\n").first { $0.hasPrefix("Data (throwaway): ") })
-        let dataDirectory = String(dataLine.dropFirst("Data (throwaway): ".count))
-        #expect(dataDirectory.hasPrefix(FileManager.default.temporaryDirectory.path))
-        #expect(FileManager.default.fileExists(atPath: dataDirectory + "/capstan.sqlite"))
-        let created = try await CapstanBinary.run(["ns", "create", "dev", "--server", server.url])
-        #expect(created.status == 0)
-        #expect(created.stdout == "created namespace dev\n")
-        await server.process.stop()
+        let dataDirectory = try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--dev"]) { server in
+            _ = try await server.process.waitForLine { $0.contains("capstan config watch dev/") }
+            #expect(server.process.output.contains("Capstan dev server listening on \(server.url)"))
+            let dataLine = try #require(server.process.output.split(separator: "\n").first { $0.hasPrefix("Data (throwaway): ") })
+            let dataDirectory = String(dataLine.dropFirst("Data (throwaway): ".count))
+            #expect(dataDirectory.hasPrefix(FileManager.default.temporaryDirectory.path))
+            #expect(FileManager.default.fileExists(atPath: dataDirectory + "/capstan.sqlite"))
+            let created = try await CapstanBinary.run(["ns", "create", "dev", "--server", server.url])
+            #expect(created.status == 0)
+            #expect(created.stdout == "created namespace dev\n")
+            return dataDirectory
+        }
+        #expect(!FileManager.default.fileExists(atPath: dataDirectory), "the dev data directory outlived the server")
     }
 }

@@ -23,13 +23,25 @@ struct CrashDurabilityTests {
         let directory = try TemporaryDirectory(prefix: "capstan-crash")
         defer { directory.remove() }
         let server = try await ServerProcess.start(dataDirectory: directory.path)
+        let acknowledged = try await server.process.stopping {
+            try await Self.writeUntilKilled(server)
+        }
+        #expect(acknowledged.count >= Self.killAfter)
+        try await ServerProcess.with(dataDirectory: directory.path) { restarted in
+            try await Self.verify(acknowledged, server: restarted)
+        }
+    }
+
+    static let killAfter = 400
+
+    /// Writes from 16 clients and kills the server with SIGKILL while writes are in flight;
+    /// answers every write the server acknowledged.
+    static func writeUntilKilled(_ server: ServerProcess) async throws -> [Ack] {
         let client = CapstanClient(server: server.url, author: "crash-test")
         _ = try await client.createNamespace("dur")
         let acks = Acks()
-        let writers = 16
-        let killAfter = 400
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<writers {
+            for writer in 0..<16 {
                 group.addTask {
                     var index = 0
                     while true {
@@ -52,11 +64,10 @@ struct CrashDurabilityTests {
             server.process.signal(SIGKILL)
             try await group.waitForAll()
         }
-        let acknowledged = acks.withLock { $0 }
-        #expect(acknowledged.count >= killAfter)
+        return acks.withLock { $0 }
+    }
 
-        let restarted = try await ServerProcess.start(dataDirectory: directory.path)
-        defer { Task { await restarted.process.stop() } }
+    static func verify(_ acknowledged: [Ack], server restarted: ServerProcess) async throws {
         let reader = CapstanClient(server: restarted.url)
         let listed = try await reader.list("dur")
         let stored = Dictionary(uniqueKeysWithValues: listed.items.map { ($0.key, $0.revision) })
@@ -69,13 +80,17 @@ struct CrashDurabilityTests {
             let content = try await reader.get(ack.key)
             #expect(String(decoding: content.content, as: UTF8.self) == ack.content)
         }
-        await restarted.process.stop()
     }
 
     @Test func sigtermShutsDownCleanly() async throws {
         let directory = try TemporaryDirectory(prefix: "capstan-term")
         defer { directory.remove() }
-        let server = try await ServerProcess.start(dataDirectory: directory.path)
+        try await ServerProcess.with(dataDirectory: directory.path) { server in
+            try await Self.terminate(server)
+        }
+    }
+
+    static func terminate(_ server: ServerProcess) async throws {
         let client = CapstanClient(server: server.url)
         _ = try await client.createNamespace("term")
         let watcher = Task { for try await _ in client.watch("term/") {} }

@@ -24,8 +24,12 @@ struct ReadmeTourTests {
     @Test func everyTourLineWorksAsPasted() async throws {
         let lines = try Self.tourLines()
         #expect(lines.count >= 10)
-        let server = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--dev"])
-        defer { Task { await server.process.stop() } }
+        try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--dev"]) { server in
+            try await runTour(lines, server: server)
+        }
+    }
+
+    private func runTour(_ lines: [String], server: ServerProcess) async throws {
         let workDirectory = try TemporaryDirectory(prefix: "capstan-tour")
         defer { workDirectory.remove() }
         let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
@@ -67,7 +71,12 @@ struct ReadmeTourTests {
     private func checkWatch(_ command: String, environment: [String: String], directory: String) async throws {
         let watch = try ChildProcess(
             path: "/bin/bash", arguments: ["-c", "cd \(directory) && exec \(command)"], environment: environment)
-        defer { Task { await watch.stop() } }
+        try await watch.stopping {
+            try await checkWatchOutput(watch)
+        }
+    }
+
+    private func checkWatchOutput(_ watch: ChildProcess) async throws {
         try await eventually(timeout: .seconds(30), "the watch to replay three changes: \(watch.output) \(watch.errorOutput)") {
             watch.output.split(separator: "\n").count >= 3
         }

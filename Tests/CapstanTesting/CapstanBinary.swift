@@ -114,6 +114,11 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// A backstop: a child must not outlive the object that started it.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     public var pid: Int32 { process.processIdentifier }
     public var output: String { shared.state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
     public var errorOutput: String { shared.state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
@@ -156,9 +161,12 @@ public final class ChildProcess: Sendable {
         return found ?? ""
     }
 
-    /// Stops the process (SIGKILL) if it is still running.
-    public func stop() async {
-        if !hasExited {
+    /// Stops the process if it is still running: SIGTERM, then SIGKILL after a grace period.
+    public func stop(grace: Duration = .seconds(5)) async {
+        guard !hasExited else { return }
+        signal(SIGTERM)
+        let exited = (try? await withTimeout(grace, "graceful exit") { await self.exitStatus() }) != nil
+        if !exited {
             signal(SIGKILL)
             _ = await exitStatus()
         }
@@ -177,15 +185,51 @@ public struct ServerProcess: Sendable {
     public let url: String
 
     /// Starts `capstan server --listen 127.0.0.1:0 EXTRA...` and waits until it listens.
+    /// Prefer `with`, which also stops it.
     public static func start(dataDirectory: String?, extraArguments: [String] = []) async throws -> ServerProcess {
         var arguments = ["server", "--listen", "127.0.0.1:0", "--log-level", "warning"]
         if let dataDirectory { arguments += ["--data-dir", dataDirectory] }
         let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments)
-        let line = try await process.waitForLine { $0.contains("listening on http://") }
-        guard let range = line.range(of: #"http://[0-9.:]+"#, options: .regularExpression) else {
+        do {
+            let line = try await process.waitForLine { $0.contains("listening on http://") }
+            guard let range = line.range(of: #"http://[0-9.:]+"#, options: .regularExpression) else {
+                throw ProcessExited(output: line, errors: process.errorOutput)
+            }
+            return ServerProcess(process: process, url: String(line[range]))
+        } catch {
             await process.stop()
-            throw ProcessExited(output: line, errors: process.errorOutput)
+            throw error
         }
-        return ServerProcess(process: process, url: String(line[range]))
+    }
+
+    /// Runs a server for the duration of `body` and stops it afterwards, whatever happens.
+    public static func with<T: Sendable>(
+        dataDirectory: String?,
+        extraArguments: [String] = [],
+        _ body: (ServerProcess) async throws -> T
+    ) async throws -> T {
+        let server = try await start(dataDirectory: dataDirectory, extraArguments: extraArguments)
+        do {
+            let result = try await body(server)
+            await server.process.stop()
+            return result
+        } catch {
+            await server.process.stop()
+            throw error
+        }
+    }
+}
+
+extension ChildProcess {
+    /// Runs `body` with this process and stops the process afterwards, whatever happens.
+    public func stopping<T: Sendable>(after body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
     }
 }
