@@ -51,24 +51,44 @@ struct ConfigRecord: Sendable {
     }
 
     static func decode(_ data: Data) throws -> ConfigRecord {
-        guard let newline = data.firstIndex(of: 0x0A) else {
-            throw CapstanError(.internal, "stored config record has no header")
+        // Read on every GET: split the header on its bytes, making strings only of the fields
+        // that are text.
+        let header: Header? = data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Header? in
+            guard let newline = bytes.firstIndex(of: 0x0A) else { return nil }
+            var fields: [Range<Int>] = []
+            fields.reserveCapacity(9)
+            var start = 0
+            for index in 0..<newline where bytes[index] == 0x09 {
+                fields.append(start..<index)
+                start = index + 1
+            }
+            fields.append(start..<newline)
+            guard fields.count == 9 else { return nil }
+            func text(_ field: Int) -> String { String(decoding: bytes[fields[field]], as: UTF8.self) }
+            func number(_ field: Int) -> Int64? {
+                var value: Int64 = 0
+                let range = fields[field]
+                guard !range.isEmpty, range.count <= 18 else { return nil }
+                for index in range {
+                    let digit = bytes[index] &- 0x30
+                    guard digit < 10 else { return nil }
+                    value = value * 10 + Int64(digit)
+                }
+                return value
+            }
+            guard text(0) == schema, let sequence = number(1),
+                let action = ConfigVersionInfo.Action(rawValue: text(2)),
+                let format = ConfigFormat(rawValue: text(3)),
+                let size = number(4), let millis = number(6)
+            else { return nil }
+            return Header(
+                sequence: sequence, action: action, format: format, size: Int(size), sha256: text(5),
+                author: unescape(text(7)[...]), comment: unescape(text(8)[...]),
+                time: Date(timeIntervalSince1970: Double(millis) / 1000))
         }
-        let fields = String(decoding: data[data.startIndex..<newline], as: UTF8.self)
-            .split(separator: "\t", omittingEmptySubsequences: false)
-        guard fields.count == 9, fields[0] == schema,
-            let sequence = Int64(fields[1]),
-            let action = ConfigVersionInfo.Action(rawValue: String(fields[2])),
-            let format = ConfigFormat(rawValue: String(fields[3])),
-            let size = Int(fields[4]),
-            let millis = Int64(fields[6])
-        else {
+        guard let header, let newline = data.firstIndex(of: 0x0A) else {
             throw CapstanError(.internal, "stored config record has a malformed header")
         }
-        let header = Header(
-            sequence: sequence, action: action, format: format, size: size, sha256: String(fields[5]),
-            author: unescape(fields[7]), comment: unescape(fields[8]),
-            time: Date(timeIntervalSince1970: Double(millis) / 1000))
         return ConfigRecord(header: header, content: Data(data[(newline + 1)...]))
     }
 
