@@ -17,6 +17,11 @@ struct ConfigCommand: AsyncParsableCommand {
         do { return try ConfigKey(text) } catch { throw ValidationError(error.message) }
     }
 
+    /// Validates a listing or watch prefix on the client too.
+    static func validatePrefix(_ text: String) throws {
+        do { _ = try KeyPrefix(text) } catch { throw ValidationError(error.message) }
+    }
+
     static func describe(_ info: ConfigVersionInfo) -> String {
         "\(info.key): revision \(info.revision), version \(info.version) (\(info.format.rawValue), \(ByteSize.format(info.size)))\n"
     }
@@ -100,7 +105,7 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "List at most this many keys.") var limit: Int?
 
         func run() async throws {
-            do { _ = try KeyPrefix(prefix) } catch { throw ValidationError(error.message) }
+            try ConfigCommand.validatePrefix(prefix)
             let list = try await global.client().list(prefix, limit: limit)
             try Output.print(list.items, as: global.output) {
                 Output.table(
@@ -201,7 +206,7 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "Start at this store revision (replaying what changed since).") var from: Int64?
 
         func run() async throws {
-            do { _ = try KeyPrefix(prefix) } catch { throw ValidationError(error.message) }
+            try ConfigCommand.validatePrefix(prefix)
             for try await event in global.client().watch(prefix, from: from) {
                 switch global.output {
                 case .json:

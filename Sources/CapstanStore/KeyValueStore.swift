@@ -29,7 +29,7 @@ public protocol KeyValueStore: Sendable {
     /// Discards history before `revision`: reads and watches below it answer `compacted`.
     func compact(upTo revision: Int64) async throws
 
-    /// The current and compacted revisions.
+    /// The current and compacted revisions, and the number of live watches.
     func status() async throws -> StoreStatus
 
     /// Runs the engine's background work (lease expiry) until cancelled.
@@ -50,10 +50,13 @@ public struct Lease: Sendable, Hashable {
 public struct StoreStatus: Sendable, Hashable {
     public var revision: Int64
     public var compactRevision: Int64
+    /// Watches this process is currently feeding live events.
+    public var watchers: Int
 
-    public init(revision: Int64, compactRevision: Int64) {
+    public init(revision: Int64, compactRevision: Int64, watchers: Int = 0) {
         self.revision = revision
         self.compactRevision = compactRevision
+        self.watchers = watchers
     }
 }
 

@@ -93,13 +93,13 @@ struct SQLiteStoreTests {
         #expect(try await iterator.next()?.map(\.revision) == [first.modRevision])
         // Far more than the buffer while the watcher is not reading.
         for index in 1..<200 { try await store.put("s/\(index % 7)", Data("\(index)".utf8)) }
-        #expect(store.openWatches == 0, "the overflowing watcher should have left the live feed")
+        #expect(try await store.status().watchers == 0, "the overflowing watcher should have left the live feed")
         var revisions: [Int64] = []
         while revisions.count < 199, let batch = try await iterator.next() { revisions += batch.map(\.revision) }
         #expect(revisions == Array((first.modRevision + 1)...(first.modRevision + 199)))
         let live = try await store.put("s/live", Data())
         #expect(try await iterator.next()?.map(\.revision) == [live.modRevision])
-        #expect(store.openWatches == 1)
+        #expect(try await store.status().watchers == 1)
     }
 
     @Test func openingAnUnwritablePathFailsClearly() throws {

@@ -23,9 +23,7 @@ struct OperationsRoutes<Context: RequestContext> {
             let status = try await store.status()
             metrics.storeRevision.set(to: Double(status.revision))
             metrics.compactRevision.set(to: Double(status.compactRevision))
-            if let sqlite = store as? SQLiteStore {
-                metrics.openWatches.set(to: Double(sqlite.openWatches))
-            }
+            metrics.openWatches.set(to: Double(status.watchers))
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))

@@ -70,7 +70,7 @@ extension SQLiteStore {
         revisions.withLock { $0 = Revisions(current: revision, compacted: compacted) }
         let now = ContinuousClock.now
         leaseDeadlines.withLock { deadlines in
-            for lease in grants { deadlines[lease.id] = now + .seconds(lease.ttl) }
+            for lease in grants { deadlines[lease.id] = (lease.ttl, now + .seconds(lease.ttl)) }
             for id in revoked { deadlines[id] = nil }
         }
         hub.publish(events, revision: revision)

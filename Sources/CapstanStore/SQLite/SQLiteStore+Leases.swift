@@ -11,16 +11,13 @@ extension SQLiteStore {
     }
 
     public func keepAlive(_ lease: LeaseID) async throws -> Int64 {
-        let ttl: Int64? = try await pool.read { db in
-            try db.cachedValue(Int64.self, sql: "SELECT ttl FROM lease WHERE id = ?", arguments: [lease])
-        }
-        let renewed = leaseDeadlines.withLock { deadlines -> Bool in
+        let ttl = leaseDeadlines.withLock { deadlines -> Int64? in
             // A lease past its deadline is being revoked: it cannot be renewed any more.
-            guard let ttl, let deadline = deadlines[lease], deadline > .now else { return false }
-            deadlines[lease] = .now + .seconds(ttl)
-            return true
+            guard let entry = deadlines[lease], entry.deadline > .now else { return nil }
+            deadlines[lease] = (entry.ttl, .now + .seconds(entry.ttl))
+            return entry.ttl
         }
-        guard renewed, let ttl else {
+        guard let ttl else {
             throw StoreError(.leaseNotFound, "lease \(lease) not found")
         }
         return ttl
@@ -35,7 +32,7 @@ extension SQLiteStore {
         while !Task.isCancelled {
             let now = ContinuousClock.now
             let expired = leaseDeadlines.withLock { deadlines in
-                deadlines.filter { $0.value <= now }.map(\.key)
+                deadlines.filter { $0.value.deadline <= now }.map(\.key)
             }
             for lease in expired {
                 do {

@@ -29,9 +29,10 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     let logger: Logger
     /// Only the writer thread changes it; readers take it for status.
     let revisions: Mutex<Revisions>
-    /// Lease deadlines live in memory: like etcd after a leader change, a restart gives every
-    /// lease a fresh TTL rather than expiring them all at once.
-    let leaseDeadlines: Mutex<[LeaseID: ContinuousClock.Instant]>
+    /// Live leases with their TTL and deadline, in memory so a keep-alive touches no disk. Like
+    /// etcd after a leader change, a restart gives every lease a fresh TTL rather than expiring
+    /// them all at once.
+    let leaseDeadlines: Mutex<[LeaseID: (ttl: Int64, deadline: ContinuousClock.Instant)]>
     private let writes: WriteQueue<Write, Outcome>
 
     /// Opens (creating if needed) the store in `path`.
@@ -70,7 +71,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         self.logger = logger
         self.hub = WatchHub(revision: revisions.current, bufferLimit: watchBufferLimit)
         self.revisions = Mutex(revisions)
-        self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, now + .seconds($0.ttl)) }))
+        self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, ($0.ttl, now + .seconds($0.ttl))) }))
         let box = WeakBox()
         self.writes = WriteQueue(label: "capstan.store.writer") { batch in
             guard let store = box.store else {
@@ -107,9 +108,6 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     public func writerSynchronousLevel() throws -> Int {
         try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
-
-    /// Number of watches currently following live events.
-    public var openWatches: Int { hub.count }
 
     // MARK: KeyValueStore
 
@@ -157,7 +155,8 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     }
 
     public func status() async throws -> StoreStatus {
-        revisions.withLock { StoreStatus(revision: $0.current, compactRevision: $0.compacted) }
+        let watchers = hub.count
+        return revisions.withLock { StoreStatus(revision: $0.current, compactRevision: $0.compacted, watchers: watchers) }
     }
 
     public func run() async throws {
