@@ -104,7 +104,9 @@ let package = Package(
             path: "Tests/CapstanTesting"
         ),
         .testTarget(name: "CapstanCoreTests", dependencies: ["CapstanCore"]),
-        .testTarget(name: "CapstanStoreTests", dependencies: ["CapstanStore", "CapstanTesting"]),
+        .testTarget(
+            name: "CapstanStoreTests",
+            dependencies: ["CapstanStore", "CapstanTesting", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "CapstanServerTests",
             dependencies: [

@@ -1,7 +1,9 @@
-import CapstanStore
 import CapstanTesting
 import Foundation
+import GRDB
 import Testing
+
+@testable import CapstanStore
 
 /// Behaviour specific to the SQLite engine: persistence across reopen and slow watchers.
 @Suite("SQLite engine")
@@ -100,6 +102,69 @@ struct SQLiteStoreTests {
         let live = try await store.put("s/live", Data())
         #expect(try await iterator.next()?.map(\.revision) == [live.modRevision])
         #expect(try await store.status().watchers == 1)
+    }
+
+    /// Compaction frees the rows no read at or after its point needs: superseded versions and
+    /// tombstones below it.
+    @Test func compactionDropsSupersededRowsAndOldTombstones() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("capstan.sqlite")
+        let store = try SQLiteStore(path: path)
+        for value in ["1", "2", "3"] { try await store.put("a", Data(value.utf8)) }
+        try await store.put("b", Data("1".utf8))
+        try await store.delete(.key("b"))
+        let last = try await store.put("c", Data("1".utf8))
+        try await store.put("a", Data("4".utf8))
+        let historyRows = { try DatabaseQueue(path: path).read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM kv_rev") } }
+        #expect(try historyRows() == 7)
+        try await store.compact(upTo: last.modRevision)
+        // Left: a's version 3 (still the state at the compaction point), c, and a's version 4.
+        #expect(try historyRows() == 3)
+        #expect(try await store.range(RangeRequest(.prefix(""), revision: last.modRevision)).kvs.map(\.key) == ["a", "c"])
+        try await store.compact(upTo: last.modRevision + 1)
+        #expect(try historyRows() == 2)
+    }
+
+    /// A store written by the first schema (values in the current rows, history indexed by key)
+    /// opens with the same contents, history and watch replay.
+    @Test func firstSchemaMigratesWithItsHistory() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("capstan.sqlite")
+        let old = try DatabaseQueue(path: path)
+        try SQLiteStore.migrator.migrate(old, upTo: "v1: mvcc key-value")
+        try await old.write { db in
+            // a: put at 1 and 2; b: put at 3, deleted at 4, put again at 5; c: put at 6 with sub 1.
+            try db.execute(
+                sql: """
+                    INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted) VALUES
+                        (1, 0, x'61', x'31', 1, 1, NULL, 0), (2, 0, x'61', x'32', 1, 2, NULL, 0),
+                        (3, 0, x'62', x'31', 3, 1, NULL, 0), (4, 0, x'62', x'', 0, 0, NULL, 1),
+                        (5, 0, x'62', x'33', 5, 1, NULL, 0), (6, 0, x'64', x'31', 6, 1, NULL, 0),
+                        (6, 1, x'63', x'31', 6, 1, NULL, 0);
+                    INSERT INTO kv (key, value, create_revision, mod_revision, version, lease) VALUES
+                        (x'61', x'32', 1, 2, 2, NULL), (x'62', x'33', 5, 5, 1, NULL),
+                        (x'63', x'31', 6, 6, 1, NULL), (x'64', x'31', 6, 6, 1, NULL);
+                    UPDATE meta SET value = 6 WHERE name = 'revision';
+                    """)
+        }
+        try old.close()
+        let store = try SQLiteStore(path: path)
+        let text = { (kvs: [KeyValue]) in kvs.map { "\($0.key)=\(String(decoding: $0.value, as: UTF8.self))" } }
+        #expect(text(try await store.range(RangeRequest(.prefix(""))).kvs) == ["a=2", "b=3", "c=1", "d=1"])
+        #expect(text(try await store.range(RangeRequest(.prefix(""), revision: 3)).kvs) == ["a=2", "b=1"])
+        #expect(text(try await store.range(RangeRequest(.prefix(""), revision: 4)).kvs) == ["a=2"])
+        #expect(try await store.get("c")?.modRevision == 6)
+        let updated = try await store.put("c", Data("2".utf8))
+        #expect(updated.version == 2 && updated.createRevision == 6)
+        #expect(text(try await store.range(RangeRequest(.key("c"), revision: 6)).kvs) == ["c=1"])
+        var replay = store.watch(.prefix(""), fromRevision: 1).makeAsyncIterator()
+        var events: [WatchEvent] = []
+        while events.count < 8, let batch = try await replay.next() { events += batch }
+        #expect(events.map(\.revision) == [1, 2, 3, 4, 5, 6, 6, 7])
+        try await store.compact(upTo: 5)
+        #expect(text(try await store.range(RangeRequest(.prefix(""), revision: 5)).kvs) == ["a=2", "b=3"])
     }
 
     @Test func openingAnUnwritablePathFailsClearly() throws {

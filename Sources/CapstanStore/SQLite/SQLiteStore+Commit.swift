@@ -38,7 +38,9 @@ extension SQLiteStore {
                             results.append(.failure(StoreError(.leaseNotFound, "lease \(id) not found")))
                             continue
                         }
-                        let keys = try db.cachedValues(Data.self, sql: "SELECT key FROM kv WHERE lease = ? ORDER BY key", arguments: [id])
+                        let keys = try db.cachedRows(
+                            sql: "SELECT key, mod_revision, sub FROM kv WHERE lease = ? ORDER BY key", arguments: [id]
+                        ).map(Self.liveRow)
                         if !keys.isEmpty {
                             revision += 1
                             try Self.deleteKeys(keys, db: db, revision: revision, events: &events)
@@ -52,7 +54,7 @@ extension SQLiteStore {
                         } else if target > revision {
                             results.append(.failure(StoreError(.futureRevision, "cannot compact to \(target): the current revision is \(revision)")))
                         } else {
-                            try Self.compact(db: db, to: target)
+                            try Self.compact(db: db, from: compacted, to: target)
                             compacted = target
                             results.append(.success(.done))
                         }
@@ -101,12 +103,18 @@ extension SQLiteStore {
         compacted: Int64,
         events: inout [WatchEvent]
     ) throws -> TxnResult {
-        var seen: [String: KeyValue?] = [:]
+        var seen: [String: Current?] = [:]
         var succeeded = true
         for compare in request.compares {
-            let state = try seen[compare.key] ?? current(compare.key, db: db)
+            let needsValue = if case .value = compare.target { true } else { false }
+            let state: Current?
+            if let known = seen[compare.key], !needsValue || known?.hasValue != false {
+                state = known
+            } else {
+                state = try current(compare.key, db: db, withValue: needsValue)
+            }
             seen[compare.key] = state
-            if !compare.holds(for: state) {
+            if !compare.holds(for: state?.kv) {
                 succeeded = false
                 break
             }
@@ -121,43 +129,43 @@ extension SQLiteStore {
             switch op {
             case .put(let key, let value, let lease):
                 let keyBytes = Data(key.utf8)
-                let existing: (createRevision: Int64, version: Int64)?
+                let existing: Current?
                 if let known = seen[key] {
-                    existing = known.map { ($0.createRevision, $0.version) }
+                    existing = known
                 } else {
-                    existing = try db.cachedRow(
-                        sql: "SELECT create_revision, version FROM kv WHERE key = ?", arguments: [keyBytes]
-                    ).map { ($0[0], $0[1]) }
+                    existing = try current(key, db: db, withValue: false)
                 }
                 let kv = KeyValue(
                     key: key,
                     value: value,
-                    createRevision: existing?.createRevision ?? next,
+                    createRevision: existing?.kv.createRevision ?? next,
                     modRevision: next,
-                    version: (existing?.version ?? 0) + 1,
+                    version: (existing?.kv.version ?? 0) + 1,
                     lease: lease == 0 ? nil : lease
                 )
                 try db.cachedExecute(
                     sql: """
-                        INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+                        INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted, prev_revision, prev_sub)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                         """,
-                    arguments: [next, sub, keyBytes, value, kv.createRevision, kv.version, kv.lease])
+                    arguments: [next, sub, keyBytes, value, kv.createRevision, kv.version, kv.lease, existing?.kv.modRevision, existing?.sub])
                 try db.cachedExecute(
                     sql: """
-                        INSERT INTO kv (key, value, create_revision, mod_revision, version, lease)
+                        INSERT INTO kv (key, create_revision, mod_revision, sub, version, lease)
                         VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
+                        ON CONFLICT (key) DO UPDATE SET mod_revision = excluded.mod_revision, sub = excluded.sub,
                             version = excluded.version, lease = excluded.lease
                         """,
-                    arguments: [keyBytes, value, kv.createRevision, next, kv.version, kv.lease])
+                    arguments: [keyBytes, kv.createRevision, next, sub, kv.version, kv.lease])
                 sub += 1
                 wrote = true
                 events.append(WatchEvent(kind: .put, kv: kv))
                 results.append(.put(kv))
             case .delete(let range):
                 let (filter, arguments) = keyFilter(range)
-                let keys = try db.cachedValues(Data.self, sql: "SELECT key FROM kv WHERE \(filter) ORDER BY key", arguments: arguments)
+                let keys = try db.cachedRows(
+                    sql: "SELECT key, mod_revision, sub FROM kv WHERE \(filter) ORDER BY key", arguments: arguments
+                ).map(liveRow)
                 if !keys.isEmpty {
                     try deleteKeys(keys, db: db, revision: next, firstSub: sub, events: &events)
                     sub += Int64(keys.count)
@@ -205,43 +213,73 @@ extension SQLiteStore {
         }
     }
 
-    private static func current(_ key: String, db: Database) throws -> KeyValue? {
-        try db.cachedRow(
-            sql: "SELECT key, value, create_revision, mod_revision, version, lease FROM kv WHERE key = ?",
-            arguments: [Data(key.utf8)]
-        ).map(keyValue)
+    /// A live key's current row, with the history row it points at.
+    struct Current {
+        var kv: KeyValue
+        var sub: Int64
+        /// False when `kv.value` was not read (it is then empty).
+        var hasValue: Bool
     }
 
-    static func deleteKeys(_ keys: [Data], db: Database, revision: Int64, firstSub: Int64 = 0, events: inout [WatchEvent]) throws {
+    /// A live key and where its current history row is, for writing its tombstone.
+    struct LiveRow {
+        var key: Data
+        var revision: Int64
+        var sub: Int64
+    }
+
+    static func liveRow(_ row: Row) -> LiveRow {
+        LiveRow(key: row[0], revision: row[1], sub: row[2])
+    }
+
+    /// Reads the value from history only when a compare needs it: most writes compare revisions.
+    private static func current(_ key: String, db: Database, withValue: Bool) throws -> Current? {
+        let sql =
+            withValue
+            ? """
+            SELECT kv.key, r.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease, kv.sub
+            FROM kv JOIN kv_rev AS r ON r.revision = kv.mod_revision AND r.sub = kv.sub WHERE kv.key = ?
+            """
+            : "SELECT key, x'', create_revision, mod_revision, version, lease, sub FROM kv WHERE key = ?"
+        return try db.cachedRow(sql: sql, arguments: [Data(key.utf8)]).map {
+            Current(kv: keyValue($0), sub: $0[6], hasValue: withValue)
+        }
+    }
+
+    static func deleteKeys(_ keys: [LiveRow], db: Database, revision: Int64, firstSub: Int64 = 0, events: inout [WatchEvent]) throws {
         var sub = firstSub
-        for key in keys {
+        for live in keys {
             try db.cachedExecute(
                 sql: """
-                    INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted)
-                    VALUES (?, ?, ?, x'', 0, 0, NULL, 1)
+                    INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted, prev_revision, prev_sub)
+                    VALUES (?, ?, ?, x'', 0, 0, NULL, 1, ?, ?)
                     """,
-                arguments: [revision, sub, key])
-            try db.cachedExecute(sql: "DELETE FROM kv WHERE key = ?", arguments: [key])
+                arguments: [revision, sub, live.key, live.revision, live.sub])
+            try db.cachedExecute(sql: "DELETE FROM kv WHERE key = ?", arguments: [live.key])
             sub += 1
             events.append(
                 WatchEvent(
                     kind: .delete,
                     kv: KeyValue(
-                        key: String(decoding: key, as: UTF8.self), value: Data(),
+                        key: String(decoding: live.key, as: UTF8.self), value: Data(),
                         createRevision: 0, modRevision: revision, version: 0)))
         }
     }
 
     /// Drops history that no read at or after `target` can see: superseded rows and tombstones
     /// below it. The latest row of each key at `target` stays, so reads at `target` still work.
-    private static func compact(db: Database, to target: Int64) throws {
+    ///
+    /// A row is superseded when a later row of its key at or below `target` points back at it;
+    /// rows up to the last compaction (`previous`) were swept then, so only the rows since are read.
+    private static func compact(db: Database, from previous: Int64, to target: Int64) throws {
         try db.cachedExecute(
             sql: """
-                DELETE FROM kv_rev WHERE revision < ?1 AND EXISTS (
-                    SELECT 1 FROM kv_rev AS newer
-                    WHERE newer.key = kv_rev.key AND newer.revision > kv_rev.revision AND newer.revision <= ?1)
+                DELETE FROM kv_rev WHERE (revision, sub) IN (
+                    SELECT prev_revision, prev_sub FROM kv_rev
+                    WHERE revision > ?1 AND revision <= ?2 AND prev_revision IS NOT NULL)
                 """,
-            arguments: [target])
-        try db.cachedExecute(sql: "DELETE FROM kv_rev WHERE revision < ? AND deleted = 1", arguments: [target])
+            arguments: [previous, target])
+        try db.cachedExecute(
+            sql: "DELETE FROM kv_rev WHERE revision >= ? AND revision < ? AND deleted = 1", arguments: [previous, target])
     }
 }

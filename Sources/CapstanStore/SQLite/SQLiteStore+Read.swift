@@ -15,15 +15,21 @@ extension SQLiteStore: WatchHistory {
                 return try historicalRange(request, revision: revision, db: db, current: current)
             }
         }
-        let (filter, arguments) = keyFilter(request.range)
+        let (filter, arguments) = keyFilter(request.range, column: "kv.key")
         if request.countOnly {
             let count = try db.cachedValue(Int.self, sql: "SELECT COUNT(*) FROM kv WHERE \(filter)", arguments: arguments) ?? 0
             return RangeResult(kvs: [], count: count, more: false, revision: current)
         }
-        let columns = request.keysOnly ? "key, x'' AS value" : "key, value"
-        let sql = """
-            SELECT \(columns), create_revision, mod_revision, version, lease FROM kv WHERE \(filter)
-            ORDER BY key\(request.descending ? " DESC" : "") LIMIT ?
+        let sql =
+            request.keysOnly
+            ? """
+            SELECT kv.key, x'', create_revision, mod_revision, version, lease FROM kv WHERE \(filter)
+            ORDER BY kv.key\(request.descending ? " DESC" : "") LIMIT ?
+            """
+            : """
+            SELECT kv.key, r.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease
+            FROM kv JOIN kv_rev AS r ON r.revision = kv.mod_revision AND r.sub = kv.sub WHERE \(filter)
+            ORDER BY kv.key\(request.descending ? " DESC" : "") LIMIT ?
             """
         var kvs = try db.cachedRows(sql: sql, arguments: arguments + [sqlLimit(request)]).map(Self.keyValue)
         return try finish(&kvs, request: request, current: current) {
@@ -31,25 +37,52 @@ extension SQLiteStore: WatchHistory {
         }
     }
 
+    /// A range as it was at `revision`, without a key index on history: keys unchanged since
+    /// then are read through their current row; for keys changed since, the first change after
+    /// `revision` points back at the row it replaced (none if the key did not exist then).
+    /// Costs the history written since `revision` plus the keys in the range.
     private static func historicalRange(_ request: RangeRequest, revision: Int64, db: Database, current: Int64) throws -> RangeResult {
-        let (filter, arguments) = keyFilter(request.range, after: "revision <= ?", [revision])
-        // SQLite takes the bare columns from the row holding MAX(revision) of each group.
-        let latest = """
-            SELECT key, value, create_revision, MAX(revision) AS mod_revision, version, lease, deleted
-            FROM kv_rev WHERE \(filter) GROUP BY key
-            """
-        let sql = "SELECT * FROM (\(latest)) WHERE deleted = 0 ORDER BY key\(request.descending ? " DESC" : "") LIMIT ?"
-        let count: () throws -> Int = {
-            try db.cachedValue(Int.self, sql: "SELECT COUNT(*) FROM (\(latest)) WHERE deleted = 0", arguments: arguments) ?? 0
+        var changed = Set<Data>()
+        var rows: [(key: Data, revision: Int64, sub: Int64)] = []
+        let (tailFilter, tailArguments) = keyFilter(request.range, after: "revision > ?", [revision])
+        for row in try db.cachedRows(
+            sql: "SELECT key, prev_revision, prev_sub FROM kv_rev WHERE \(tailFilter) ORDER BY revision, sub",
+            arguments: tailArguments)
+        {
+            let key: Data = row[0]
+            guard changed.insert(key).inserted else { continue }
+            if let previous: Int64 = row[1] { rows.append((key, previous, row[2])) }
         }
+        let (filter, arguments) = keyFilter(request.range, after: "mod_revision <= ?", [revision])
+        for row in try db.cachedRows(sql: "SELECT key, mod_revision, sub FROM kv WHERE \(filter)", arguments: arguments) {
+            rows.append((row[0], row[1], row[2]))
+        }
+        rows.sort { request.descending ? $1.key.lexicographicallyPrecedes($0.key) : $0.key.lexicographicallyPrecedes($1.key) }
+        let count = rows.count
         if request.countOnly {
-            return RangeResult(kvs: [], count: try count(), more: false, revision: current)
+            return RangeResult(kvs: [], count: count, more: false, revision: current)
         }
-        var kvs = try db.cachedRows(sql: sql, arguments: arguments + [sqlLimit(request)]).map(Self.keyValue)
-        if request.keysOnly {
-            for index in kvs.indices { kvs[index].value = Data() }
+        var more = false
+        if let limit = request.limit, limit > 0, rows.count > limit {
+            rows.removeLast(rows.count - limit)
+            more = true
         }
-        return try finish(&kvs, request: request, current: current, count: count)
+        let kvs = try rows.map { pointer in
+            guard
+                let row = try db.cachedRow(
+                    sql: """
+                        SELECT key, value, create_revision, revision, version, lease FROM kv_rev
+                        WHERE revision = ? AND sub = ?
+                        """,
+                    arguments: [pointer.revision, pointer.sub])
+            else {
+                throw StoreError(.io, "history row \(pointer.revision).\(pointer.sub) of a live key is missing")
+            }
+            var kv = keyValue(row)
+            if request.keysOnly { kv.value = Data() }
+            return kv
+        }
+        return RangeResult(kvs: kvs, count: count, more: more, revision: current)
     }
 
     /// The LIMIT to ask SQLite for: one more than requested, to learn whether there is more;
@@ -73,15 +106,15 @@ extension SQLiteStore: WatchHistory {
     }
 
     /// SQL condition and arguments selecting `range` on the `key` column, after `condition`.
-    static func keyFilter(_ range: KeyRange, after condition: String? = nil, _ arguments: StatementArguments = [])
-        -> (String, StatementArguments)
-    {
+    static func keyFilter(
+        _ range: KeyRange, column: String = "key", after condition: String? = nil, _ arguments: StatementArguments = []
+    ) -> (String, StatementArguments) {
         let (lower, upper) = range.bounds
-        var filter = (condition.map { $0 + " AND " } ?? "") + "key >= ?"
+        var filter = (condition.map { $0 + " AND " } ?? "") + "\(column) >= ?"
         var arguments = arguments
         _ = arguments.append(contentsOf: [Data(lower)])
         if let upper {
-            filter += " AND key < ?"
+            filter += " AND \(column) < ?"
             _ = arguments.append(contentsOf: [Data(upper)])
         }
         return (filter, arguments)

@@ -88,10 +88,16 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     private func readLatest(_ key: String, keysOnly: Bool) throws -> RangeResult? {
         let row = try pool.unsafeRead { db in
             try db.cachedRow(
-                sql: """
-                    SELECT key, \(keysOnly ? "x''" : "value"), create_revision, mod_revision, version, lease,
+                sql: keysOnly
+                    ? """
+                    SELECT key, x'', create_revision, mod_revision, version, lease,
                         (SELECT value FROM meta WHERE name = 'revision')
                     FROM kv WHERE key = ?
+                    """
+                    : """
+                    SELECT kv.key, r.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease,
+                        (SELECT value FROM meta WHERE name = 'revision')
+                    FROM kv JOIN kv_rev AS r ON r.revision = kv.mod_revision AND r.sub = kv.sub WHERE kv.key = ?
                     """,
                 arguments: [Data(key.utf8)])
         }
