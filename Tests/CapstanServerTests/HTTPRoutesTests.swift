@@ -102,6 +102,7 @@ struct HTTPRoutesTests {
             let problem = try Self.problem(response)
             #expect(problem.code == code)
             #expect(problem.status == status)
+            #expect(!problem.title.isEmpty)
             #expect(!problem.detail.isEmpty)
             if code == "invalid_content" {
                 #expect(problem.line != nil)
@@ -119,6 +120,7 @@ struct HTTPRoutesTests {
             #expect(response.status == .contentTooLarge)
             let problem = try Self.problem(response)
             #expect(problem.code == "payload_too_large")
+            #expect(problem.title == "Content Too Large")
             #expect(problem.detail.contains("1KiB"))
             #expect(try await store.status().revision == before)
         }
@@ -129,6 +131,7 @@ struct HTTPRoutesTests {
             let missing = try await client.execute(uri: "/v1/config/prod/missing.yaml", method: .get)
             #expect(missing.status == .notFound)
             #expect(try Self.problem(missing).code == "config_not_found")
+            #expect(try Self.problem(missing).title == "Not Found")
             let route = try await client.execute(uri: "/v1/nothing-here", method: .get)
             #expect(route.status == .notFound)
             #expect(try Self.problem(route).code == "not_found")

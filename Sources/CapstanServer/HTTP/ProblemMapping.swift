@@ -68,8 +68,28 @@ enum ProblemMapping {
         }
     }
 
+    /// The standard reason phrase (`HTTPResponse.Status(code:)` leaves it empty).
     static func title(_ status: Int) -> String {
-        HTTPResponse.Status(code: status).reasonPhrase
+        switch status {
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 410: "Gone"
+        case 411: "Length Required"
+        case 412: "Precondition Failed"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 428: "Precondition Required"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: HTTPResponse.Status(code: status).reasonPhrase
+        }
     }
 
     static func response(for problem: Problem, headers extra: HTTPFields = [:]) -> Response {

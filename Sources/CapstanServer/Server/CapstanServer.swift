@@ -36,6 +36,7 @@ public enum CapstanServer {
         let router = makeRouter(service: service, store: store, metrics: metrics)
         return Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [
                 CompactionService(

@@ -1,0 +1,89 @@
+import CapstanTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// HTTP behaviour below what an HTTP client library shows: bytes on a real socket.
+@Suite("Raw HTTP")
+struct RawHTTPTests {
+    /// curl sends `Expect: 100-continue` on uploads (`curl -T app.yaml`) and holds the body
+    /// back for up to a second unless the server answers `100 Continue` first.
+    @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
+        try await LiveServer.with { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let connection = try RawConnection(port: port)
+            defer { connection.close() }
+            try connection.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+            #expect(try connection.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 201"))
+            _ = try connection.receive(until: "}")
+            let body = "port: 8080\n"
+            try connection.send(
+                "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + "Expect: 100-continue\r\n\r\n")
+            // Nothing of the body is sent yet: the interim answer must come on its own.
+            let interim = try connection.receive(until: "\r\n\r\n")
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
+            try connection.send(body)
+            let final = try connection.receive(until: "\r\n\r\n")
+            #expect(final.hasPrefix("HTTP/1.1 200"))
+            #expect(try await server.store.get("/capstan/config/prod/app.yaml") != nil)
+        }
+    }
+}
+
+/// A blocking loopback TCP connection with a receive timeout, for byte-level checks.
+private final class RawConnection {
+    private let descriptor: Int32
+    private var buffer = Data()
+
+    init(port: Int, timeoutSeconds: Int = 5) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.EBADF) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            Glibc.close(descriptor)
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .ECONNREFUSED)
+        }
+    }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPIPE) }
+            sent += count
+        }
+    }
+
+    /// Everything up to and including `marker`; throws on timeout or end of stream.
+    func receive(until marker: String) throws -> String {
+        let needle = Data(marker.utf8)
+        while true {
+            if let found = buffer.range(of: needle) {
+                let text = String(decoding: buffer[..<found.upperBound], as: UTF8.self)
+                buffer.removeSubrange(..<found.upperBound)
+                return text
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    func close() { Glibc.close(descriptor) }
+}
