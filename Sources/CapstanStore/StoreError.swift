@@ -2,7 +2,7 @@
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case compacted, futureRevision, leaseNotFound, invalidArgument, closed, io
+            case compacted, futureRevision, leaseNotFound, invalidArgument, closed, io, unavailable
         }
 
         private let base: Base
@@ -17,6 +17,8 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let closed = Code(.closed)
         /// The engine could not read or write its storage.
         public static let io = Code(.io)
+        /// The storage is there but cannot serve now (an etcd cluster without a leader).
+        public static let unavailable = Code(.unavailable)
 
         public var description: String { base.rawValue }
     }

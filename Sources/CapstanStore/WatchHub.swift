@@ -57,6 +57,16 @@ public final class WatchHub: Sendable {
         return (subscription, revision)
     }
 
+    /// Drops every subscription as if it had overflowed: each catches up from history again
+    /// (and learns there if what it missed is gone). For engines whose feed lost continuity.
+    public func dropAll() {
+        let dropped = state.withLock { state in
+            defer { state.subscriptions = [:] }
+            return Array(state.subscriptions.values)
+        }
+        for subscription in dropped { subscription.overflow() }
+    }
+
     public func unsubscribe(_ subscription: WatchSubscription) {
         _ = state.withLock { $0.subscriptions.removeValue(forKey: ObjectIdentifier(subscription)) }
         subscription.cancel()
@@ -141,6 +151,19 @@ public final class WatchSubscription: Sendable {
             return state.waiter
         }
         waiter?.resume(returning: .cancelled)
+    }
+
+    /// Marks the subscription overflowed: its watcher catches up from history.
+    func overflow() {
+        let waiter = state.withLock { state in
+            guard !state.cancelled else { return CheckedContinuation<Signal, Never>?.none }
+            state.overflowed = true
+            state.buffer = []
+            state.bufferedBytes = 0
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: .overflow)
     }
 }
 

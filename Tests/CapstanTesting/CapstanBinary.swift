@@ -148,11 +148,15 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Waits until standard output contains a line matching `predicate`; answers that line.
-    public func waitForLine(timeout: Duration = .seconds(30), _ predicate: @escaping @Sendable (String) -> Bool) async throws -> String {
+    /// Waits until standard output (or standard error) contains a line matching `predicate`;
+    /// answers that line.
+    public func waitForLine(
+        timeout: Duration = .seconds(30), onStandardError: Bool = false, _ predicate: @escaping @Sendable (String) -> Bool
+    ) async throws -> String {
         var found: String?
         try await eventually(timeout: timeout, "a matching line from the process; output so far: \(output) \(errorOutput)") {
-            found = self.output.split(separator: "\n").map(String.init).first(where: predicate)
+            let text = onStandardError ? self.errorOutput : self.output
+            found = text.split(separator: "\n").map(String.init).first(where: predicate)
             if found == nil, self.hasExited {
                 throw ProcessExited(output: self.output, errors: self.errorOutput)
             }

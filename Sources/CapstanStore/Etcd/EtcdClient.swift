@@ -1,0 +1,193 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// etcd's v3 API through its HTTP/JSON gateway, over one or more cluster members.
+///
+/// Calls go to one member at a time. When it cannot be reached, or answers that it has no
+/// leader, the call moves to the next member and retries until `failoverWindow` passes. A
+/// write is retried only when it surely was not applied (the connection was never made, or the
+/// member refused it before proposing it); otherwise its outcome is unknown and the caller
+/// gets an error saying so.
+final class EtcdClient: Sendable {
+    let endpoints: [String]
+    private let preferred = Mutex(0)
+    private let http: HTTPClient
+    private let logger: Logger
+    private let failoverWindow: Duration
+    private let requestTimeout: TimeAmount = .seconds(10)
+
+    init(endpoints: [String], failoverWindow: Duration = .seconds(15), logger: Logger) {
+        precondition(!endpoints.isEmpty, "etcd needs at least one endpoint")
+        self.endpoints = endpoints
+        self.failoverWindow = failoverWindow
+        self.logger = logger
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(2))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        configuration.decompression = .disabled
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    /// The member calls go to now.
+    var currentEndpoint: String {
+        endpoints[preferred.withLock { $0 } % endpoints.count]
+    }
+
+    /// Calls a unary gateway method, e.g. `/v3/kv/range`.
+    func call<Request: Encodable & Sendable, Response: Decodable>(
+        _ path: String, _ body: Request, as: Response.Type = Response.self, idempotent: Bool
+    ) async throws -> Response {
+        let payload = try JSONEncoder().encode(body)
+        let bytes = try await withFailover(path, idempotent: idempotent) { endpoint in
+            let response = try await self.http.execute(self.request(endpoint + path, payload), timeout: self.requestTimeout)
+            let body = try await response.body.collect(upTo: 256 << 20)
+            return (response.status.code, body)
+        }
+        do {
+            return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
+        } catch {
+            throw StoreError(.io, "etcd answered \(path) with a message Capstan cannot read: \(error)", underlying: error)
+        }
+    }
+
+    /// Opens a streamed gateway method (`/v3/watch`) and hands over its messages, one JSON
+    /// document per element, until the stream ends or the consuming task is cancelled.
+    func stream<Request: Encodable & Sendable>(_ path: String, _ body: Request) async throws -> AsyncThrowingStream<Data, any Error> {
+        let payload = try JSONEncoder().encode(body)
+        let response = try await withFailover(path, idempotent: true) { endpoint in
+            let response = try await self.http.execute(self.request(endpoint + path, payload), deadline: .distantFuture)
+            if response.status == .ok { return (200, response) }
+            let body = try await response.body.collect(upTo: 1 << 20)
+            throw Self.error(path: path, status: response.status.code, body: body)
+        }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    var pending = Data()
+                    for try await chunk in response.body {
+                        pending.append(contentsOf: chunk.readableBytesView)
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = pending[pending.startIndex..<newline]
+                            if !line.isEmpty { continuation.yield(Data(line)) }
+                            pending.removeSubrange(pending.startIndex...newline)
+                        }
+                    }
+                    if !pending.isEmpty { continuation.yield(pending) }
+                    continuation.finish(throwing: StoreError(.io, "etcd closed the \(path) stream"))
+                } catch {
+                    continuation.finish(throwing: StoreError(.io, "the \(path) stream from etcd failed: \(error)", underlying: error))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func request(_ url: String, _ payload: Data) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: payload))
+        return request
+    }
+
+    /// Runs `attempt` against the preferred member, moving on to the next one on failures that
+    /// allow it. `attempt` answers the HTTP status and what to hand back on 200.
+    private func withFailover<T: Sendable>(
+        _ path: String, idempotent: Bool, _ attempt: @Sendable (String) async throws -> (UInt, T)
+    ) async throws -> T {
+        let deadline = ContinuousClock.now + failoverWindow
+        var tries = 0
+        while true {
+            let index = preferred.withLock { $0 }
+            let endpoint = endpoints[index % endpoints.count]
+            let failure: StoreError
+            let retry: Bool
+            do {
+                let (status, value) = try await attempt(endpoint)
+                if status == 200 { return value }
+                guard let body = value as? ByteBuffer else { throw StoreError(.io, "etcd answered \(path) with HTTP \(status)") }
+                let error = Self.error(path: path, status: status, body: body)
+                // Refused before it was proposed: safe to send elsewhere, write or not.
+                guard Self.isLeaderless(error) else { throw error }
+                failure = error
+                retry = true
+            } catch let error as StoreError {
+                guard Self.isLeaderless(error) else { throw error }
+                failure = error
+                retry = true
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                let neverConnected = Self.isConnectFailure(error)
+                failure = StoreError(
+                    .io,
+                    neverConnected || idempotent
+                        ? "etcd at \(endpoint) is unreachable: \(error)"
+                        : "etcd at \(endpoint) failed during \(path); the write may or may not have been applied: \(error)",
+                    underlying: error)
+                retry = neverConnected || idempotent
+            }
+            tries += 1
+            guard retry, ContinuousClock.now < deadline else { throw failure }
+            preferred.withLock { current in
+                if current == index { current = (index + 1) % endpoints.count }
+            }
+            if endpoints.count > 1 {
+                logger.warning(
+                    "etcd member failed; trying the next one",
+                    metadata: ["etcd.endpoint": "\(endpoint)", "etcd.next": "\(currentEndpoint)", "error": "\(failure.message)"])
+            }
+            // After a full round of members, wait a little: an election takes a moment.
+            if tries % endpoints.count == 0 {
+                try await Task.sleep(for: .milliseconds(min(1000, 100 * tries)))
+            }
+        }
+    }
+
+    private static func isLeaderless(_ error: StoreError) -> Bool {
+        error.code == .unavailable
+    }
+
+    private static func isConnectFailure(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout
+        }
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ECONNRESET].contains(error.errnoCode)
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        return false
+    }
+
+    /// Maps the gateway's error answer (a gRPC status) onto the store's errors.
+    static func error(path: String, status: UInt, body: ByteBuffer) -> StoreError {
+        let decoded = try? JSONDecoder().decode(EtcdWire.ErrorBody.self, from: Data(body.readableBytesView))
+        let message = decoded?.message ?? String(buffer: body)
+        return error(code: decoded?.code ?? 0, message: message, path: path, status: status)
+    }
+
+    static func error(code: Int, message: String, path: String, status: UInt = 0) -> StoreError {
+        switch (code, message) {
+        case (_, let text) where text.contains("required revision has been compacted"):
+            return StoreError(.compacted, "etcd: \(text)")
+        case (_, let text) where text.contains("required revision is a future revision"):
+            return StoreError(.futureRevision, "etcd: \(text)")
+        case (_, let text) where text.contains("requested lease not found"):
+            return StoreError(.leaseNotFound, "etcd: \(text)")
+        case (3, let text):
+            return StoreError(.invalidArgument, "etcd: \(text)")
+        case (14, let text):
+            return StoreError(.unavailable, "etcd is unavailable: \(text)")
+        default:
+            return StoreError(.io, "etcd answered \(path) with \(status == 0 ? "" : "HTTP \(status), ")gRPC code \(code): \(message)")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+
+extension EtcdStore: WatchHistory {
+    /// Recent events the feed has seen, so that watchers catching up a little (a reconnect)
+    /// read them from memory instead of opening a watch of their own on etcd.
+    struct Replay {
+        var events: [WatchEvent] = []
+        /// Every event of the prefix at or above this revision (up to the hub's) is in `events`.
+        var completeFrom: Int64
+        let capacity: Int
+
+        mutating func append(_ batch: [WatchEvent]) {
+            events.append(contentsOf: batch)
+            guard events.count > capacity else { return }
+            // Drop whole revisions from the front.
+            var cut = events.count - capacity
+            let lastDropped = events[cut - 1].revision
+            while cut < events.count, events[cut].revision == lastDropped { cut += 1 }
+            events.removeFirst(cut)
+            completeFrom = lastDropped + 1
+        }
+    }
+
+    /// Follows every change under the prefix with one etcd watch and publishes it to the hub;
+    /// reconnects (to another member if need be) from the last revision it saw.
+    func runFeed() async throws {
+        let (key, rangeEnd) = keys.bounds(.prefix(""))
+        while !Task.isCancelled {
+            let next = hub.revision + 1
+            do {
+                let stream = try await client.stream(
+                    "/v3/watch",
+                    EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: next)))
+                for try await line in stream {
+                    let message = try JSONDecoder().decode(EtcdWire.StreamMessage<EtcdWire.WatchResponse>.self, from: line)
+                    if let error = message.error {
+                        throw EtcdClient.error(code: error.code, message: error.message, path: "/v3/watch")
+                    }
+                    guard let result = message.result else { continue }
+                    if result.canceled {
+                        if result.compactRevision > 0 {
+                            try await restartAfterCompaction(result.compactRevision)
+                        }
+                        break
+                    }
+                    publish(result.events.map(event))
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("etcd watch feed interrupted; resuming", metadata: ["error": "\(error)", "etcd.revision": "\(next)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Publishes a batch of the feed, one revision at a time, in order.
+    private func publish(_ events: [WatchEvent]) {
+        guard !events.isEmpty else { return }
+        replay.withLock { $0.append(events) }
+        var start = events.startIndex
+        while start < events.endIndex {
+            let revision = events[start].revision
+            let end = events[start...].firstIndex { $0.revision != revision } ?? events.endIndex
+            hub.publish(Array(events[start..<end]), revision: revision)
+            start = end
+        }
+    }
+
+    /// The feed fell behind a compaction: what it missed is gone, so every watcher must resync.
+    private func restartAfterCompaction(_ compactRevision: Int64) async throws {
+        compacted.withLock { $0 = max($0, compactRevision) }
+        let current = try await Self.currentRevision(client: client, keys: keys)
+        replay.withLock { $0 = Replay(completeFrom: current + 1, capacity: $0.capacity) }
+        hub.publish([], revision: current)
+        hub.dropAll()
+        logger.error("etcd compacted past the watch feed; watchers resync", metadata: ["etcd.compact_revision": "\(compactRevision)"])
+    }
+
+    func event(_ wire: EtcdWire.Event) -> WatchEvent {
+        var kv = keys.keyValue(wire.kv)
+        if wire.isDelete { kv = KeyValue(key: kv.key, value: Data(), createRevision: 0, modRevision: kv.modRevision, version: 0) }
+        return WatchEvent(kind: wire.isDelete ? .delete : .put, kv: kv)
+    }
+
+    public func events(in range: KeyRange, from: Int64, through: Int64) async throws -> [WatchEvent] {
+        let oldest = compacted.withLock { $0 }
+        if from < oldest { throw StoreError.compacted(requested: from, compactRevision: oldest) }
+        let recorded = replay.withLock { replay -> [WatchEvent]? in
+            guard from >= replay.completeFrom else { return nil }
+            return replay.events.filter { $0.revision >= from && $0.revision <= through && range.contains($0.kv.key) }
+        }
+        if let recorded { return recorded }
+        // Older than memory: a watch of its own on etcd, read until it passes `through`. When the
+        // range saw no change since `from`, this waits for the next one: there is nothing to
+        // deliver until then anyway.
+        let (key, rangeEnd) = keys.bounds(range)
+        let stream = try await client.stream(
+            "/v3/watch", EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from)))
+        var collected: [WatchEvent] = []
+        for try await line in stream {
+            let message = try JSONDecoder().decode(EtcdWire.StreamMessage<EtcdWire.WatchResponse>.self, from: line)
+            if let error = message.error {
+                throw EtcdClient.error(code: error.code, message: error.message, path: "/v3/watch")
+            }
+            guard let result = message.result else { continue }
+            if result.canceled {
+                if result.compactRevision > 0 {
+                    compacted.withLock { $0 = max($0, result.compactRevision) }
+                    throw StoreError.compacted(requested: from, compactRevision: result.compactRevision)
+                }
+                throw StoreError(.io, "etcd cancelled a watch: \(result.cancelReason ?? "no reason given")")
+            }
+            for wire in result.events {
+                let event = event(wire)
+                if event.revision > through { return collected }
+                collected.append(event)
+            }
+            if collected.last?.revision == through { return collected }
+        }
+        return collected
+    }
+}
