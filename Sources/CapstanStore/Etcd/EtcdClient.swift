@@ -49,7 +49,8 @@ final class EtcdClient: Sendable {
         let bytes = try await withFailover(path, idempotent: idempotent) { endpoint in
             let response = try await self.http.execute(self.request(endpoint + path, payload), timeout: self.requestTimeout)
             let body = try await response.body.collect(upTo: 256 << 20)
-            return (response.status.code, body)
+            guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: body) }
+            return body
         }
         do {
             return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
@@ -58,13 +59,16 @@ final class EtcdClient: Sendable {
         }
     }
 
-    /// Opens a streamed gateway method (`/v3/watch`) and hands over its messages, one JSON
-    /// document per element, until the stream ends or the consuming task is cancelled.
-    func stream<Request: Encodable & Sendable>(_ path: String, _ body: Request) async throws -> AsyncThrowingStream<Data, any Error> {
+    /// Opens a streamed gateway method (`/v3/watch`, `/v3/lease/keepalive`) and hands over the
+    /// `result` of each message until the stream ends or the consuming task is cancelled; an
+    /// `error` message fails the stream with the store's error.
+    func stream<Request: Encodable & Sendable, Result: Decodable & Sendable>(
+        _ path: String, _ body: Request, results: Result.Type
+    ) async throws -> AsyncThrowingStream<Result, any Error> {
         let payload = try JSONEncoder().encode(body)
         let response = try await withFailover(path, idempotent: true) { endpoint in
             let response = try await self.http.execute(self.request(endpoint + path, payload), deadline: .distantFuture)
-            if response.status == .ok { return (200, response) }
+            if response.status == .ok { return response }
             let body = try await response.body.collect(upTo: 1 << 20)
             throw Self.error(path: path, status: response.status.code, body: body)
         }
@@ -76,18 +80,30 @@ final class EtcdClient: Sendable {
                         pending.append(contentsOf: chunk.readableBytesView)
                         while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                             let line = pending[pending.startIndex..<newline]
-                            if !line.isEmpty { continuation.yield(Data(line)) }
+                            if !line.isEmpty, let result = try Self.result(of: Data(line), as: Result.self, path: path) {
+                                continuation.yield(result)
+                            }
                             pending.removeSubrange(pending.startIndex...newline)
                         }
                     }
-                    if !pending.isEmpty { continuation.yield(pending) }
                     continuation.finish(throwing: StoreError(.io, "etcd closed the \(path) stream"))
+                } catch let error as StoreError {
+                    continuation.finish(throwing: error)
                 } catch {
                     continuation.finish(throwing: StoreError(.io, "the \(path) stream from etcd failed: \(error)", underlying: error))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+    }
+
+    /// One message of a stream: its result, nil for a message without one, or its error thrown.
+    private static func result<Result: Decodable>(of line: Data, as: Result.Type, path: String) throws -> Result? {
+        let message = try JSONDecoder().decode(EtcdWire.StreamMessage<Result>.self, from: line)
+        if let failure = message.error {
+            throw error(code: failure.code, message: failure.message, path: path)
+        }
+        return message.result
     }
 
     private func request(_ url: String, _ payload: Data) -> HTTPClientRequest {
@@ -99,9 +115,9 @@ final class EtcdClient: Sendable {
     }
 
     /// Runs `attempt` against the preferred member, moving on to the next one on failures that
-    /// allow it. `attempt` answers the HTTP status and what to hand back on 200.
+    /// allow it. `attempt` throws the store's error for an error answer.
     private func withFailover<T: Sendable>(
-        _ path: String, idempotent: Bool, _ attempt: @Sendable (String) async throws -> (UInt, T)
+        _ path: String, idempotent: Bool, _ attempt: @Sendable (String) async throws -> T
     ) async throws -> T {
         let deadline = ContinuousClock.now + failoverWindow
         var tries = 0
@@ -111,15 +127,9 @@ final class EtcdClient: Sendable {
             let failure: StoreError
             let retry: Bool
             do {
-                let (status, value) = try await attempt(endpoint)
-                if status == 200 { return value }
-                guard let body = value as? ByteBuffer else { throw StoreError(.io, "etcd answered \(path) with HTTP \(status)") }
-                let error = Self.error(path: path, status: status, body: body)
-                // Refused before it was proposed: safe to send elsewhere, write or not.
-                guard Self.isLeaderless(error) else { throw error }
-                failure = error
-                retry = true
+                return try await attempt(endpoint)
             } catch let error as StoreError {
+                // Refused before it was proposed: safe to send elsewhere, write or not.
                 guard Self.isLeaderless(error) else { throw error }
                 failure = error
                 retry = true

@@ -29,15 +29,7 @@ extension EtcdStore: WatchHistory {
         while !Task.isCancelled {
             let next = hub.revision + 1
             do {
-                let stream = try await client.stream(
-                    "/v3/watch",
-                    EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: next)))
-                for try await line in stream {
-                    let message = try JSONDecoder().decode(EtcdWire.StreamMessage<EtcdWire.WatchResponse>.self, from: line)
-                    if let error = message.error {
-                        throw EtcdClient.error(code: error.code, message: error.message, path: "/v3/watch")
-                    }
-                    guard let result = message.result else { continue }
+                for try await result in try await etcdWatch(key: key, rangeEnd: rangeEnd, from: next) {
                     if result.canceled {
                         if result.compactRevision > 0 {
                             try await restartAfterCompaction(result.compactRevision)
@@ -54,6 +46,15 @@ extension EtcdStore: WatchHistory {
                 try await Task.sleep(for: .milliseconds(200))
             }
         }
+    }
+
+    /// An etcd watch of its own on `key..<rangeEnd` from revision `from`.
+    private func etcdWatch(key: Data, rangeEnd: Data?, from: Int64) async throws
+        -> AsyncThrowingStream<EtcdWire.WatchResponse, any Error>
+    {
+        try await client.stream(
+            "/v3/watch", EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from)),
+            results: EtcdWire.WatchResponse.self)
     }
 
     /// Publishes a batch of the feed, one revision at a time, in order.
@@ -97,15 +98,8 @@ extension EtcdStore: WatchHistory {
         // range saw no change since `from`, this waits for the next one: there is nothing to
         // deliver until then anyway.
         let (key, rangeEnd) = keys.bounds(range)
-        let stream = try await client.stream(
-            "/v3/watch", EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from)))
         var collected: [WatchEvent] = []
-        for try await line in stream {
-            let message = try JSONDecoder().decode(EtcdWire.StreamMessage<EtcdWire.WatchResponse>.self, from: line)
-            if let error = message.error {
-                throw EtcdClient.error(code: error.code, message: error.message, path: "/v3/watch")
-            }
-            guard let result = message.result else { continue }
+        for try await result in try await etcdWatch(key: key, rangeEnd: rangeEnd, from: from) {
             if result.canceled {
                 if result.compactRevision > 0 {
                     compacted.withLock { $0 = max($0, result.compactRevision) }

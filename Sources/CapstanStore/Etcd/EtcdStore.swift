@@ -115,13 +115,9 @@ public final class EtcdStore: KeyValueStore, Sendable {
     }
 
     public func keepAlive(_ lease: LeaseID) async throws -> Int64 {
-        let stream = try await client.stream("/v3/lease/keepalive", EtcdWire.LeaseIDRequest(ID: lease))
-        for try await line in stream {
-            let message = try JSONDecoder().decode(EtcdWire.StreamMessage<EtcdWire.LeaseResponse>.self, from: line)
-            if let error = message.error {
-                throw EtcdClient.error(code: error.code, message: error.message, path: "/v3/lease/keepalive")
-            }
-            guard let result = message.result else { continue }
+        let stream = try await client.stream(
+            "/v3/lease/keepalive", EtcdWire.LeaseIDRequest(ID: lease), results: EtcdWire.LeaseResponse.self)
+        for try await result in stream {
             guard result.ttl > 0 else { throw StoreError(.leaseNotFound, "lease \(lease) not found") }
             return result.ttl
         }
