@@ -122,6 +122,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
-        .testTarget(name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanClient", "CapstanTesting", "capstan"]),
+        .testTarget(
+            name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanClient", "CapstanStore", "CapstanTesting", "capstan"]),
     ]
 )

@@ -9,34 +9,85 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "server",
         abstract: "Run the Capstan server.",
         discussion: """
-            Serves the HTTP API on --listen, keeping its data in one SQLite file in --data-dir.
-            --dev runs a throwaway server with its data in a fresh temporary directory.
+            Serves the HTTP API on --listen, keeping its data in one SQLite file in --data-dir, or
+            on an etcd cluster with --store etcd://HOST:PORT[,HOST:PORT...]. Several servers on one
+            etcd serve the same data (replicas). --dev runs a throwaway server with its data in a
+            fresh temporary directory. Settings can also come from --config FILE.
             """)
 
-    @Option(help: "Directory for the store (default: ./capstan-data; with --dev a temporary directory).")
+    @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
+    var config: String?
+
+    @Option(help: "Directory for the SQLite store (default: ./capstan-data; with --dev a temporary directory).")
     var dataDir: String?
 
-    @Option(help: "Address to listen on, HOST:PORT.") var listen: String = "127.0.0.1:8740"
+    @Option(help: "Where the data lives: sqlite:PATH (default: capstan.sqlite in --data-dir) or etcd://HOST:PORT[,HOST:PORT...].")
+    var store: String?
+
+    @Option(help: "Key prefix inside a shared etcd, e.g. /team-a (default: none; keys start with /capstan/).")
+    var storePrefix: String?
+
+    @Option(help: "Address to listen on, HOST:PORT (default: 127.0.0.1:8740).") var listen: String?
 
     @Flag(help: "Development mode: throwaway data in a temporary directory and a 'try this' banner.")
     var dev = false
 
-    @Option(help: "Largest config content accepted, e.g. 1MiB or 512KiB.") var maxConfigSize: String = "1MiB"
+    @Option(help: "Largest config content accepted, e.g. 1MiB or 512KiB (default: 1MiB).") var maxConfigSize: String?
 
-    @Option(help: "Newest versions kept per config key (its first version is kept too).") var historyRetention: Int = 100
+    @Option(help: "Newest versions kept per config key; its first version is kept too (default: 100).")
+    var historyRetention: Int?
 
-    @Option(help: "Store revisions kept for watch resume before compaction.") var compactionKeep: Int64 = 100_000
+    @Option(help: "Store revisions kept for watch resume before compaction (default: 100000).")
+    var compactionKeep: Int64?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
+    @Option(help: "Seconds a dead replica keeps run-once work (compaction) locked before another takes it over (default: 10).")
+    var lockTTL: Int64?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info).")
+    var logLevel: String?
 
     func validate() throws {
-        _ = try Self.parseListen(listen)
-        do { _ = try ByteSize.parse(maxConfigSize) } catch { throw ValidationError("--max-config-size: \(error.message)") }
-        guard historyRetention >= 1 else { throw ValidationError("--history-retention must be at least 1") }
-        guard compactionKeep >= 1 else { throw ValidationError("--compaction-keep must be at least 1") }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        _ = try resolved()
+    }
+
+    /// The settings in effect: flags, then the config file, then the defaults.
+    func resolved() throws -> ServerConfiguration {
+        let file = try config.map { try ServerConfigFile(path: $0) } ?? ServerConfigFile()
+        var configuration = ServerConfiguration()
+        (configuration.host, configuration.port) = try Self.parseListen(listen ?? file["listen"] ?? "127.0.0.1:8740")
+        let size = maxConfigSize ?? file["max-config-size"] ?? "1MiB"
+        do { configuration.config.maxContentSize = try ByteSize.parse(size) } catch {
+            throw ValidationError("--max-config-size: \(error.message)")
         }
+        configuration.config.historyRetention = try historyRetention ?? file.integer("history-retention") ?? 100
+        guard configuration.config.historyRetention >= 1 else { throw ValidationError("--history-retention must be at least 1") }
+        configuration.compactionKeep = try compactionKeep ?? file.integer("compaction-keep") ?? 100_000
+        guard configuration.compactionKeep >= 1 else { throw ValidationError("--compaction-keep must be at least 1") }
+        configuration.lockTTL = try lockTTL ?? file.integer("lock-ttl") ?? 10
+        guard configuration.lockTTL >= 1 else { throw ValidationError("--lock-ttl must be at least 1 second") }
+        let level = logLevel ?? file["log-level"] ?? "info"
+        guard let parsedLevel = Logger.Level(rawValue: level) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
+        }
+        configuration.logLevel = parsedLevel
+        if let directory = dataDir ?? file["data-dir"] {
+            configuration.dataDirectory = directory
+        } else if dev {
+            configuration.dataDirectory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("capstan-dev-\(UUID().uuidString.prefix(8).lowercased())").path
+        }
+        if let text = store ?? file["store"] {
+            do { configuration.store = try StoreLocation(parsing: text) } catch { throw ValidationError("--store: \(error.message)") }
+        }
+        if let prefix = storePrefix ?? file["store-prefix"] {
+            guard case .etcd = configuration.storeLocation else {
+                throw ValidationError("--store-prefix applies only to an etcd store (--store etcd://HOST:PORT)")
+            }
+            do { configuration.storePrefix = try StoreLocation.normalizedPrefix(prefix) } catch {
+                throw ValidationError("--store-prefix: \(error.message)")
+            }
+        }
+        return configuration
     }
 
     static func parseListen(_ text: String) throws -> (host: String, port: Int) {
@@ -53,43 +104,41 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = ServerConfiguration()
-        (configuration.host, configuration.port) = try Self.parseListen(listen)
-        configuration.config.maxContentSize = try ByteSize.parse(maxConfigSize)
-        configuration.config.historyRetention = historyRetention
-        configuration.compactionKeep = compactionKeep
-        configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        if let dataDir {
-            configuration.dataDirectory = dataDir
-        } else if dev {
-            configuration.dataDirectory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("capstan-dev-\(UUID().uuidString.prefix(8).lowercased())").path
-        }
+        let configuration = try resolved()
         var logger = Logger(label: "capstan")
         logger.logLevel = configuration.logLevel
         let dev = self.dev
-        let dataDirectory = configuration.dataDirectory
+        let location = configuration.storeLocation
         let host = configuration.host
         // A throwaway directory goes when the dev server stops cleanly.
-        let removeOnExit = dev && dataDir == nil
+        let throwaway = dev && dataDir == nil && configuration.store == nil ? configuration.dataDirectory : nil
         defer {
-            if removeOnExit { try? FileManager.default.removeItem(atPath: dataDirectory) }
+            if let throwaway { try? FileManager.default.removeItem(atPath: throwaway) }
         }
+        let storeText = Self.describe(location, prefix: configuration.storePrefix)
         try await CapstanServer.run(configuration: configuration, logger: logger) { port in
             let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
             if dev {
-                printLine(Self.banner(address: address, dataDirectory: dataDirectory))
+                printLine(Self.banner(address: address, store: storeText, throwaway: throwaway != nil))
             } else {
-                printLine("capstan server listening on \(address), data in \(dataDirectory)")
+                printLine("capstan server listening on \(address), data in \(storeText)")
             }
         }
     }
 
-    static func banner(address: String, dataDirectory: String) -> String {
+    /// The store as the start-up line names it.
+    static func describe(_ location: StoreLocation, prefix: String) -> String {
+        switch location {
+        case .sqlite(let path): URL(fileURLWithPath: path).deletingLastPathComponent().path
+        case .etcd: prefix.isEmpty ? "\(location)" : "\(location) under \(prefix)"
+        }
+    }
+
+    static func banner(address: String, store: String, throwaway: Bool) -> String {
         let serverFlag = address == "http://127.0.0.1:8740" ? "" : " --server \(address)"
         return """
             Capstan dev server listening on \(address)
-            Data (throwaway): \(dataDirectory)
+            Data\(throwaway ? " (throwaway)" : ""): \(store)
 
             Try this in another terminal:
               capstan ns create dev\(serverFlag)

@@ -70,12 +70,52 @@ struct CLIErrorTests {
         #expect(result.stderr == "capstan: cannot reach Capstan at http://127.0.0.1:1: connection refused\n")
     }
 
-    @Test func badServerFlagsAreRefused() async throws {
-        for arguments in [["server", "--listen", "nonsense"], ["server", "--max-config-size", "lots"], ["server", "--log-level", "loud"]] {
-            let result = try await CapstanBinary.run(arguments)
-            #expect(result.status == 64, "\(arguments)")
-            #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
-        }
+    @Test(arguments: [
+        (["--listen", "nonsense"], "--listen must be HOST:PORT"),
+        (["--max-config-size", "lots"], "--max-config-size:"),
+        (["--log-level", "loud"], "--log-level must be one of"),
+        (["--store", "mysql://db:3306"], "store must be sqlite:PATH or etcd://HOST:PORT"),
+        (["--store", "sqlite:"], "sqlite store needs a file path"),
+        (["--store", "etcd://"], "etcd member must be HOST:PORT"),
+        (["--store", "etcd://127.0.0.1:2379,"], "etcd member must be HOST:PORT, e.g. 127.0.0.1:2379; got nothing"),
+        (["--store", "etcd://127.0.0.1:99999"], "etcd member port must be 1-65535"),
+        (["--store", "etcd://bad host:2379"], "is not a host name or address"),
+        (["--store-prefix", "/team-a"], "--store-prefix applies only to an etcd store"),
+        (["--store", "etcd://127.0.0.1:2379", "--store-prefix", "team-a"], "store prefix must start with /"),
+        (["--config", "/nonexistent/capstan.yaml"], "cannot read config file /nonexistent/capstan.yaml"),
+    ])
+    func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
+        let result = try await CapstanBinary.run(["server"] + arguments)
+        #expect(result.status == 64, "\(arguments)")
+        #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
+        #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+    }
+
+    @Test(arguments: [
+        ("listen: [oops\n", "is not valid YAML"),
+        ("- listen\n", "must be a map of settings"),
+        ("listen: 127.0.0.1:0\nport: 80\n", "unknown setting port"),
+        ("history-retention: many\n", "history-retention must be a whole number; got many"),
+        ("store:\n  etcd: x\n", "store must be a single value"),
+        ("store: etcd://nowhere\n", "etcd member must be HOST:PORT"),
+    ])
+    func badServerConfigFilesAreRefused(content: String, message: String) async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-config")
+        defer { directory.remove() }
+        let file = directory.file("capstan.yaml")
+        try Data(content.utf8).write(to: URL(fileURLWithPath: file))
+        let result = try await CapstanBinary.run(["server", "--config", file])
+        #expect(result.status == 64, "\(content)")
+        #expect(result.stderrLines.count == 1, "\(content): \(result.stderr)")
+        #expect(result.stderr.contains(message), "\(content): \(result.stderr)")
+    }
+
+    @Test func anUnreachableEtcdStopsTheServerWithOneLine() async throws {
+        let port = try freePort()
+        let result = try await CapstanBinary.run(["server", "--listen", "127.0.0.1:0", "--store", "etcd://127.0.0.1:\(port)"])
+        #expect(result.status == 1)
+        #expect(result.stderrLines.last?.hasPrefix("capstan: etcd at http://127.0.0.1:\(port) is unreachable") == true, "\(result.stderr)")
+        #expect(result.stdout.isEmpty, "it claimed to listen: \(result.stdout)")
     }
 
     @Test func devServerPrintsItsBannerAndServes() async throws {

@@ -6,6 +6,10 @@ enum StoreLayout {
     static let namespaces = root + "ns/"
     static let configs = root + "config/"
     static let history = root + "history/"
+    static let locks = root + "locks/"
+
+    /// The key of a lease lock for run-once work.
+    static func lock(_ name: String) -> String { locks + name }
 
     static func namespace(_ name: String) -> String { namespaces + name }
 

@@ -41,27 +41,31 @@ public enum CapstanServer {
             services: [
                 CompactionService(
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
-                    logger: logger),
+                    lockTTL: configuration.lockTTL, logger: logger),
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
         )
     }
 
-    /// Opens the store in the data directory and serves until SIGTERM or SIGINT.
+    /// Opens the configured store and serves until SIGTERM or SIGINT.
     public static func run(
         configuration: ServerConfiguration,
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("capstan.sqlite").path
-        let store = try SQLiteStore(path: path, logger: logger)
-        let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: StoreService(store: store)), .init(service: app)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        let store = try await configuration.storeLocation.open(prefix: configuration.storePrefix, logger: logger)
+        do {
+            let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: StoreService(store: store)), .init(service: app)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            await StoreLocation.close(store)
+            throw error
+        }
+        await StoreLocation.close(store)
     }
 }

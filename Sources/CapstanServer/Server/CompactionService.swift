@@ -4,19 +4,30 @@ import ServiceLifecycle
 
 /// Compacts the store now and then, keeping the newest `keep` revisions.
 ///
-/// Config history does not depend on this: it is kept as records of its own, by its own policy.
+/// Only the replica holding the compaction lock compacts. Config history does not depend on
+/// this: it is kept as records of its own, by its own policy.
 struct CompactionService: Service {
     let store: any KeyValueStore
     let keep: Int64
     let interval: Duration
+    let lockTTL: Int64
     let logger: Logger
 
     func run() async throws {
+        let lock = LeaseLock(
+            store: store, key: StoreLayout.lock("compaction"), holder: LeaseLock.processHolder(), ttl: lockTTL,
+            logger: logger)
         do {
             try await cancelWhenGracefulShutdown {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: interval)
-                    try await compactOnce()
+                try await lock.whileHolding {
+                    while true {
+                        try await Task.sleep(for: interval)
+                        do {
+                            try await compactOnce()
+                        } catch let error as StoreError where error.code != .compacted {
+                            logger.warning("compaction failed; trying again later", metadata: ["error": "\(error)"])
+                        }
+                    }
                 }
             }
         } catch is CancellationError {

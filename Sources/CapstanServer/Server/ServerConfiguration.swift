@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// Everything `capstan server` can be told; every field has a default.
@@ -5,13 +6,24 @@ public struct ServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 picks a free port (tests); the bound port is reported through `onRunning`.
     public var port: Int = 8740
-    /// Directory holding the SQLite store file.
+    /// Directory holding the SQLite store file (when `store` is nil).
     public var dataDirectory: String = "capstan-data"
+    /// Where the data lives; nil is `capstan.sqlite` in `dataDirectory`.
+    public var store: StoreLocation?
+    /// Key prefix inside a shared etcd, so several installations can use one cluster.
+    public var storePrefix: String = ""
     public var config = ConfigServiceConfiguration()
     /// Store revisions kept for watch resume and reads at old revisions; older ones are compacted.
     public var compactionKeep: Int64 = 100_000
     public var compactionInterval: Duration = .seconds(60)
+    /// Lease time to live, in seconds, of the locks that keep run-once work on one replica.
+    public var lockTTL: Int64 = 10
     public var logLevel: Logger.Level = .info
 
     public init() {}
+
+    /// The store location in effect.
+    public var storeLocation: StoreLocation {
+        store ?? .sqlite(path: URL(fileURLWithPath: dataDirectory).appendingPathComponent("capstan.sqlite").path)
+    }
 }
