@@ -10,8 +10,9 @@ import Testing
 
 @Suite("Client against a live server")
 struct ClientLiveTests {
-    @Test func watchDeliversChangesInOrderThenResumesFromLastEventID() async throws {
-        try await LiveServer.with { server in
+    @Test(arguments: StoreEngine.allCases)
+    func watchDeliversChangesInOrderThenResumesFromLastEventID(engine: StoreEngine) async throws {
+        try await LiveServer.with(engine: engine) { server in
             let client = CapstanClient(server: server.url, author: "tester")
             _ = try await client.createNamespace("live")
             let start = try await client.put("live/seed.txt", content: Data("0".utf8)).revision
@@ -45,8 +46,9 @@ struct ClientLiveTests {
         }
     }
 
-    @Test func watchFromACompactedRevisionAnswers410() async throws {
-        try await LiveServer.with { server in
+    @Test(arguments: StoreEngine.allCases)
+    func watchFromACompactedRevisionAnswers410(engine: StoreEngine) async throws {
+        try await LiveServer.with(engine: engine) { server in
             let client = CapstanClient(server: server.url)
             _ = try await client.createNamespace("old")
             var last: Int64 = 0
@@ -63,8 +65,9 @@ struct ClientLiveTests {
         }
     }
 
-    @Test func longPollOverHTTPReturnsWhenTheKeyChanges() async throws {
-        try await LiveServer.with { server in
+    @Test(arguments: StoreEngine.allCases)
+    func longPollOverHTTPReturnsWhenTheKeyChanges(engine: StoreEngine) async throws {
+        try await LiveServer.with(engine: engine) { server in
             let client = CapstanClient(server: server.url)
             _ = try await client.createNamespace("poll")
             let first = try await client.put("poll/flag.txt", content: Data("off".utf8))
@@ -80,8 +83,9 @@ struct ClientLiveTests {
         }
     }
 
-    @Test func errorsCarryTheProblemCode() async throws {
-        try await LiveServer.with { server in
+    @Test(arguments: StoreEngine.allCases)
+    func errorsCarryTheProblemCode(engine: StoreEngine) async throws {
+        try await LiveServer.with(engine: engine) { server in
             let client = CapstanClient(server: server.url)
             do {
                 _ = try await client.put("nowhere/a.yaml", content: Data("a: 1".utf8))

@@ -52,8 +52,9 @@ struct ConfigServiceTests {
 
     /// Two services on one store behave like two server replicas: each one's remembered state goes
     /// stale when the other writes, and no write may then reuse a sequence or lose a version.
-    @Test func writersWithStaleStateNeverCollide() async throws {
-        try await StoreEngine.sqlite.withStore { store in
+    @Test(arguments: StoreEngine.allCases)
+    func writersWithStaleStateNeverCollide(engine: StoreEngine) async throws {
+        try await engine.withStore { store in
             var configuration = ConfigServiceConfiguration()
             configuration.historyRetention = 2
             let a = ConfigService(store: store, configuration: configuration)
@@ -77,8 +78,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func metadataWithControlCharactersRoundTrips() async throws {
-        try await Self.withService(engine: .sqlite) { service, _ in
+    @Test(arguments: StoreEngine.allCases)
+    func metadataWithControlCharactersRoundTrips(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, _ in
             let key = try Self.key("prod/meta.txt")
             let comment = "tab\there\r\nnew line \\ backslash \\t literal, ünïcödé"
             let written = try await service.put(key, content: Self.data("x"), comment: comment, author: "a\tb\nc")
@@ -166,6 +168,7 @@ struct ConfigServiceTests {
             ("prod/bad.properties", "a=\\u12G4", 1),
         ])
     func malformedContentIsRefusedAndChangesNothing(key: String, content: String, line: Int) async throws {
+        // Refused before the store is written: one engine is enough.
         try await Self.withService(engine: .sqlite) { service, store in
             let configKey = try Self.key(key)
             let good = configKey.fileExtension == "json" ? "{}" : ""
@@ -184,8 +187,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func formatOverrideAndInvalidEncoding() async throws {
-        try await Self.withService(engine: .sqlite) { service, _ in
+    @Test(arguments: StoreEngine.allCases)
+    func formatOverrideAndInvalidEncoding(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, _ in
             let key = try Self.key("prod/settings")
             let info = try await service.put(key, content: Self.data("{\"a\": 1}"), format: .json, author: "t")
             #expect(info.format == .json)
@@ -201,8 +205,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func oversizedContentIsRefused() async throws {
-        try await Self.withService(engine: .sqlite, maxSize: 16) { service, store in
+    @Test(arguments: StoreEngine.allCases)
+    func oversizedContentIsRefused(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine, maxSize: 16) { service, store in
             let before = try await store.status().revision
             do {
                 try await service.put(try Self.key("prod/big.txt"), content: Data(repeating: 65, count: 17), author: "t")
@@ -214,8 +219,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func unknownNamespaceIsRefused() async throws {
-        try await Self.withService(engine: .sqlite) { service, store in
+    @Test(arguments: StoreEngine.allCases)
+    func unknownNamespaceIsRefused(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, store in
             let before = try await store.status().revision
             for action in ["put", "get", "history"] {
                 do {
@@ -234,8 +240,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func conditionalWritesCompareTheRevision() async throws {
-        try await Self.withService(engine: .sqlite) { service, _ in
+    @Test(arguments: StoreEngine.allCases)
+    func conditionalWritesCompareTheRevision(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, _ in
             let key = try Self.key("prod/cas.txt")
             let created = try await service.put(key, content: Self.data("1"), author: "t", ifRevision: 0)
             do {
@@ -255,8 +262,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func concurrentWritersToOneKeyAllLand() async throws {
-        try await Self.withService(engine: .sqlite) { service, _ in
+    @Test(arguments: StoreEngine.allCases)
+    func concurrentWritersToOneKeyAllLand(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, _ in
             let key = try Self.key("prod/hot.txt")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<6 {
@@ -273,8 +281,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func namespaceLifecycle() async throws {
-        try await Self.withService(engine: .sqlite) { service, _ in
+    @Test(arguments: StoreEngine.allCases)
+    func namespaceLifecycle(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, _ in
             await #expect(throws: CapstanError.self) { _ = try await service.createNamespace("prod", author: "t") }
             await #expect(throws: CapstanError.self) { _ = try await service.createNamespace("Bad_Name", author: "t") }
             let key = try Self.key("prod/a.txt")
@@ -297,8 +306,9 @@ struct ConfigServiceTests {
         }
     }
 
-    @Test func longPollReturnsOnChange() async throws {
-        try await Self.withService(engine: .sqlite) { service, store in
+    @Test(arguments: StoreEngine.allCases)
+    func longPollReturnsOnChange(engine: StoreEngine) async throws {
+        try await Self.withService(engine: engine) { service, store in
             let key = try Self.key("prod/poll.txt")
             let first = try await service.put(key, content: Self.data("1"), author: "t")
             // Already changed after the index: answers at once.
