@@ -31,15 +31,11 @@ public final class EtcdProcess: Sendable {
         let peerURL = "http://127.0.0.1:\(peerPort)"
         let process = try ChildProcess(
             path: path,
-            arguments: [
-                "--name", "test", "--data-dir", directory.file("data"),
-                "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
-                "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-                "--initial-cluster", "test=\(peerURL)",
-            ])
+            arguments: arguments(
+                name: "test", dataDirectory: directory.file("data"), clientURL: clientURL, peerURL: peerURL,
+                initialCluster: "test=\(peerURL)"))
         do {
-            // etcd logs to standard error, unbuffered (its standard output is buffered in a pipe).
-            _ = try await process.waitForLine(onStandardError: true) { $0.contains("ready to serve client requests") }
+            try await waitUntilReady(process)
         } catch {
             await process.stop()
             directory.remove()
@@ -51,6 +47,23 @@ public final class EtcdProcess: Sendable {
     public func stop() async {
         await process.stop()
         directory.remove()
+    }
+
+    /// The command line of one member on loopback.
+    static func arguments(name: String, dataDirectory: String, clientURL: String, peerURL: String, initialCluster: String)
+        -> [String]
+    {
+        [
+            "--name", name, "--data-dir", dataDirectory,
+            "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+            "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+            "--initial-cluster", initialCluster,
+        ]
+    }
+
+    static func waitUntilReady(_ process: ChildProcess) async throws {
+        // etcd logs to standard error, unbuffered (its standard output is buffered in a pipe).
+        _ = try await process.waitForLine(onStandardError: true) { $0.contains("ready to serve client requests") }
     }
 
     /// Runs `body` against a fresh etcd and stops it afterwards, whatever happens.

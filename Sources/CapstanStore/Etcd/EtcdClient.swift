@@ -129,8 +129,14 @@ final class EtcdClient: Sendable {
             do {
                 return try await attempt(endpoint)
             } catch let error as StoreError {
-                // Refused before it was proposed: safe to send elsewhere, write or not.
-                guard Self.isLeaderless(error) else { throw error }
+                guard error.code == .unavailable else { throw error }
+                // Refused before it was proposed ("no leader"): safe to send elsewhere, write
+                // or not. Other unavailable answers ("request timed out") may come after the
+                // proposal: only reads are retried then.
+                guard idempotent || Self.refusedBeforeProposal(error) else {
+                    throw StoreError(
+                        .unavailable, "\(error.message); the write may or may not have been applied", underlying: error)
+                }
                 failure = error
                 retry = true
             } catch {
@@ -161,8 +167,8 @@ final class EtcdClient: Sendable {
         }
     }
 
-    private static func isLeaderless(_ error: StoreError) -> Bool {
-        error.code == .unavailable
+    private static func refusedBeforeProposal(_ error: StoreError) -> Bool {
+        error.message.contains("no leader") || error.message.contains("not capable")
     }
 
     private static func isConnectFailure(_ error: any Error) -> Bool {

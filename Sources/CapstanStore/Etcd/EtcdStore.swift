@@ -207,15 +207,18 @@ struct EtcdKeySpace: Sendable {
 
     func key(_ key: String) -> Data { Data((prefix + key).utf8) }
 
+    private static func nonEmpty(_ key: Data) -> Data { key.isEmpty ? Data([0]) : key }
+
     func userKey(_ data: Data) -> String {
         String(decoding: data.dropFirst(prefix.utf8.count), as: UTF8.self)
     }
 
     /// etcd's `key` and `range_end` for `range`, inside the prefix.
     func bounds(_ range: KeyRange) -> (key: Data, rangeEnd: Data?) {
-        if case .key(let only) = range { return (key(only), nil) }
+        // etcd refuses an empty key; "\0" is the lowest one.
+        if case .key(let only) = range { return (Self.nonEmpty(key(only)), nil) }
         let (lower, upper) = range.bounds
-        let start = Data(prefix.utf8) + lower
+        let start = Self.nonEmpty(Data(prefix.utf8) + lower)
         if let upper { return (start, Data(prefix.utf8) + upper) }
         // Unbounded: to the end of the prefix, or of the whole key space ("\0").
         return (start, KeyRange.prefixEnd(Array(prefix.utf8)).map { Data($0) } ?? Data([0]))
