@@ -10,7 +10,7 @@ public struct CapstanCommand: AsyncParsableCommand {
             against it. The client talks to --server, or $CAPSTAN_ADDR, or http://127.0.0.1:8740.
             """,
         version: CapstanVersion.current,
-        subcommands: [ServerCommand.self, NamespaceCommand.self, ConfigCommand.self, VersionCommand.self]
+        subcommands: [ServerCommand.self, NamespaceCommand.self, ConfigCommand.self, StoreCommand.self, VersionCommand.self]
     )
 
     public init() {}

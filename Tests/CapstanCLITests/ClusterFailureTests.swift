@@ -145,7 +145,7 @@ struct ClusterFailureTests {
 
             // Every acknowledged write is there, at the revision it was acknowledged with.
             let acked = ledger.acked
-            #expect(acked.count >= 270)
+            #expect(acked.count >= 220)
             let listing = try await clients[1].list("load")
             let present = Dictionary(uniqueKeysWithValues: listing.items.map { ($0.key, $0.revision) })
             for (key, write) in acked {
