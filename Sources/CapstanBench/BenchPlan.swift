@@ -6,6 +6,14 @@ struct BenchPlan: Sendable {
         case markdown, json
     }
 
+    /// The store under the Capstan server.
+    enum Engine: String, Sendable, CaseIterable, Codable {
+        /// Its own SQLite file.
+        case sqlite
+        /// The very etcd measured beside it, under a key prefix of its own.
+        case etcd
+    }
+
     /// Length of one throughput measurement.
     var duration: Duration = .seconds(10)
     /// Unmeasured load before each throughput measurement: opens the connections, warms caches.
@@ -27,6 +35,7 @@ struct BenchPlan: Sendable {
     /// Path of the etcd binary.
     var etcdPath: String = "/usr/bin/etcd"
     var output: OutputFormat = .markdown
+    var engine: Engine = .sqlite
     /// The command line, as typed, for the report.
     var commandLine: String = ""
 

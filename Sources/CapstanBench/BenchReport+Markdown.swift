@@ -2,12 +2,16 @@ extension BenchReport {
     /// The report as Markdown: machine, command, one table per measurement, targets.
     func markdown() -> String {
         var lines: [String] = []
-        lines.append("## Capstan vs etcd, \(date)")
+        lines.append(
+            settings.engine == .etcd ? "## Capstan on etcd vs raw etcd, \(date)" : "## Capstan (SQLite) vs etcd, \(date)")
         lines.append("")
         lines.append("- Command: `\(commandLine)`")
         lines.append("- CPU: \(machine.cpu), \(machine.cores) cores; memory \(machine.memoryGiB) GiB")
         lines.append("- Kernel: \(machine.kernel); OS: \(machine.operatingSystem)")
         lines.append("- Data filesystem (both servers): \(machine.filesystem)")
+        if settings.engine == .etcd {
+            lines.append("- Capstan's store: the same etcd, under the prefix /capstan-bench")
+        }
         lines.append("- etcd: \(etcdVersion)")
         lines.append("- Load average (1, 5, 15 min) before the run: \(loadAverageBefore); after: \(loadAverageAfter)")
         lines.append(

@@ -13,6 +13,8 @@ struct BenchReport: Codable, Sendable {
         var preloadedKeys: Int
         var watchEvents: Int
         var watchPauseMilliseconds: Double
+        /// The store under Capstan.
+        var engine: BenchPlan.Engine
 
         init(plan: BenchPlan) {
             durationSeconds = plan.duration.seconds
@@ -24,6 +26,7 @@ struct BenchReport: Codable, Sendable {
             preloadedKeys = plan.preloadedKeys
             watchEvents = plan.watchEvents
             watchPauseMilliseconds = plan.watchPause.seconds * 1000
+            engine = plan.engine
         }
     }
 

@@ -34,7 +34,7 @@ struct BenchRunner {
             machine: MachineInfo.current(dataDirectory: servers.directory),
             etcdVersion: EtcdVersion.read(executable: plan.etcdPath),
             loadAverageBefore: loadAverageBefore, loadAverageAfter: ProcessCPU.loadAverage(), settings: BenchReport.Settings(plan: plan),
-            throughput: throughput, watch: watch, goals: GoalCheck.evaluate(throughput: throughput, watch: watch))
+            throughput: throughput, watch: watch, goals: GoalCheck.evaluate(throughput: throughput, watch: watch, engine: plan.engine))
     }
 
     /// The targets in the order of run `run`: who goes first alternates, so neither always

@@ -60,13 +60,6 @@ final class BenchServers {
 
     private func start(plan: BenchPlan, cleanup: InterruptCleanup) async throws {
         let peerPort = try FreePort.find()
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let capstanChild = try ChildProcess(
-            name: capstan.name, executable: executable,
-            arguments: ["serve", "--data-dir", directory + "/capstan", "--port", String(capstanPort)],
-            logPath: directory + "/capstan.log")
-        children.append(capstanChild)
-        cleanup.watch(processIdentifier: capstanChild.pid)
         let peerURL = "http://127.0.0.1:\(peerPort)"
         let clientURL = "http://127.0.0.1:\(etcdPort)"
         let etcdChild = try ChildProcess(
@@ -81,8 +74,18 @@ final class BenchServers {
             logPath: directory + "/etcd.log")
         children.append(etcdChild)
         cleanup.watch(processIdentifier: etcdChild.pid)
-        try await waitUntilHealthy(capstan, process: capstanChild)
         try await waitUntilHealthy(etcd, process: etcdChild)
+        // etcd first: Capstan on etcd needs it up to start.
+        var arguments = ["serve", "--data-dir", directory + "/capstan", "--port", String(capstanPort)]
+        if plan.engine == .etcd {
+            arguments += ["--store", "etcd://127.0.0.1:\(etcdPort)", "--store-prefix", "/capstan-bench"]
+        }
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let capstanChild = try ChildProcess(
+            name: capstan.name, executable: executable, arguments: arguments, logPath: directory + "/capstan.log")
+        children.append(capstanChild)
+        cleanup.watch(processIdentifier: capstanChild.pid)
+        try await waitUntilHealthy(capstan, process: capstanChild)
         try await capstan.prepare(client: client)
         try await etcd.prepare(client: client)
     }

@@ -5,7 +5,8 @@ struct GoalCheck: Codable, Sendable {
     var met: Bool
 
     /// The targets that the measurements in `throughput` and `watch` can decide.
-    static func evaluate(throughput: [ThroughputComparison], watch: WatchComparison) -> [GoalCheck] {
+    static func evaluate(throughput: [ThroughputComparison], watch: WatchComparison, engine: BenchPlan.Engine) -> [GoalCheck] {
+        if engine == .etcd { return evaluateOnEtcd(throughput: throughput, watch: watch) }
         var checks: [GoalCheck] = []
         for comparison in throughput {
             switch (comparison.operation, comparison.clients) {
@@ -28,6 +29,24 @@ struct GoalCheck: Codable, Sendable {
             GoalCheck(
                 goal: "watch delivery p99 < 5 ms on an idle server",
                 measured: "p99 \(Format.milliseconds(p99))", met: watch.capstan.sendToEvent.count > 0 && p99 < 5))
+        return checks
+    }
+
+    /// Capstan on etcd must cost little over the etcd it runs on.
+    static func evaluateOnEtcd(throughput: [ThroughputComparison], watch: WatchComparison) -> [GoalCheck] {
+        var checks: [GoalCheck] = []
+        for comparison in throughput where comparison.operation == .put && comparison.clients == 256 {
+            checks.append(
+                GoalCheck(
+                    goal: "put throughput at 256 clients ≥ 70% of raw etcd's (ratio ≥ 0.70)",
+                    measured: "ratio \(Format.ratio(comparison.ratio))", met: comparison.ratio >= 0.7))
+        }
+        let over = watch.capstan.sendToEvent.p99 - watch.etcd.sendToEvent.p99
+        checks.append(
+            GoalCheck(
+                goal: "watch delivery p99 within 2 ms of etcd's own",
+                measured: "p99 \(Format.milliseconds(watch.capstan.sendToEvent.p99)) vs \(Format.milliseconds(watch.etcd.sendToEvent.p99))",
+                met: watch.capstan.sendToEvent.count > 0 && over <= 2))
         return checks
     }
 }

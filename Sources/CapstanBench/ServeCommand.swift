@@ -12,6 +12,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Directory for the store.") var dataDir: String
     @Option(help: "Port to listen on, on 127.0.0.1.") var port: Int
     @Option(help: "Log level of the server.") var logLevel: String = "warning"
+    @Option(help: "Store: sqlite:PATH or etcd://HOST:PORT (default: SQLite in --data-dir).") var store: String?
+    @Option(help: "Key prefix in an etcd store.") var storePrefix: String = ""
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1-65535") }
@@ -24,6 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.dataDirectory = dataDir
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        if let store { configuration.store = try StoreLocation(parsing: store) }
+        configuration.storePrefix = storePrefix
         var logger = Logger(label: "capstan.bench.server")
         logger.logLevel = configuration.logLevel
         try await CapstanServer.run(configuration: configuration, logger: logger)

@@ -10,7 +10,8 @@ struct StoreCommand: AsyncParsableCommand {
         discussion: """
             Starts a Capstan server and a single-member etcd as child processes with their data in one \
             temporary directory, drives both with the same HTTP load generator, alternating between \
-            them, and prints the medians. Progress goes to standard error, the report to standard output.
+            them, and prints the medians. With --engine etcd the Capstan server keeps its data in \
+            that same etcd, so the comparison shows what Capstan costs over raw etcd. Progress goes to standard error, the report to standard output.
             """)
 
     @Option(help: "Length of each measurement, e.g. 10s or 500ms.") var duration: String = "10s"
@@ -23,6 +24,8 @@ struct StoreCommand: AsyncParsableCommand {
     @Option(help: "Directory for the servers' data (default: the system temporary directory).") var workDir: String?
     @Option(help: "Path of the etcd binary.") var etcd: String = "/usr/bin/etcd"
     @Option(help: "Report format: markdown or json.") var output: String = "markdown"
+    @Option(help: "Store under the Capstan server: sqlite (its own file) or etcd (the etcd measured beside it).")
+    var engine: String = "sqlite"
 
     func validate() throws {
         _ = try plan()
@@ -47,6 +50,10 @@ struct StoreCommand: AsyncParsableCommand {
         guard let format = BenchPlan.OutputFormat(rawValue: output) else {
             throw ValidationError("--output must be markdown or json; got \(output)")
         }
+        guard let engine = BenchPlan.Engine(rawValue: engine) else {
+            throw ValidationError("--engine must be sqlite or etcd; got \(engine)")
+        }
+        plan.engine = engine
         plan.valueSize = valueSize
         plan.preloadedKeys = keys
         plan.runs = runs

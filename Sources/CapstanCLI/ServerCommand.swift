@@ -40,6 +40,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Store revisions kept for watch resume before compaction (default: 100000).")
     var compactionKeep: Int64?
 
+    @Option(help: "How often the store is compacted, e.g. 1m or 30s (default: 1m).")
+    var compactionInterval: String?
+
     @Option(help: "Seconds a dead replica keeps run-once work (compaction) locked before another takes it over (default: 10).")
     var lockTTL: Int64?
 
@@ -63,6 +66,13 @@ struct ServerCommand: AsyncParsableCommand {
         guard configuration.config.historyRetention >= 1 else { throw ValidationError("--history-retention must be at least 1") }
         configuration.compactionKeep = try compactionKeep ?? file.integer("compaction-keep") ?? 100_000
         guard configuration.compactionKeep >= 1 else { throw ValidationError("--compaction-keep must be at least 1") }
+        let interval = compactionInterval ?? file["compaction-interval"] ?? "1m"
+        do { configuration.compactionInterval = try DurationParser.parse(interval) } catch {
+            throw ValidationError("--compaction-interval: \(error.message)")
+        }
+        guard configuration.compactionInterval >= .milliseconds(100) else {
+            throw ValidationError("--compaction-interval must be at least 100ms")
+        }
         configuration.lockTTL = try lockTTL ?? file.integer("lock-ttl") ?? 10
         guard configuration.lockTTL >= 1 else { throw ValidationError("--lock-ttl must be at least 1 second") }
         let level = logLevel ?? file["log-level"] ?? "info"

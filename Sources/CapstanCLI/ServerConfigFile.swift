@@ -14,7 +14,7 @@ import Foundation
 struct ServerConfigFile {
     static let settings = [
         "listen", "data-dir", "store", "store-prefix", "max-config-size", "history-retention", "compaction-keep",
-        "lock-ttl", "log-level",
+        "compaction-interval", "lock-ttl", "log-level",
     ]
 
     private var values: [String: String] = [:]

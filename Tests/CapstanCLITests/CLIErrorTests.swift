@@ -83,6 +83,9 @@ struct CLIErrorTests {
         (["--store-prefix", "/team-a"], "--store-prefix applies only to an etcd store"),
         (["--store", "etcd://127.0.0.1:2379", "--store-prefix", "team-a"], "store prefix must start with /"),
         (["--config", "/nonexistent/capstan.yaml"], "cannot read config file /nonexistent/capstan.yaml"),
+        (["--compaction-interval", "often"], "--compaction-interval:"),
+        (["--compaction-interval", "1ms"], "--compaction-interval must be at least 100ms"),
+        (["--lock-ttl", "0"], "--lock-ttl must be at least 1 second"),
     ])
     func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["server"] + arguments)

@@ -16,8 +16,8 @@ struct ReplicaTests {
             let configFile = directory.file("capstan.yaml")
             try Data("store: \(store)\nstore-prefix: /shared/\n".utf8).write(to: URL(fileURLWithPath: configFile))
             let first = try await ServerProcess.start(
-                dataDirectory: nil, extraArguments: ["--store", store, "--store-prefix", "/shared", "--lock-ttl", "2"])
-            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--config", configFile, "--lock-ttl", "2"])
+                dataDirectory: nil, extraArguments: ["--store", store, "--store-prefix", "/shared", "--lock-ttl", "2", "--compaction-interval", "200ms"])
+            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--config", configFile, "--lock-ttl", "2", "--compaction-interval", "200ms"])
             let elsewhere = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--store", store, "--store-prefix", "/other"])
             defer {
                 for server in [first, second, elsewhere] { server.process.signal(SIGKILL) }

@@ -34,11 +34,18 @@ public final class ConfigService: Sendable {
         if let revision {
             return try await versionAt(key, revision: revision)
         }
-        guard let kv = try await store.get(StoreLayout.config(key)) else {
-            throw try await notFound(key)
-        }
+        let (entry, _) = try await current(key)
+        guard let entry else { throw try await notFound(key) }
+        return entry
+    }
+
+    /// The current content of `key` (nil when it has none), with the store revision the read
+    /// was served at: one read, so a long poll from that revision misses nothing.
+    public func current(_ key: ConfigKey) async throws -> (entry: Entry?, index: Int64) {
+        let read = try await store.range(RangeRequest(.key(StoreLayout.config(key))))
+        guard let kv = read.kvs.first else { return (nil, read.revision) }
         let record = try ConfigRecord.decode(kv.value)
-        return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+        return (Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content), read.revision)
     }
 
     /// Current versions of the keys under `prefix`, in key order.
@@ -76,7 +83,7 @@ public final class ConfigService: Sendable {
     }
 
     /// The error for a key that is not there: names the namespace when that is what is missing.
-    func notFound(_ key: ConfigKey) async throws -> CapstanError {
+    public func notFound(_ key: ConfigKey) async throws -> CapstanError {
         if try await store.get(StoreLayout.namespace(key.namespace)) == nil {
             return CapstanError(.namespaceNotFound, "namespace \(key.namespace) not found")
         }

@@ -75,14 +75,26 @@ struct ConfigRoutes<Context: RequestContext> {
             defer { metrics.longPolls.decrement() }
             try await service.waitForChange(key, after: index, timeout: wait)
         }
-        // Read the index before the content: a change in between makes the next poll return at
-        // once instead of being missed.
-        let index = try await service.status().revision
         let entry: ConfigService.Entry
-        do {
-            entry = try await service.get(key, revision: revision)
-        } catch let error as CapstanError where error.code == .configNotFound {
-            return ProblemMapping.response(for: ProblemMapping.problem(for: error), headers: [.capstanIndex: String(index)])
+        let index: Int64
+        if let revision {
+            // Read the index before the content: a change in between makes the next poll return
+            // at once instead of being missed.
+            index = try await service.status().revision
+            do {
+                entry = try await service.get(key, revision: revision)
+            } catch let error as CapstanError where error.code == .configNotFound {
+                return ProblemMapping.response(for: ProblemMapping.problem(for: error), headers: [.capstanIndex: String(index)])
+            }
+        } else {
+            // One read answers the content and the revision it was served at.
+            let read = try await service.current(key)
+            index = read.index
+            guard let found = read.entry else {
+                let error = try await service.notFound(key)
+                return ProblemMapping.response(for: ProblemMapping.problem(for: error), headers: [.capstanIndex: String(index)])
+            }
+            entry = found
         }
         let etag = HTTPHelpers.etag(entry.info.revision)
         var headers: HTTPFields = [

@@ -19,14 +19,17 @@ struct CompactionService: Service {
             logger: logger)
         do {
             try await cancelWhenGracefulShutdown {
+                // The first round comes one interval after start, and so does the campaign: a
+                // fresh store's first revisions are the user's own.
+                try await Task.sleep(for: interval)
                 try await lock.whileHolding {
                     while true {
-                        try await Task.sleep(for: interval)
                         do {
                             try await compactOnce()
                         } catch let error as StoreError where error.code != .compacted {
                             logger.warning("compaction failed; trying again later", metadata: ["error": "\(error)"])
                         }
+                        try await Task.sleep(for: interval)
                     }
                 }
             }
