@@ -204,9 +204,15 @@ struct ConfigCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Prefix to watch; empty watches every key.") var prefix: String = ""
         @Option(help: "Start at this store revision (replaying what changed since).") var from: Int64?
+        @Option(help: "Stop after this many events (for scripts); default: follow until interrupted.") var count: Int?
+
+        func validate() throws {
+            if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        }
 
         func run() async throws {
             try ConfigCommand.validatePrefix(prefix)
+            var seen = 0
             for try await event in global.client().watch(prefix, from: from) {
                 switch global.output {
                 case .json:
@@ -217,6 +223,8 @@ struct ConfigCommand: AsyncParsableCommand {
                     let detail = event.type == .put ? "version \(event.version ?? 0) by \(event.author ?? "?")" : ""
                     printLine("\(event.revision)  \(event.type.rawValue)  \(event.key)  \(detail)")
                 }
+                seen += 1
+                if let count, seen >= count { return }
             }
         }
     }

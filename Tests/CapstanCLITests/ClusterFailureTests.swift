@@ -118,7 +118,7 @@ struct ClusterFailureTests {
 
             // The etcd leader dies; writes carry on through the other two members.
             let leader = try await cluster.leader()
-            await cluster.kill(leader)
+            try await cluster.kill(leader)
             await ledger.waitForMore(50)
             try await cluster.start(leader)
 
@@ -130,14 +130,14 @@ struct ClusterFailureTests {
                 follower = cluster.members.map(\.name).first { $0 != current && $0 != leader } ?? ""
                 return true
             }
-            await cluster.kill(follower)
+            try await cluster.kill(follower)
             await ledger.waitForMore(50)
             try await cluster.start(follower)
             await ledger.waitForMore(20)
 
             // Then the first replica: its writers and its watcher move to the second.
             first.process.signal(SIGKILL)
-            _ = await first.process.exitStatus()
+            try await eventually("the first replica to die") { first.process.isDead }
             watchFirst.cancel()
             _ = await watchFirst.result
             watchFirst = Self.watcher(clients[1], from: (seenFirst.lastRevision ?? start) + 1, into: seenFirst)

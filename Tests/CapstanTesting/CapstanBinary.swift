@@ -124,6 +124,15 @@ public final class ChildProcess: Sendable {
     public var errorOutput: String { shared.state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
     public var hasExited: Bool { shared.state.withLock { $0.finished != nil } }
 
+    /// Whether the process is gone or a zombie, whether or not its exit was noticed yet.
+    public var isDead: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        // The state follows the command name, which is in parentheses.
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state == "Z" || state == "X"
+    }
+
     public func write(_ text: String) {
         input.fileHandleForWriting.write(Data(text.utf8))
     }
