@@ -45,6 +45,7 @@ struct CLIErrorTests {
         Case(arguments: ["ns", "create", "app"], status: 1, message: "namespace_exists"),
         Case(arguments: ["ns", "rm", "ghost"], status: 1, message: "namespace_not_found"),
         Case(arguments: ["config", "ls", "-o", "xml"], status: 64, message: "xml"),
+        Case(arguments: ["config", "watch", "app/", "--count", "0"], status: 64, message: "--count must be at least 1"),
         Case(arguments: ["frobnicate"], status: 64, message: "frobnicate", client: false),
     ]
 
