@@ -11,7 +11,9 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
 struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: ArgumentHelp("Capstan server URL (default: $CAPSTAN_ADDR or http://127.0.0.1:8740).", valueName: "url"))
+        help: ArgumentHelp(
+            "Capstan server URL, or several separated by commas (replicas: the next is used when one cannot be reached) (default: $CAPSTAN_ADDR or http://127.0.0.1:8740).",
+            valueName: "url"))
     var server: String?
 
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output format: table, json or yaml.")

@@ -4,16 +4,29 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 /// The typed Swift client of the Capstan HTTP API.
+///
+/// It can be given several servers (replicas on one etcd): requests go to one of them and move
+/// to the next when it cannot be reached, and a watch resumes on the next one where it left off.
 public struct CapstanClient: Sendable {
-    /// Base URL of the server, e.g. `http://127.0.0.1:8740`.
-    public let server: String
+    /// Base URLs of the servers, e.g. `http://127.0.0.1:8740`.
+    public let servers: [String]
+    /// The servers as given, for messages.
+    public var server: String { servers.joined(separator: ",") }
     /// Recorded as the author of writes.
     public var author: String
     /// Requests other than watches and long polls give up after this long.
     public var timeout: TimeAmount = .seconds(30)
     let http: HTTPClient
+    /// Which server requests go to now; shared by the copies of this client.
+    private let preferred = Preferred()
+
+    final class Preferred: Sendable {
+        let index = Mutex(0)
+    }
 
     public static let defaultServer = "http://127.0.0.1:8740"
 
@@ -26,16 +39,59 @@ public struct CapstanClient: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
+    /// - Parameter server: one URL, or several separated by commas (replicas).
     public init(
         server: String = CapstanClient.defaultServer, author: String = "anonymous",
         httpClient: HTTPClient = CapstanClient.sharedHTTPClient
     ) {
-        var server = server
-        while server.hasSuffix("/") { server.removeLast() }
-        if !server.contains("://") { server = "http://" + server }
-        self.server = server
+        var servers: [String] = []
+        for part in server.split(separator: ",") {
+            var url = part.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            if url.isEmpty { continue }
+            if !url.contains("://") { url = "http://" + url }
+            servers.append(url)
+        }
+        self.servers = servers.isEmpty ? [Self.defaultServer] : servers
         self.author = author
         self.http = httpClient
+    }
+
+    /// Runs `attempt` against the preferred server, moving on to the next ones when it cannot be
+    /// reached. A request that may have reached a server is only sent again when `idempotent`.
+    func withFailover<T>(idempotent: Bool, _ attempt: (String) async throws -> T) async throws -> T {
+        let start = preferred.index.withLock { $0 }
+        var failures: [String] = []
+        for offset in 0..<servers.count {
+            let index = (start + offset) % servers.count
+            let server = servers[index]
+            do {
+                let result = try await attempt(server)
+                if offset > 0 { preferred.index.withLock { $0 = index } }
+                return result
+            } catch let error as ClientError {
+                throw error
+            } catch {
+                failures.append("\(server): \(Self.describe(error))")
+                guard idempotent || Self.neverConnected(error) else {
+                    throw ClientError(
+                        "lost the connection to Capstan at \(server) during the request; it may or may not have been applied: \(Self.describe(error))")
+                }
+            }
+        }
+        if servers.count == 1, let only = failures.first {
+            throw ClientError("cannot reach Capstan at \(only)")
+        }
+        throw ClientError("cannot reach Capstan at any of \(failures.joined(separator: "; "))")
+    }
+
+    /// Whether the request surely never reached the server.
+    static func neverConnected(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .connectTimeout }
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError { return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        return false
     }
 
     /// A response whose status was checked: body collected, headers at hand.
@@ -57,7 +113,7 @@ public struct CapstanClient: Sendable {
         return encoder
     }()
 
-    func url(_ path: String, _ query: [(String, String?)] = []) -> String {
+    func url(_ server: String, _ path: String, _ query: [(String, String?)] = []) -> String {
         var url = server + path
         let items = query.compactMap { name, value in value.map { "\(name)=\(Self.percentEncode($0))" } }
         if !items.isEmpty { url += "?" + items.joined(separator: "&") }
@@ -79,21 +135,17 @@ public struct CapstanClient: Sendable {
         timeout: TimeAmount? = nil,
         accept: Set<Int> = []
     ) async throws -> Answer {
-        var request = HTTPClientRequest(url: url(path, query))
-        request.method = method
-        request.headers.add(name: "X-Capstan-Author", value: author)
-        request.headers.add(name: "User-Agent", value: "capstan-cli")
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body {
-            request.body = .bytes(ByteBuffer(data: body))
-        }
-        let response: HTTPClientResponse
-        let body: ByteBuffer
-        do {
-            response = try await http.execute(request, timeout: timeout ?? self.timeout)
-            body = try await response.body.collect(upTo: 64 << 20)
-        } catch {
-            throw ClientError("cannot reach Capstan at \(server): \(Self.describe(error))")
+        let (response, body) = try await withFailover(idempotent: method == .GET || method == .HEAD) { server in
+            var request = HTTPClientRequest(url: url(server, path, query))
+            request.method = method
+            request.headers.add(name: "X-Capstan-Author", value: author)
+            request.headers.add(name: "User-Agent", value: "capstan-cli")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let body {
+                request.body = .bytes(ByteBuffer(data: body))
+            }
+            let response = try await http.execute(request, timeout: timeout ?? self.timeout)
+            return (response, try await response.body.collect(upTo: 64 << 20))
         }
         let code = Int(response.status.code)
         if code >= 400, !accept.contains(code) {

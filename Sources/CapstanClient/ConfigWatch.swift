@@ -99,14 +99,13 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             var query: [(String, String?)] = [("prefix", watch.prefix)]
             if lastRevision == nil { query.append(("from", watch.from.map(String.init))) }
             if !watch.includeContent { query.append(("content", "false")) }
-            var request = HTTPClientRequest(url: client.url("/v1/watch", query))
-            request.headers.add(name: "Accept", value: "text/event-stream")
-            if let lastRevision { request.headers.add(name: "Last-Event-ID", value: String(lastRevision)) }
-            let response: HTTPClientResponse
-            do {
-                response = try await client.http.execute(request, deadline: .distantFuture)
-            } catch {
-                throw ClientError("cannot reach Capstan at \(client.server): \(CapstanClient.describe(error))")
+            let lastRevision = self.lastRevision
+            // Opening a watch changes nothing: any replica may take it, from where it left off.
+            let response = try await client.withFailover(idempotent: true) { server in
+                var request = HTTPClientRequest(url: client.url(server, "/v1/watch", query))
+                request.headers.add(name: "Accept", value: "text/event-stream")
+                if let lastRevision { request.headers.add(name: "Last-Event-ID", value: String(lastRevision)) }
+                return try await client.http.execute(request, deadline: .distantFuture)
             }
             if response.status.code >= 400 {
                 let body = try await response.body.collect(upTo: 1 << 20)

@@ -69,6 +69,25 @@ struct CLIErrorTests {
         let result = try await CapstanBinary.run(["ns", "ls", "--server", "http://127.0.0.1:1"])
         #expect(result.status == 1)
         #expect(result.stderr == "capstan: cannot reach Capstan at http://127.0.0.1:1: connection refused\n")
+        let both = try await CapstanBinary.run(["ns", "ls", "--server", "http://127.0.0.1:1,http://127.0.0.1:2"])
+        #expect(both.status == 1)
+        #expect(
+            both.stderr
+                == "capstan: cannot reach Capstan at any of http://127.0.0.1:1: connection refused; http://127.0.0.1:2: connection refused\n")
+    }
+
+    @Test func aClientMovesPastAnUnreachableServer() async throws {
+        try await Self.withServer { server in
+            for servers in ["http://127.0.0.1:1,\(server.url)", "\(server.url),http://127.0.0.1:1"] {
+                let created = try await CapstanBinary.run(["ns", "create", "x\(servers.hasPrefix(server.url) ? 1 : 2)", "--server", servers])
+                #expect(created.status == 0, "\(servers): \(created.stderr)")
+                let listed = try await CapstanBinary.run(["ns", "ls", "--server", servers], environment: [:])
+                #expect(listed.status == 0 && listed.stdout.contains("app"), "\(servers): \(listed.stderr)")
+            }
+            let fromEnvironment = try await CapstanBinary.run(
+                ["config", "ls"], environment: ["CAPSTAN_ADDR": "http://127.0.0.1:1,\(server.url)"])
+            #expect(fromEnvironment.status == 0, "\(fromEnvironment.stderr)")
+        }
     }
 
     @Test(arguments: [
