@@ -21,6 +21,9 @@ public struct CapstanClient: Sendable {
     /// Requests other than watches and long polls give up after this long.
     public var timeout: TimeAmount = .seconds(30)
     let http: HTTPClient
+    /// The HTTP client of watches: it gives up on a connection that stays silent for longer
+    /// than `watchIdleTimeout`.
+    let watchHTTP: HTTPClient
     /// Which server requests go to now; shared by the copies of this client.
     private let preferred = Preferred()
 
@@ -39,10 +42,28 @@ public struct CapstanClient: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
+    /// How long a watch waits in silence before it takes its connection for dead and resumes
+    /// elsewhere: three of the server's 15-second heartbeats. Catches a replica that vanished
+    /// without closing its connections (a host down, a network cut).
+    public static let watchIdleTimeout: TimeAmount = .seconds(45)
+
+    /// The HTTP client shared by watches unless one is given (see `watchIdleTimeout`).
+    public static let sharedWatchHTTPClient: HTTPClient = makeWatchHTTPClient(idleTimeout: watchIdleTimeout)
+
+    /// An HTTP client for watches that drops a connection silent for `idleTimeout`.
+    public static func makeWatchHTTPClient(idleTimeout: TimeAmount) -> HTTPClient {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        configuration.timeout.read = idleTimeout
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
     /// - Parameter server: one URL, or several separated by commas (replicas).
     public init(
         server: String = CapstanClient.defaultServer, author: String = "anonymous",
-        httpClient: HTTPClient = CapstanClient.sharedHTTPClient
+        httpClient: HTTPClient = CapstanClient.sharedHTTPClient,
+        watchHTTPClient: HTTPClient = CapstanClient.sharedWatchHTTPClient
     ) {
         var servers: [String] = []
         for part in server.split(separator: ",") {
@@ -55,6 +76,15 @@ public struct CapstanClient: Sendable {
         self.servers = servers.isEmpty ? [Self.defaultServer] : servers
         self.author = author
         self.http = httpClient
+        self.watchHTTP = watchHTTPClient
+    }
+
+    /// Moves requests off `server` (one that went silent) to the next one, if it is preferred now.
+    func avoid(_ server: String) {
+        guard let index = servers.firstIndex(of: server) else { return }
+        preferred.index.withLock { current in
+            if current == index { current = (index + 1) % servers.count }
+        }
     }
 
     /// Runs `attempt` against the preferred server, moving on to the next ones when it cannot be

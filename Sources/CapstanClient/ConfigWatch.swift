@@ -37,6 +37,8 @@ public struct ConfigWatch: AsyncSequence, Sendable {
         var lastRevision: Int64?
         var connectedOnce = false
         var failures = 0
+        /// The server the stream is open on.
+        var connectedTo: String?
 
         init(watch: ConfigWatch) {
             self.watch = watch
@@ -48,7 +50,8 @@ public struct ConfigWatch: AsyncSequence, Sendable {
                 try Task.checkCancellation()
                 if body == nil {
                     do {
-                        let (iterator, startedAfter) = try await connect()
+                        let (iterator, startedAfter, server) = try await connect()
+                        connectedTo = server
                         body = iterator
                         // Watching "from now": pin now, so a reconnect before the first event
                         // still resumes from here instead of from a later "now".
@@ -66,6 +69,8 @@ public struct ConfigWatch: AsyncSequence, Sendable {
                 do {
                     chunk = try await body?.next()
                 } catch {
+                    // Silent for too long, or cut: resume on the next server, if there is one.
+                    if let connectedTo { watch.client.avoid(connectedTo) }
                     chunk = nil
                 }
                 guard let chunk else {
@@ -93,26 +98,27 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             }
         }
 
-        /// Opens the stream; answers it and the revision the server was at (events come after it).
-        private func connect() async throws -> (HTTPClientResponse.Body.AsyncIterator, Int64?) {
+        /// Opens the stream; answers it, the revision the server was at (events come after it),
+        /// and the server.
+        private func connect() async throws -> (HTTPClientResponse.Body.AsyncIterator, Int64?, String) {
             let client = watch.client
             var query: [(String, String?)] = [("prefix", watch.prefix)]
             if lastRevision == nil { query.append(("from", watch.from.map(String.init))) }
             if !watch.includeContent { query.append(("content", "false")) }
             let lastRevision = self.lastRevision
             // Opening a watch changes nothing: any replica may take it, from where it left off.
-            let response = try await client.withFailover(idempotent: true) { server in
+            let (response, server) = try await client.withFailover(idempotent: true) { server in
                 var request = HTTPClientRequest(url: client.url(server, "/v1/watch", query))
                 request.headers.add(name: "Accept", value: "text/event-stream")
                 if let lastRevision { request.headers.add(name: "Last-Event-ID", value: String(lastRevision)) }
-                return try await client.http.execute(request, deadline: .distantFuture)
+                return (try await client.watchHTTP.execute(request, deadline: .distantFuture), server)
             }
             if response.status.code >= 400 {
                 let body = try await response.body.collect(upTo: 1 << 20)
                 throw CapstanClient.error(status: response.status, body: body)
             }
             let revision = response.headers.first(name: "X-Capstan-Revision").flatMap { Int64($0) }
-            return (response.body.makeAsyncIterator(), revision)
+            return (response.body.makeAsyncIterator(), revision, server)
         }
 
         /// Exponential backoff with full jitter, capped at 10 s.

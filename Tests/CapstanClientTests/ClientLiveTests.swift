@@ -119,3 +119,66 @@ struct ClientLiveTests {
         #expect(messages[1].id == "8")
     }
 }
+
+/// A server that answers a watch's headers and then says nothing, as a replica whose host
+/// vanished would look to a client whose connection was never closed.
+final class SilentWatchServer: Sendable {
+    let url: String
+    private let descriptor: Int32
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        descriptor = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
+                    && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard listening else { throw POSIXError(.EADDRINUSE) }
+        url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        Thread {
+            var open: [Int32] = []
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { break }
+                open.append(connection)
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                _ = read(connection, &buffer, buffer.count)
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                _ = head.withCString { write(connection, $0, strlen($0)) }
+            }
+            for connection in open { close(connection) }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
+        close(descriptor)
+    }
+}
+
+extension ClientLiveTests {
+    @Test(.timeLimit(.minutes(1))) func aWatchOnASilentServerMovesToTheNextOne() async throws {
+        try await LiveServer.with { server in
+            let writer = CapstanClient(server: server.url, author: "tester")
+            _ = try await writer.createNamespace("quiet")
+            let written = try await writer.put("quiet/a.txt", content: Data("1".utf8)).revision
+            let silent = try SilentWatchServer()
+            defer { silent.stop() }
+            let watchHTTP = CapstanClient.makeWatchHTTPClient(idleTimeout: .milliseconds(300))
+            // The silent one first: the watch connects there, hears nothing, and resumes on the
+            // live server from where it was (the start).
+            let client = CapstanClient(server: "\(silent.url),\(server.url)", author: "tester", watchHTTPClient: watchHTTP)
+            var events = client.watch("quiet/", from: written).makeAsyncIterator()
+            let first = try await events.next()
+            #expect(first?.revision == written)
+            #expect(first?.key == "quiet/a.txt")
+            try await watchHTTP.shutdown()
+        }
+    }
+}
