@@ -27,6 +27,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Key prefix inside a shared etcd, e.g. /team-a (default: none; keys start with /capstan/).")
     var storePrefix: String?
 
+    @Option(help: "etcd: how long a member may take to answer before the server moves to another, e.g. 10s (default: 10s).")
+    var storeTimeout: String?
+
     @Option(help: "Address to listen on, HOST:PORT (default: 127.0.0.1:8740).") var listen: String?
 
     @Flag(help: "Development mode: throwaway data in a temporary directory and a 'try this' banner.")
@@ -95,6 +98,17 @@ struct ServerCommand: AsyncParsableCommand {
             }
             do { configuration.storePrefix = try StoreLocation.normalizedPrefix(prefix) } catch {
                 throw ValidationError("--store-prefix: \(error.message)")
+            }
+        }
+        if let timeout = storeTimeout ?? file["store-timeout"] {
+            guard case .etcd = configuration.storeLocation else {
+                throw ValidationError("--store-timeout applies only to an etcd store (--store etcd://HOST:PORT)")
+            }
+            do { configuration.storeTimeout = try DurationParser.parse(timeout) } catch {
+                throw ValidationError("--store-timeout: \(error.message)")
+            }
+            guard configuration.storeTimeout >= .milliseconds(100) else {
+                throw ValidationError("--store-timeout must be at least 100ms")
             }
         }
         return configuration

@@ -13,7 +13,7 @@ import Foundation
 /// A flag given on the command line wins over the file.
 struct ServerConfigFile {
     static let settings = [
-        "listen", "data-dir", "store", "store-prefix", "max-config-size", "history-retention", "compaction-keep",
+        "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
         "compaction-interval", "lock-ttl", "log-level",
     ]
 

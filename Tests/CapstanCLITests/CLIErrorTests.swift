@@ -106,6 +106,8 @@ struct CLIErrorTests {
         (["--compaction-interval", "often"], "--compaction-interval:"),
         (["--compaction-interval", "1ms"], "--compaction-interval must be at least 100ms"),
         (["--lock-ttl", "0"], "--lock-ttl must be at least 1 second"),
+        (["--store-timeout", "5s"], "--store-timeout applies only to an etcd store"),
+        (["--store", "etcd://127.0.0.1:2379", "--store-timeout", "soon"], "--store-timeout:"),
     ])
     func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["server"] + arguments)

@@ -183,6 +183,49 @@ struct ClusterFailureTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(2)))
+    func aFrozenMemberLosesTheReplicaToTheOthers() async throws {
+        try await EtcdCluster.with { cluster in
+            // The replica goes to the first member it lists, m1, for calls and its watch feed.
+            let server = try await ServerProcess.start(
+                dataDirectory: nil, extraArguments: ["--store", cluster.storeURL, "--store-timeout", "1s"])
+            defer { server.process.signal(SIGKILL) }
+            let client = CapstanClient(server: server.url, author: "load")
+            _ = try await client.createNamespace("load")
+            let start = try await client.list("load").revision
+            let seen = Seen()
+            let watch = Self.watcher(client, from: start + 1, into: seen)
+            let ledger = Ledger()
+            let writer = Task { await Self.writer(0, client: client, ledger: ledger) }
+            defer {
+                writer.cancel()
+                watch.cancel()
+            }
+            await ledger.waitForMore(20)
+
+            // m1 freezes: its connections stay open and it answers nothing. Calls time out and
+            // move on; the feed's watchdog finds m1 silent and moves the feed.
+            cluster.freeze("m1")
+            defer { cluster.thaw("m1") }
+            await ledger.waitForMore(20)
+            writer.cancel()
+            await writer.value
+
+            let acked = ledger.acked.values.map(\.revision)
+            let last = try #require(acked.max())
+            try await eventually(timeout: .seconds(30), "the watch to deliver revision \(last)") {
+                (seen.lastRevision ?? 0) >= last
+            }
+            let revisions = seen.all.compactMap { Int64($0.prefix { $0 != " " }) }
+            #expect(revisions == revisions.sorted(), "the watch delivered out of order")
+            #expect(Set(revisions).count == revisions.count, "the watch delivered a change twice")
+            let missing = acked.filter { !revisions.contains($0) }
+            #expect(missing.isEmpty, "the watch missed acknowledged writes at \(missing.sorted())")
+            cluster.thaw("m1")
+            await server.process.stop()
+        }
+    }
+
     /// The first place two event lists part, for a readable failure.
     static func difference(_ seen: [String], _ expected: [String]) -> String {
         for (index, pair) in zip(seen, expected).enumerated() where pair.0 != pair.1 {

@@ -181,7 +181,8 @@ public final class ChildProcess: Sendable {
         let exited = (try? await withTimeout(grace, "graceful exit") { await self.exitStatus() }) != nil
         if !exited {
             signal(SIGKILL)
-            _ = await exitStatus()
+            // Dead is enough; the reaper's notice may come later.
+            try? await eventually(timeout: .seconds(10), "the process to die") { self.isDead }
         }
     }
 }

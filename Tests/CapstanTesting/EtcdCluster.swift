@@ -73,6 +73,17 @@ public final class EtcdCluster: Sendable {
         try await eventually("etcd member \(name) to die") { process.isDead }
     }
 
+    /// Freezes the member `name` (SIGSTOP): its connections stay open and it answers nothing,
+    /// as a member cut off by the network would look.
+    public func freeze(_ name: String) {
+        running.withLock { $0[name] }?.signal(SIGSTOP)
+    }
+
+    /// Lets a frozen member run again (SIGCONT).
+    public func thaw(_ name: String) {
+        running.withLock { $0[name] }?.signal(SIGCONT)
+    }
+
     /// The name of the current leader, as the running members report it.
     public func leader() async throws -> String {
         struct Status: Decodable {
@@ -101,7 +112,10 @@ public final class EtcdCluster: Sendable {
             defer { state = [:] }
             return Array(state.values)
         }
-        for process in processes { await process.stop() }
+        for process in processes {
+            process.signal(SIGCONT)
+            await process.stop()
+        }
         directory.remove()
     }
 

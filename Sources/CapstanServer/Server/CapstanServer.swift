@@ -54,7 +54,8 @@ public enum CapstanServer {
         logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        let store = try await configuration.storeLocation.open(prefix: configuration.storePrefix, logger: logger)
+        let store = try await configuration.storeLocation.open(
+            prefix: configuration.storePrefix, timeout: configuration.storeTimeout, logger: logger)
         do {
             let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
             let group = ServiceGroup(

@@ -12,6 +12,8 @@ public struct ServerConfiguration: Sendable {
     public var store: StoreLocation?
     /// Key prefix inside a shared etcd, so several installations can use one cluster.
     public var storePrefix: String = ""
+    /// etcd: how long a member may take to answer before calls and the watch feed move on.
+    public var storeTimeout: Duration = .seconds(10)
     public var config = ConfigServiceConfiguration()
     /// Store revisions kept for watch resume and reads at old revisions; older ones are compacted.
     public var compactionKeep: Int64 = 100_000

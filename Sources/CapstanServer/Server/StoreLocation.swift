@@ -73,14 +73,17 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Opens the store. The caller runs its background work (`run()`) and closes it (`close`).
-    public func open(prefix: String, logger: Logger) async throws -> any KeyValueStore {
+    ///
+    /// - Parameter timeout: etcd only: how long a member may take to answer before calls and
+    ///   the watch feed move to another.
+    public func open(prefix: String, timeout: Duration = .seconds(10), logger: Logger) async throws -> any KeyValueStore {
         switch self {
         case .sqlite(let path):
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             return try SQLiteStore(path: path, logger: logger)
         case .etcd(let endpoints):
-            return try await EtcdStore(endpoints: endpoints, prefix: prefix, logger: logger)
+            return try await EtcdStore(endpoints: endpoints, prefix: prefix, timeout: timeout, logger: logger)
         }
     }
 

@@ -18,12 +18,14 @@ final class EtcdClient: Sendable {
     private let http: HTTPClient
     private let logger: Logger
     private let failoverWindow: Duration
-    private let requestTimeout: TimeAmount = .seconds(10)
+    /// How long a member may take to answer a call (or to start answering a stream).
+    let requestTimeout: Duration
 
-    init(endpoints: [String], failoverWindow: Duration = .seconds(15), logger: Logger) {
+    init(endpoints: [String], requestTimeout: Duration = .seconds(10), failoverWindow: Duration = .seconds(15), logger: Logger) {
         precondition(!endpoints.isEmpty, "etcd needs at least one endpoint")
         self.endpoints = endpoints
-        self.failoverWindow = failoverWindow
+        self.requestTimeout = requestTimeout
+        self.failoverWindow = max(failoverWindow, requestTimeout * 2)
         self.logger = logger
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(2))
@@ -47,7 +49,8 @@ final class EtcdClient: Sendable {
     ) async throws -> Response {
         let payload = try JSONEncoder().encode(body)
         let bytes = try await withFailover(path, idempotent: idempotent) { endpoint in
-            let response = try await self.http.execute(self.request(endpoint + path, payload), timeout: self.requestTimeout)
+            let response = try await self.http.execute(
+                self.request(endpoint + path, payload), timeout: Self.timeAmount(self.requestTimeout))
             let body = try await response.body.collect(upTo: 256 << 20)
             guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: body) }
             return body
@@ -59,20 +62,42 @@ final class EtcdClient: Sendable {
         }
     }
 
+    /// Calls a unary gateway method on one member, with no failover.
+    func call<Request: Encodable & Sendable, Response: Decodable>(
+        _ path: String, _ body: Request, on endpoint: String
+    ) async throws -> Response {
+        let payload = try JSONEncoder().encode(body)
+        let response = try await http.execute(request(endpoint + path, payload), timeout: Self.timeAmount(requestTimeout))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: bytes) }
+        return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
+    }
+
     /// Opens a streamed gateway method (`/v3/watch`, `/v3/lease/keepalive`) and hands over the
     /// `result` of each message until the stream ends or the consuming task is cancelled; an
     /// `error` message fails the stream with the store's error.
     func stream<Request: Encodable & Sendable, Result: Decodable & Sendable>(
         _ path: String, _ body: Request, results: Result.Type
     ) async throws -> AsyncThrowingStream<Result, any Error> {
+        try await openStream(path, body, results: results).stream
+    }
+
+    /// `stream`, with the member it was opened on.
+    func openStream<Request: Encodable & Sendable, Result: Decodable & Sendable>(
+        _ path: String, _ body: Request, results: Result.Type
+    ) async throws -> (stream: AsyncThrowingStream<Result, any Error>, endpoint: String) {
         let payload = try JSONEncoder().encode(body)
-        let response = try await withFailover(path, idempotent: true) { endpoint in
-            let response = try await self.http.execute(self.request(endpoint + path, payload), deadline: .distantFuture)
-            if response.status == .ok { return response }
+        let (response, endpoint) = try await withFailover(path, idempotent: true) { endpoint in
+            // The response head must come within the request timeout: a member that accepts
+            // connections but does not answer (frozen, cut off) is passed over.
+            let response = try await self.withTimeout(path) {
+                try await self.http.execute(self.request(endpoint + path, payload), deadline: .distantFuture)
+            }
+            if response.status == .ok { return (response, endpoint) }
             let body = try await response.body.collect(upTo: 1 << 20)
             throw Self.error(path: path, status: response.status.code, body: body)
         }
-        return AsyncThrowingStream { continuation in
+        let stream = AsyncThrowingStream<Result, any Error> { continuation in
             let task = Task {
                 do {
                     var pending = Data()
@@ -94,6 +119,36 @@ final class EtcdClient: Sendable {
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+        return (stream, endpoint)
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Moves calls off `endpoint` (one that went silent), if it is the member they go to now.
+    func avoid(_ endpoint: String) {
+        guard let index = endpoints.firstIndex(of: endpoint) else { return }
+        preferred.withLock { current in
+            if current % endpoints.count == index { current = (index + 1) % endpoints.count }
+        }
+    }
+
+    /// Runs `body`, failing with a timeout error when it takes longer than the request timeout.
+    private func withTimeout<T: Sendable>(_ path: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = requestTimeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw HTTPClientError.deadlineExceeded
+            }
+            return value
         }
     }
 
@@ -151,10 +206,11 @@ final class EtcdClient: Sendable {
                 retry = neverConnected || idempotent
             }
             tries += 1
-            guard retry, ContinuousClock.now < deadline else { throw failure }
+            // Whether or not this call may be sent again, the next ones go to another member.
             preferred.withLock { current in
                 if current == index { current = (index + 1) % endpoints.count }
             }
+            guard retry, ContinuousClock.now < deadline else { throw failure }
             if endpoints.count > 1 {
                 logger.warning(
                     "etcd member failed; trying the next one",

@@ -24,19 +24,26 @@ extension EtcdStore: WatchHistory {
 
     /// Follows every change under the prefix with one etcd watch and publishes it to the hub;
     /// reconnects (to another member if need be) from the last revision it saw.
+    ///
+    /// A watchdog asks the feed's member for a read every request timeout: a member that does
+    /// not answer in time, or answers that it cannot serve (frozen, cut off from its cluster,
+    /// without closing the connection), loses the feed to another member.
     func runFeed() async throws {
-        let (key, rangeEnd) = keys.bounds(.prefix(""))
         while !Task.isCancelled {
             let next = hub.revision + 1
             do {
-                for try await result in try await etcdWatch(key: key, rangeEnd: rangeEnd, from: next) {
-                    if result.canceled {
-                        if result.compactRevision > 0 {
-                            try await restartAfterCompaction(result.compactRevision)
-                        }
-                        break
+                let (stream, endpoint) = try await client.openStream(
+                    "/v3/watch", watchRequest(.prefix(""), from: next), results: EtcdWire.WatchResponse.self)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.follow(stream) }
+                    group.addTask {
+                        let failure = await self.watchMember(endpoint)
+                        try Task.checkCancellation()
+                        self.client.avoid(endpoint)
+                        throw StoreError(.io, "etcd at \(endpoint), which the watch feed reads from, stopped answering: \(failure)")
                     }
-                    publish(result.events.map(event))
+                    defer { group.cancelAll() }
+                    try await group.next()
                 }
             } catch is CancellationError {
                 return
@@ -46,6 +53,37 @@ extension EtcdStore: WatchHistory {
                 try await Task.sleep(for: .milliseconds(200))
             }
         }
+    }
+
+    /// Publishes what the feed's etcd watch delivers until it ends.
+    private func follow(_ stream: AsyncThrowingStream<EtcdWire.WatchResponse, any Error>) async throws {
+        for try await result in stream {
+            if result.canceled {
+                if result.compactRevision > 0 {
+                    try await restartAfterCompaction(result.compactRevision)
+                }
+                return
+            }
+            publish(result.events.map(event))
+        }
+    }
+
+    /// Returns, with the failure, when `endpoint` fails a read (one key, linearizable).
+    private func watchMember(_ endpoint: String) async -> any Error {
+        while true {
+            do {
+                try await Task.sleep(for: client.requestTimeout)
+                let _: EtcdWire.RangeResponse = try await client.call(
+                    "/v3/kv/range", keys.wire(RangeRequest(.key(""), countOnly: true)), on: endpoint)
+            } catch {
+                return error
+            }
+        }
+    }
+
+    private func watchRequest(_ range: KeyRange, from: Int64) -> EtcdWire.WatchRequest {
+        let (key, rangeEnd) = keys.bounds(range)
+        return EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from))
     }
 
     /// An etcd watch of its own on `key..<rangeEnd` from revision `from`.

@@ -20,12 +20,15 @@ public final class EtcdStore: KeyValueStore, Sendable {
     /// Connects to the cluster at `endpoints` (e.g. `http://127.0.0.1:2379`).
     ///
     /// - Throws: `StoreError.io` when no member answers.
+    ///
+    /// - Parameter timeout: how long a member may take to answer before calls (and the watch
+    ///   feed) move to another.
     public init(
-        endpoints: [String], prefix: String = "", watchBufferLimit: Int = 10_000,
+        endpoints: [String], prefix: String = "", timeout: Duration = .seconds(10), watchBufferLimit: Int = 10_000,
         logger: Logger = Logger(label: "capstan.store.etcd")
     ) async throws {
         guard !endpoints.isEmpty else { throw StoreError(.invalidArgument, "etcd needs at least one endpoint") }
-        self.client = EtcdClient(endpoints: endpoints, logger: logger)
+        self.client = EtcdClient(endpoints: endpoints, requestTimeout: timeout, logger: logger)
         self.keys = EtcdKeySpace(prefix: prefix)
         self.logger = logger
         let revision: Int64
