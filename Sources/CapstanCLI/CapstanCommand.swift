@@ -6,7 +6,7 @@ public struct CapstanCommand: AsyncParsableCommand {
         commandName: "capstan",
         abstract: "Configuration center and fleet orchestrator.",
         discussion: """
-            Start a throwaway server with `capstan server --dev`, then use the client commands
+            Start a throwaway server with `capstan server --dev`, then use the client commands \
             against it. The client talks to --server, or $CAPSTAN_ADDR, or http://127.0.0.1:8740.
             """,
         version: CapstanVersion.current,

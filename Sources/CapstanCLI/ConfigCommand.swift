@@ -30,8 +30,8 @@ struct ConfigCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a new version of a key from a file or standard input.",
             discussion: """
-                The format comes from --format, else the key's extension (.yaml .yml .json .properties
-                .toml), else the file's extension, else text. Content is parsed before it is stored:
+                The format comes from --format, else the key's extension (.yaml .yml .json .properties \
+                .toml), else the file's extension, else text. Content is parsed before it is stored: \
                 malformed content is refused with its line and column.
                 """)
 

@@ -9,9 +9,9 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "server",
         abstract: "Run the Capstan server.",
         discussion: """
-            Serves the HTTP API on --listen, keeping its data in one SQLite file in --data-dir, or
-            on an etcd cluster with --store etcd://HOST:PORT[,HOST:PORT...]. Several servers on one
-            etcd serve the same data (replicas). --dev runs a throwaway server with its data in a
+            Serves the HTTP API on --listen, keeping its data in one SQLite file in --data-dir, or \
+            on an etcd cluster with --store etcd://HOST:PORT[,HOST:PORT...]. Several servers on one \
+            etcd serve the same data (replicas). --dev runs a throwaway server with its data in a \
             fresh temporary directory. Settings can also come from --config FILE.
             """)
 

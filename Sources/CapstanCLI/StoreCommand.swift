@@ -16,12 +16,12 @@ struct StoreCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy an installation's data from one store to another, e.g. SQLite to etcd.",
             discussion: """
-                Reads the source at one revision and replays it into the target, which must hold
-                nothing under its prefix yet. Keys written together in one source revision are
-                written together, in the same order, so every config keeps its history; the
-                target numbers revisions its own way, so watchers resync after the move. Keys held
-                by a lease (liveness, locks) are left out. The target is read back and its count
-                and checksum compared with the source's. Stop writes to the source first: what is
+                Reads the source at one revision and replays it into the target, which must hold \
+                nothing under its prefix yet. Keys written together in one source revision are \
+                written together, in the same order, so every config keeps its history; the \
+                target numbers revisions its own way, so watchers resync after the move. Keys held \
+                by a lease (liveness, locks) are left out. The target is read back and its count \
+                and checksum compared with the source's. Stop writes to the source first: what is \
                 written after the snapshot is not copied.
                 """)
 
