@@ -69,13 +69,8 @@ struct ServerCommand: AsyncParsableCommand {
         guard configuration.config.historyRetention >= 1 else { throw ValidationError("--history-retention must be at least 1") }
         configuration.compactionKeep = try compactionKeep ?? file.integer("compaction-keep") ?? 100_000
         guard configuration.compactionKeep >= 1 else { throw ValidationError("--compaction-keep must be at least 1") }
-        let interval = compactionInterval ?? file["compaction-interval"] ?? "1m"
-        do { configuration.compactionInterval = try DurationParser.parse(interval) } catch {
-            throw ValidationError("--compaction-interval: \(error.message)")
-        }
-        guard configuration.compactionInterval >= .milliseconds(100) else {
-            throw ValidationError("--compaction-interval must be at least 100ms")
-        }
+        configuration.compactionInterval = try Self.duration(
+            compactionInterval ?? file["compaction-interval"] ?? "1m", flag: "--compaction-interval")
         configuration.lockTTL = try lockTTL ?? file.integer("lock-ttl") ?? 10
         guard configuration.lockTTL >= 1 else { throw ValidationError("--lock-ttl must be at least 1 second") }
         let level = logLevel ?? file["log-level"] ?? "info"
@@ -92,26 +87,30 @@ struct ServerCommand: AsyncParsableCommand {
         if let text = store ?? file["store"] {
             do { configuration.store = try StoreLocation(parsing: text) } catch { throw ValidationError("--store: \(error.message)") }
         }
-        if let prefix = storePrefix ?? file["store-prefix"] {
+        func requireEtcd(_ flag: String) throws {
             guard case .etcd = configuration.storeLocation else {
-                throw ValidationError("--store-prefix applies only to an etcd store (--store etcd://HOST:PORT)")
+                throw ValidationError("\(flag) applies only to an etcd store (--store etcd://HOST:PORT)")
             }
+        }
+        if let prefix = storePrefix ?? file["store-prefix"] {
+            try requireEtcd("--store-prefix")
             do { configuration.storePrefix = try StoreLocation.normalizedPrefix(prefix) } catch {
                 throw ValidationError("--store-prefix: \(error.message)")
             }
         }
         if let timeout = storeTimeout ?? file["store-timeout"] {
-            guard case .etcd = configuration.storeLocation else {
-                throw ValidationError("--store-timeout applies only to an etcd store (--store etcd://HOST:PORT)")
-            }
-            do { configuration.storeTimeout = try DurationParser.parse(timeout) } catch {
-                throw ValidationError("--store-timeout: \(error.message)")
-            }
-            guard configuration.storeTimeout >= .milliseconds(100) else {
-                throw ValidationError("--store-timeout must be at least 100ms")
-            }
+            try requireEtcd("--store-timeout")
+            configuration.storeTimeout = try Self.duration(timeout, flag: "--store-timeout")
         }
         return configuration
+    }
+
+    /// A duration setting of at least 100 ms.
+    static func duration(_ text: String, flag: String) throws -> Duration {
+        let duration: Duration
+        do { duration = try DurationParser.parse(text) } catch { throw ValidationError("\(flag): \(error.message)") }
+        guard duration >= .milliseconds(100) else { throw ValidationError("\(flag) must be at least 100ms") }
+        return duration
     }
 
     static func parseListen(_ text: String) throws -> (host: String, port: Int) {

@@ -34,7 +34,7 @@ public enum KeyRange: Sendable, Hashable {
 
     /// The smallest byte string greater than every string with `prefix`, or nil when there is none
     /// (empty prefix or all 0xFF), which means "to the end of the key space".
-    static func prefixEnd(_ prefix: [UInt8]) -> [UInt8]? {
+    public static func prefixEnd(_ prefix: [UInt8]) -> [UInt8]? {
         var end = prefix
         while let last = end.last {
             if last < 0xFF {

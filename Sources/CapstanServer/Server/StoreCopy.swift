@@ -66,7 +66,8 @@ public enum StoreCopy {
 
     /// Every key under `prefix` at one revision, read in pages.
     static func read(prefix: String, from store: any KeyValueStore, pageSize: Int) async throws -> (kvs: [KeyValue], revision: Int64) {
-        let end = prefixEnd(prefix)
+        // The prefixes copied are ASCII (`/capstan/`), so their end is a string too.
+        let end = KeyRange.prefixEnd(Array(prefix.utf8)).map { String(decoding: $0, as: UTF8.self) } ?? "\u{7F}"
         var kvs: [KeyValue] = []
         var revision: Int64?
         var range = KeyRange.prefix(prefix)
@@ -97,14 +98,5 @@ public enum StoreCopy {
     /// The digest of what `store` holds under `prefix` now (leased keys left out).
     public static func digest(prefix: String = "/capstan/", of store: any KeyValueStore) async throws -> Digest {
         digest(try await read(prefix: prefix, from: store, pageSize: 500).kvs.filter { $0.lease == nil })
-    }
-
-    /// The smallest string above every string starting with `prefix` (a prefix of ASCII text).
-    private static func prefixEnd(_ prefix: String) -> String {
-        var bytes = Array(prefix.utf8)
-        while let last = bytes.popLast() {
-            if last < 0x7F { return String(decoding: bytes + [last + 1], as: UTF8.self) }
-        }
-        return "\u{7F}"
     }
 }

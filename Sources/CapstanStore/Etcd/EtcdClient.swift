@@ -49,28 +49,33 @@ final class EtcdClient: Sendable {
     ) async throws -> Response {
         let payload = try JSONEncoder().encode(body)
         let bytes = try await withFailover(path, idempotent: idempotent) { endpoint in
-            let response = try await self.http.execute(
-                self.request(endpoint + path, payload), timeout: Self.timeAmount(self.requestTimeout))
-            let body = try await response.body.collect(upTo: 256 << 20)
-            guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: body) }
-            return body
+            try await self.attempt(path, payload, on: endpoint)
         }
-        do {
-            return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
-        } catch {
-            throw StoreError(.io, "etcd answered \(path) with a message Capstan cannot read: \(error)", underlying: error)
-        }
+        return try Self.decode(Response.self, bytes, path: path)
     }
 
     /// Calls a unary gateway method on one member, with no failover.
     func call<Request: Encodable & Sendable, Response: Decodable>(
         _ path: String, _ body: Request, on endpoint: String
     ) async throws -> Response {
-        let payload = try JSONEncoder().encode(body)
+        let bytes = try await attempt(path, try JSONEncoder().encode(body), on: endpoint)
+        return try Self.decode(Response.self, bytes, path: path)
+    }
+
+    /// One unary request to one member: the answer's body, or the store's error for an error answer.
+    private func attempt(_ path: String, _ payload: Data, on endpoint: String) async throws -> ByteBuffer {
         let response = try await http.execute(request(endpoint + path, payload), timeout: Self.timeAmount(requestTimeout))
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: bytes) }
-        return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
+        let body = try await response.body.collect(upTo: 256 << 20)
+        guard response.status == .ok else { throw Self.error(path: path, status: response.status.code, body: body) }
+        return body
+    }
+
+    private static func decode<Response: Decodable>(_ type: Response.Type, _ bytes: ByteBuffer, path: String) throws -> Response {
+        do {
+            return try JSONDecoder().decode(Response.self, from: Data(bytes.readableBytesView))
+        } catch {
+            throw StoreError(.io, "etcd answered \(path) with a message Capstan cannot read: \(error)", underlying: error)
+        }
     }
 
     /// Opens a streamed gateway method (`/v3/watch`, `/v3/lease/keepalive`) and hands over the

@@ -86,14 +86,7 @@ extension EtcdStore: WatchHistory {
         return EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from))
     }
 
-    /// An etcd watch of its own on `key..<rangeEnd` from revision `from`.
-    private func etcdWatch(key: Data, rangeEnd: Data?, from: Int64) async throws
-        -> AsyncThrowingStream<EtcdWire.WatchResponse, any Error>
-    {
-        try await client.stream(
-            "/v3/watch", EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from)),
-            results: EtcdWire.WatchResponse.self)
-    }
+
 
     /// Publishes a batch of the feed, one revision at a time, in order.
     private func publish(_ events: [WatchEvent]) {
@@ -135,9 +128,9 @@ extension EtcdStore: WatchHistory {
         // Older than memory: a watch of its own on etcd, read until it passes `through`. When the
         // range saw no change since `from`, this waits for the next one: there is nothing to
         // deliver until then anyway.
-        let (key, rangeEnd) = keys.bounds(range)
         var collected: [WatchEvent] = []
-        for try await result in try await etcdWatch(key: key, rangeEnd: rangeEnd, from: from) {
+        let stream = try await client.stream("/v3/watch", watchRequest(range, from: from), results: EtcdWire.WatchResponse.self)
+        for try await result in stream {
             if result.canceled {
                 if result.compactRevision > 0 {
                     compacted.withLock { $0 = max($0, result.compactRevision) }
