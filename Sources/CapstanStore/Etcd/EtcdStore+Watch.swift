@@ -1,3 +1,4 @@
+import EtcdAPI
 import Foundation
 import Synchronization
 
@@ -32,8 +33,7 @@ extension EtcdStore: WatchHistory {
         while !Task.isCancelled {
             let next = hub.revision + 1
             do {
-                let (stream, endpoint) = try await client.openStream(
-                    "/v3/watch", watchRequest(.prefix(""), from: next), results: EtcdWire.WatchResponse.self)
+                let (stream, endpoint) = try await client.watch(watchRequest(.prefix(""), from: next))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await self.follow(stream) }
                     group.addTask {
@@ -56,7 +56,7 @@ extension EtcdStore: WatchHistory {
     }
 
     /// Publishes what the feed's etcd watch delivers until it ends.
-    private func follow(_ stream: AsyncThrowingStream<EtcdWire.WatchResponse, any Error>) async throws {
+    private func follow(_ stream: AsyncThrowingStream<Etcdserverpb_WatchResponse, any Error>) async throws {
         for try await result in stream {
             if result.canceled {
                 if result.compactRevision > 0 {
@@ -73,20 +73,20 @@ extension EtcdStore: WatchHistory {
         while true {
             do {
                 try await Task.sleep(for: client.requestTimeout)
-                let _: EtcdWire.RangeResponse = try await client.call(
-                    "/v3/kv/range", keys.wire(RangeRequest(.key(""), countOnly: true)), on: endpoint)
+                let request = keys.wire(RangeRequest(.key(""), countOnly: true))
+                _ = try await client.call("Range", on: endpoint) { try await $0.kv.range(request, options: $1) }
             } catch {
                 return error
             }
         }
     }
 
-    private func watchRequest(_ range: KeyRange, from: Int64) -> EtcdWire.WatchRequest {
-        let (key, rangeEnd) = keys.bounds(range)
-        return EtcdWire.WatchRequest(create_request: .init(key: key, range_end: rangeEnd, start_revision: from))
+    private func watchRequest(_ range: KeyRange, from: Int64) -> Etcdserverpb_WatchCreateRequest {
+        var request = Etcdserverpb_WatchCreateRequest()
+        (request.key, request.rangeEnd) = keys.bounds(range)
+        request.startRevision = from
+        return request
     }
-
-
 
     /// Publishes a batch of the feed, one revision at a time, in order.
     private func publish(_ events: [WatchEvent]) {
@@ -111,10 +111,11 @@ extension EtcdStore: WatchHistory {
         logger.error("etcd compacted past the watch feed; watchers resync", metadata: ["etcd.compact_revision": "\(compactRevision)"])
     }
 
-    func event(_ wire: EtcdWire.Event) -> WatchEvent {
+    func event(_ wire: Etcdserverpb_Event) -> WatchEvent {
         var kv = keys.keyValue(wire.kv)
-        if wire.isDelete { kv = KeyValue(key: kv.key, value: Data(), createRevision: 0, modRevision: kv.modRevision, version: 0) }
-        return WatchEvent(kind: wire.isDelete ? .delete : .put, kv: kv)
+        let isDelete = wire.type == .delete
+        if isDelete { kv = KeyValue(key: kv.key, value: Data(), createRevision: 0, modRevision: kv.modRevision, version: 0) }
+        return WatchEvent(kind: isDelete ? .delete : .put, kv: kv)
     }
 
     public func events(in range: KeyRange, from: Int64, through: Int64) async throws -> [WatchEvent] {
@@ -129,14 +130,14 @@ extension EtcdStore: WatchHistory {
         // range saw no change since `from`, this waits for the next one: there is nothing to
         // deliver until then anyway.
         var collected: [WatchEvent] = []
-        let stream = try await client.stream("/v3/watch", watchRequest(range, from: from), results: EtcdWire.WatchResponse.self)
+        let (stream, _) = try await client.watch(watchRequest(range, from: from))
         for try await result in stream {
             if result.canceled {
                 if result.compactRevision > 0 {
                     compacted.withLock { $0 = max($0, result.compactRevision) }
                     throw StoreError.compacted(requested: from, compactRevision: result.compactRevision)
                 }
-                throw StoreError(.io, "etcd cancelled a watch: \(result.cancelReason ?? "no reason given")")
+                throw StoreError(.io, "etcd cancelled a watch: \(result.cancelReason.isEmpty ? "no reason given" : result.cancelReason)")
             }
             for wire in result.events {
                 let event = event(wire)

@@ -1,8 +1,9 @@
+import EtcdAPI
 import Foundation
 import Logging
 import Synchronization
 
-/// The storage contract on an etcd cluster (3.4 or later), through its HTTP/JSON gateway.
+/// The storage contract on an etcd cluster (3.4 or later), through its gRPC API.
 ///
 /// Every key lives under `prefix`, so several installations can share one cluster. Revisions,
 /// compares, leases and compaction are etcd's own. Watches fan out in process: `run()` keeps one
@@ -28,7 +29,7 @@ public final class EtcdStore: KeyValueStore, Sendable {
         logger: Logger = Logger(label: "capstan.store.etcd")
     ) async throws {
         guard !endpoints.isEmpty else { throw StoreError(.invalidArgument, "etcd needs at least one endpoint") }
-        self.client = EtcdClient(endpoints: endpoints, requestTimeout: timeout, logger: logger)
+        self.client = try EtcdClient(endpoints: endpoints, requestTimeout: timeout, logger: logger)
         self.keys = EtcdKeySpace(prefix: prefix)
         self.logger = logger
         let revision: Int64
@@ -53,23 +54,24 @@ public final class EtcdStore: KeyValueStore, Sendable {
     // MARK: KeyValueStore
 
     public func range(_ request: RangeRequest) async throws -> RangeResult {
-        let response: EtcdWire.RangeResponse = try await checkCompaction(request.revision) {
-            try await client.call("/v3/kv/range", keys.wire(request), idempotent: true)
+        let wire = keys.wire(request)
+        let response = try await checkCompaction(request.revision) {
+            try await client.call("Range", idempotent: true) { try await $0.kv.range(wire, options: $1) }
         }
-        return keys.result(response, keysOnly: request.keysOnly)
+        return keys.result(response)
     }
 
     public func txn(_ request: TxnRequest) async throws -> TxnResult {
-        let wire = EtcdWire.TxnRequest(
-            compare: request.compares.map(keys.wire),
-            success: request.success.map(keys.wire),
-            failure: request.failure.map(keys.wire))
+        var wire = Etcdserverpb_TxnRequest()
+        wire.compare = request.compares.map(keys.wire)
+        wire.success = request.success.map(keys.wire)
+        wire.failure = request.failure.map(keys.wire)
         let oldest = (request.success + request.failure).compactMap { op -> Int64? in
             if case .range(let range) = op { return range.revision }
             return nil
         }.min()
-        let response: EtcdWire.TxnResponse = try await checkCompaction(oldest) {
-            try await client.call("/v3/kv/txn", wire, idempotent: request.isReadOnly)
+        let response = try await checkCompaction(oldest) { [wire] in
+            try await client.call("Txn", idempotent: request.isReadOnly) { try await $0.kv.txn(wire, options: $1) }
         }
         let ops = response.succeeded ? request.success : request.failure
         guard ops.count == response.responses.count else {
@@ -78,9 +80,9 @@ public final class EtcdStore: KeyValueStore, Sendable {
         let revision = response.header.revision
         var results: [TxnOpResult] = []
         for (op, answer) in zip(ops, response.responses) {
-            switch op {
-            case .put(let key, let value, let lease):
-                let previous = answer.put?.prevKV
+            switch (op, answer.response) {
+            case (.put(let key, let value, let lease), .responsePut(let put)):
+                let previous = put.hasPrevKv ? put.prevKv : nil
                 results.append(
                     .put(
                         KeyValue(
@@ -89,13 +91,12 @@ public final class EtcdStore: KeyValueStore, Sendable {
                             modRevision: revision,
                             version: (previous?.version ?? 0) + 1,
                             lease: lease == 0 ? nil : lease)))
-            case .delete:
-                results.append(.delete(deleted: Int(answer.deleteRange?.deleted ?? 0)))
-            case .range(let range):
-                guard let answered = answer.range else {
-                    throw StoreError(.io, "etcd answered a range inside a transaction without its result")
-                }
-                results.append(.range(keys.result(answered, keysOnly: range.keysOnly)))
+            case (.delete, .responseDeleteRange(let deleted)):
+                results.append(.delete(deleted: Int(deleted.deleted)))
+            case (.range, .responseRange(let answered)):
+                results.append(.range(keys.result(answered)))
+            default:
+                throw StoreError(.io, "etcd answered a transaction operation with the result of another kind")
             }
         }
         return TxnResult(succeeded: response.succeeded, revision: revision, results: results)
@@ -111,30 +112,37 @@ public final class EtcdStore: KeyValueStore, Sendable {
         guard ttl > 0 else {
             throw StoreError(.invalidArgument, "lease TTL must be at least 1 second, got \(ttl)")
         }
-        let answer: EtcdWire.LeaseResponse = try await client.call(
-            "/v3/lease/grant", EtcdWire.LeaseGrantRequest(TTL: ttl, ID: 0), idempotent: false)
-        if let error = answer.error, !error.isEmpty { throw StoreError(.io, "etcd refused the lease: \(error)") }
+        var request = Etcdserverpb_LeaseGrantRequest()
+        request.ttl = ttl
+        let answer = try await client.call("LeaseGrant", idempotent: false) { [request] in
+            try await $0.lease.leaseGrant(request, options: $1)
+        }
+        if !answer.error.isEmpty { throw StoreError(.io, "etcd refused the lease: \(answer.error)") }
         return Lease(id: answer.id, ttl: answer.ttl)
     }
 
     public func keepAlive(_ lease: LeaseID) async throws -> Int64 {
-        let stream = try await client.stream(
-            "/v3/lease/keepalive", EtcdWire.LeaseIDRequest(ID: lease), results: EtcdWire.LeaseResponse.self)
-        for try await result in stream {
-            guard result.ttl > 0 else { throw StoreError(.leaseNotFound, "lease \(lease) not found") }
-            return result.ttl
+        guard let answer = try await client.keepAliveOnce(lease) else {
+            throw StoreError(.io, "etcd ended the keep-alive of lease \(lease) without an answer")
         }
-        throw StoreError(.io, "etcd ended the keep-alive of lease \(lease) without an answer")
+        guard answer.ttl > 0 else { throw StoreError(.leaseNotFound, "lease \(lease) not found") }
+        return answer.ttl
     }
 
     public func revokeLease(_ lease: LeaseID) async throws {
-        let _: EtcdWire.HeaderOnly = try await client.call("/v3/lease/revoke", EtcdWire.LeaseIDRequest(ID: lease), idempotent: true)
+        var request = Etcdserverpb_LeaseRevokeRequest()
+        request.id = lease
+        _ = try await client.call("LeaseRevoke", idempotent: true) { [request] in
+            try await $0.lease.leaseRevoke(request, options: $1)
+        }
     }
 
     public func compact(upTo revision: Int64) async throws {
+        var request = Etcdserverpb_CompactionRequest()
+        request.revision = revision
+        request.physical = true
         do {
-            let _: EtcdWire.HeaderOnly = try await client.call(
-                "/v3/kv/compaction", EtcdWire.CompactionRequest(revision: revision, physical: true), idempotent: true)
+            _ = try await client.call("Compact", idempotent: true) { [request] in try await $0.kv.compact(request, options: $1) }
             compacted.withLock { $0 = max($0, revision) }
         } catch let error as StoreError where error.code == .compacted {
             let oldest = try await learnCompactRevision()
@@ -176,17 +184,16 @@ public final class EtcdStore: KeyValueStore, Sendable {
     }
 
     static func currentRevision(client: EtcdClient, keys: EtcdKeySpace) async throws -> Int64 {
-        let response: EtcdWire.RangeResponse = try await client.call(
-            "/v3/kv/range", keys.wire(RangeRequest(.key(""), countOnly: true)), idempotent: true)
-        return response.header.revision
+        let request = keys.wire(RangeRequest(.key(""), countOnly: true))
+        return try await client.call("Range", idempotent: true) { try await $0.kv.range(request, options: $1) }.header.revision
     }
 
     /// The oldest readable revision, by bisection: a read at a revision below it fails.
     static func findCompactRevision(client: EtcdClient, keys: EtcdKeySpace, below current: Int64) async throws -> Int64 {
         func readable(_ revision: Int64) async throws -> Bool {
+            let request = keys.wire(RangeRequest(.key(""), revision: revision, countOnly: true))
             do {
-                let _: EtcdWire.RangeResponse = try await client.call(
-                    "/v3/kv/range", keys.wire(RangeRequest(.key(""), revision: revision, countOnly: true)), idempotent: true)
+                _ = try await client.call("Range", idempotent: true) { try await $0.kv.range(request, options: $1) }
                 return true
             } catch let error as StoreError where error.code == .compacted {
                 return false
@@ -216,10 +223,10 @@ struct EtcdKeySpace: Sendable {
         String(decoding: data.dropFirst(prefix.utf8.count), as: UTF8.self)
     }
 
-    /// etcd's `key` and `range_end` for `range`, inside the prefix.
-    func bounds(_ range: KeyRange) -> (key: Data, rangeEnd: Data?) {
+    /// etcd's `key` and `range_end` for `range`, inside the prefix (an empty `rangeEnd`: only `key`).
+    func bounds(_ range: KeyRange) -> (key: Data, rangeEnd: Data) {
         // etcd refuses an empty key; "\0" is the lowest one.
-        if case .key(let only) = range { return (Self.nonEmpty(key(only)), nil) }
+        if case .key(let only) = range { return (Self.nonEmpty(key(only)), Data()) }
         let (lower, upper) = range.bounds
         let start = Self.nonEmpty(Data(prefix.utf8) + lower)
         if let upper { return (start, Data(prefix.utf8) + upper) }
@@ -227,57 +234,67 @@ struct EtcdKeySpace: Sendable {
         return (start, KeyRange.prefixEnd(Array(prefix.utf8)).map { Data($0) } ?? Data([0]))
     }
 
-    func wire(_ request: RangeRequest) -> EtcdWire.RangeRequest {
-        let (key, rangeEnd) = bounds(request.range)
-        return EtcdWire.RangeRequest(
-            key: key, range_end: rangeEnd,
-            limit: request.limit.flatMap { $0 > 0 ? Int64($0) : nil },
-            revision: request.revision.flatMap { $0 > 0 ? $0 : nil },
-            sort_order: request.descending ? "DESCEND" : nil,
-            sort_target: request.descending ? "KEY" : nil,
-            keys_only: request.keysOnly ? true : nil,
-            count_only: request.countOnly ? true : nil)
+    func wire(_ request: RangeRequest) -> Etcdserverpb_RangeRequest {
+        var wire = Etcdserverpb_RangeRequest()
+        (wire.key, wire.rangeEnd) = bounds(request.range)
+        if let limit = request.limit, limit > 0 { wire.limit = Int64(limit) }
+        if let revision = request.revision, revision > 0 { wire.revision = revision }
+        if request.descending {
+            wire.sortOrder = .descend
+            wire.sortTarget = .key
+        }
+        wire.keysOnly = request.keysOnly
+        wire.countOnly = request.countOnly
+        return wire
     }
 
-    func wire(_ op: TxnOp) -> EtcdWire.RequestOp {
+    func wire(_ op: TxnOp) -> Etcdserverpb_RequestOp {
+        var wire = Etcdserverpb_RequestOp()
         switch op {
         case .put(let key, let value, let lease):
-            return EtcdWire.RequestOp(
-                request_put: EtcdWire.PutRequest(key: self.key(key), value: value, lease: lease == 0 ? nil : lease, prev_kv: true))
+            var put = Etcdserverpb_PutRequest()
+            put.key = self.key(key)
+            put.value = value
+            put.lease = lease ?? 0
+            put.prevKv = true
+            wire.requestPut = put
         case .delete(let range):
-            let (key, rangeEnd) = bounds(range)
-            return EtcdWire.RequestOp(request_delete_range: EtcdWire.DeleteRangeRequest(key: key, range_end: rangeEnd))
+            var delete = Etcdserverpb_DeleteRangeRequest()
+            (delete.key, delete.rangeEnd) = bounds(range)
+            wire.requestDeleteRange = delete
         case .range(let request):
-            return EtcdWire.RequestOp(request_range: wire(request))
-        }
-    }
-
-    func wire(_ compare: Compare) -> EtcdWire.Compare {
-        let result =
-            switch compare.op {
-            case .equal: "EQUAL"
-            case .notEqual: "NOT_EQUAL"
-            case .less: "LESS"
-            case .greater: "GREATER"
-            }
-        var wire = EtcdWire.Compare(result: result, target: "", key: key(compare.key))
-        switch compare.target {
-        case .version(let value): (wire.target, wire.version) = ("VERSION", value)
-        case .createRevision(let value): (wire.target, wire.create_revision) = ("CREATE", value)
-        case .modRevision(let value): (wire.target, wire.mod_revision) = ("MOD", value)
-        case .value(let value): (wire.target, wire.value) = ("VALUE", value)
-        case .lease(let value): (wire.target, wire.lease) = ("LEASE", value)
+            wire.requestRange = self.wire(request)
         }
         return wire
     }
 
-    func keyValue(_ kv: EtcdWire.KeyValue) -> KeyValue {
+    func wire(_ compare: Compare) -> Etcdserverpb_Compare {
+        var wire = Etcdserverpb_Compare()
+        wire.key = key(compare.key)
+        wire.result =
+            switch compare.op {
+            case .equal: .equal
+            case .notEqual: .notEqual
+            case .less: .less
+            case .greater: .greater
+            }
+        switch compare.target {
+        case .version(let value): (wire.target, wire.version) = (.version, value)
+        case .createRevision(let value): (wire.target, wire.createRevision) = (.create, value)
+        case .modRevision(let value): (wire.target, wire.modRevision) = (.mod, value)
+        case .value(let value): (wire.target, wire.value) = (.value, value)
+        case .lease(let value): (wire.target, wire.lease) = (.lease, value)
+        }
+        return wire
+    }
+
+    func keyValue(_ kv: Etcdserverpb_KeyValue) -> KeyValue {
         KeyValue(
             key: userKey(kv.key), value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision,
             version: kv.version, lease: kv.lease == 0 ? nil : kv.lease)
     }
 
-    func result(_ response: EtcdWire.RangeResponse, keysOnly: Bool) -> RangeResult {
+    func result(_ response: Etcdserverpb_RangeResponse) -> RangeResult {
         RangeResult(
             kvs: response.kvs.map(keyValue), count: Int(response.count), more: response.more,
             revision: response.header.revision)
