@@ -127,18 +127,34 @@ final class EtcdClient: Sendable {
         }
     }
 
-    /// Opens a watch with failover and hands over each of its answers until the stream ends or
-    /// the consuming task is cancelled. It returns once the member has confirmed the watch (its
-    /// first answer), which must come within the request timeout: a member that accepts
-    /// connections but does not answer (frozen, cut off) is passed over.
-    func watch(_ create: Etcdserverpb_WatchCreateRequest) async throws -> (
-        stream: AsyncThrowingStream<Etcdserverpb_WatchResponse, any Error>, endpoint: String
-    ) {
+    /// A watch that etcd has confirmed: the member it runs on, and the task that runs it.
+    struct RunningWatch: Sendable {
+        let endpoint: String
+        let task: Task<Void, any Error>
+
+        /// Waits until the watch ends, which it only does with an error (a closed stream is one);
+        /// cancelling the waiting task cancels the watch.
+        func wait() async throws {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        }
+    }
+
+    /// Opens a watch with failover and calls `handle` with each of its answers, in order, as they
+    /// arrive (on the task that reads the stream: no hand-over between tasks on the way). It
+    /// returns once the member has confirmed the watch (its first answer), which must come within
+    /// the request timeout: a member that accepts connections but does not answer (frozen, cut
+    /// off) is passed over. An error `handle` throws ends the watch with that error.
+    func watch(
+        _ create: Etcdserverpb_WatchCreateRequest, handle: @escaping @Sendable (Etcdserverpb_WatchResponse) async throws -> Void
+    ) async throws -> RunningWatch {
         var watchRequest = Etcdserverpb_WatchRequest()
         watchRequest.createRequest = create
         let request = watchRequest
         return try await withFailover("Watch", idempotent: true) { member in
-            let (stream, continuation) = AsyncThrowingStream.makeStream(of: Etcdserverpb_WatchResponse.self)
             // Finishes at the first answer, or with the failure that came instead.
             let (confirmation, confirm) = AsyncThrowingStream.makeStream(of: Void.self)
             let task = Task {
@@ -152,20 +168,19 @@ final class EtcdClient: Sendable {
                         },
                         onResponse: { response in
                             for try await message in response.messages {
-                                continuation.yield(message)
                                 confirm.finish()
+                                try await handle(message)
                             }
                         })
-                    let closed = StoreError(.unavailable, "etcd at \(member.endpoint) closed the watch stream")
-                    confirm.finish(throwing: closed)
-                    continuation.finish(throwing: closed)
+                    throw StoreError(.unavailable, "etcd at \(member.endpoint) closed the watch stream")
                 } catch {
-                    let failure = (error as? RPCError).map { Self.storeError($0, method: "Watch", endpoint: member.endpoint, idempotent: true) } ?? error
+                    let failure =
+                        (error as? RPCError).map { Self.storeError($0, method: "Watch", endpoint: member.endpoint, idempotent: true) }
+                        ?? error
                     confirm.finish(throwing: failure)
-                    continuation.finish(throwing: failure)
+                    throw failure
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
             do {
                 try await withTimeout("Watch", on: member.endpoint) {
                     for try await _ in confirmation {}
@@ -174,7 +189,7 @@ final class EtcdClient: Sendable {
                 task.cancel()
                 throw error
             }
-            return (stream, member.endpoint)
+            return RunningWatch(endpoint: member.endpoint, task: task)
         }
     }
 

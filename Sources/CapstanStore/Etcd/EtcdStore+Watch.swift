@@ -11,9 +11,11 @@ extension EtcdStore: WatchHistory {
         var completeFrom: Int64
         let capacity: Int
 
+        /// Keeps at least the last `capacity` events (whole revisions). The oldest quarter is
+        /// dropped at once, so that trimming costs a copy per `capacity / 4` events, not per event.
         mutating func append(_ batch: [WatchEvent]) {
             events.append(contentsOf: batch)
-            guard events.count > capacity else { return }
+            guard events.count > capacity + capacity / 4 else { return }
             // Drop whole revisions from the front.
             var cut = events.count - capacity
             let lastDropped = events[cut - 1].revision
@@ -33,20 +35,25 @@ extension EtcdStore: WatchHistory {
         while !Task.isCancelled {
             let next = hub.revision + 1
             do {
-                let (stream, endpoint) = try await client.watch(watchRequest(.prefix(""), from: next))
+                let watch = try await client.watch(watchRequest(.prefix(""), from: next)) { response in
+                    try await self.follow(response)
+                }
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await self.follow(stream) }
+                    group.addTask { try await watch.wait() }
                     group.addTask {
-                        let failure = await self.watchMember(endpoint)
+                        let failure = await self.watchMember(watch.endpoint)
                         try Task.checkCancellation()
-                        self.client.avoid(endpoint)
-                        throw StoreError(.io, "etcd at \(endpoint), which the watch feed reads from, stopped answering: \(failure)")
+                        self.client.avoid(watch.endpoint)
+                        throw StoreError(
+                            .io, "etcd at \(watch.endpoint), which the watch feed reads from, stopped answering: \(failure)")
                     }
                     defer { group.cancelAll() }
                     try await group.next()
                 }
             } catch is CancellationError {
                 return
+            } catch is FeedRestart {
+                continue
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("etcd watch feed interrupted; resuming", metadata: ["error": "\(error)", "etcd.revision": "\(next)"])
@@ -55,17 +62,18 @@ extension EtcdStore: WatchHistory {
         }
     }
 
-    /// Publishes what the feed's etcd watch delivers until it ends.
-    private func follow(_ stream: AsyncThrowingStream<Etcdserverpb_WatchResponse, any Error>) async throws {
-        for try await result in stream {
-            if result.canceled {
-                if result.compactRevision > 0 {
-                    try await restartAfterCompaction(result.compactRevision)
-                }
-                return
+    /// The feed's watch was cancelled by etcd (after a compaction) and must be opened again.
+    private struct FeedRestart: Error {}
+
+    /// Publishes one answer of the feed's etcd watch.
+    private func follow(_ response: Etcdserverpb_WatchResponse) async throws {
+        if response.canceled {
+            if response.compactRevision > 0 {
+                try await restartAfterCompaction(response.compactRevision)
             }
-            publish(result.events.map(event))
+            throw FeedRestart()
         }
+        publish(response.events.map(event))
     }
 
     /// Returns, with the failure, when `endpoint` fails a read (one key, linearizable).
@@ -129,23 +137,30 @@ extension EtcdStore: WatchHistory {
         // Older than memory: a watch of its own on etcd, read until it passes `through`. When the
         // range saw no change since `from`, this waits for the next one: there is nothing to
         // deliver until then anyway.
-        var collected: [WatchEvent] = []
-        let (stream, _) = try await client.watch(watchRequest(range, from: from))
-        for try await result in stream {
-            if result.canceled {
-                if result.compactRevision > 0 {
-                    compacted.withLock { $0 = max($0, result.compactRevision) }
-                    throw StoreError.compacted(requested: from, compactRevision: result.compactRevision)
+        let collected = Mutex<[WatchEvent]>([])
+        let watch = try await client.watch(watchRequest(range, from: from)) { response in
+            if response.canceled {
+                if response.compactRevision > 0 {
+                    self.compacted.withLock { $0 = max($0, response.compactRevision) }
+                    throw StoreError.compacted(requested: from, compactRevision: response.compactRevision)
                 }
-                throw StoreError(.io, "etcd cancelled a watch: \(result.cancelReason.isEmpty ? "no reason given" : result.cancelReason)")
+                throw StoreError(.io, "etcd cancelled a watch: \(response.cancelReason.isEmpty ? "no reason given" : response.cancelReason)")
             }
-            for wire in result.events {
-                let event = event(wire)
-                if event.revision > through { return collected }
-                collected.append(event)
+            try collected.withLock { collected in
+                for wire in response.events {
+                    let event = self.event(wire)
+                    if event.revision > through { throw CollectedThrough() }
+                    collected.append(event)
+                }
+                if collected.last?.revision == through { throw CollectedThrough() }
             }
-            if collected.last?.revision == through { return collected }
         }
-        return collected
+        do {
+            try await watch.wait()
+        } catch is CollectedThrough {}
+        return collected.withLock { $0 }
     }
+
+    /// Ends a watch that has delivered every event up to the revision asked for.
+    private struct CollectedThrough: Error {}
 }
