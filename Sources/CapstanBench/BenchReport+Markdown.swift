@@ -38,11 +38,13 @@ extension BenchReport {
 
     private func table(for comparison: ThroughputComparison) -> [String] {
         let what = comparison.operation == .put ? "Durable put" : "Get"
+        // On etcd, also what each request cost the etcd process (for Capstan: the etcd under it).
+        let onEtcd = settings.engine == .etcd
         var lines = [
             "### \(what), \(comparison.clients) client\(comparison.clients == 1 ? "" : "s")",
             "",
-            "| System | Median throughput | Runs | p50 | p99 | Server CPU/req | Generator CPU/req | Failed |",
-            "|---|---:|---|---:|---:|---:|---:|---:|",
+            "| System | Median throughput | Runs | p50 | p99 | Server CPU/req | \(onEtcd ? "etcd CPU/req | " : "")Generator CPU/req | Failed |",
+            "|---|---:|---|---:|---:|---:|\(onEtcd ? "---:|" : "")---:|---:|",
         ]
         for (name, figures) in [("Capstan", comparison.capstan), ("etcd", comparison.etcd)] {
             let runs = figures.runsPerSecond.map { Self.number($0.rounded()) }.joined(separator: ", ")
@@ -50,9 +52,10 @@ extension BenchReport {
                 "| \(name) | \(Format.perSecond(figures.medianPerSecond)) | \(runs) | "
                     + "\(Format.milliseconds(figures.latency.p50)) | \(Format.milliseconds(figures.latency.p99)) | "
                     + "\(Format.microseconds(figures.serverCPUPerRequestMicroseconds)) | "
+                    + (onEtcd ? "\(Format.microseconds(figures.etcdCPUPerRequestMicroseconds)) | " : "")
                     + "\(Format.microseconds(figures.generatorCPUPerRequestMicroseconds)) | \(figures.failed) |")
         }
-        lines.append("| **Capstan / etcd** | **\(Format.ratio(comparison.ratio))** | | | | | | |")
+        lines.append("| **Capstan / etcd** | **\(Format.ratio(comparison.ratio))** | | | | |\(onEtcd ? " |" : "") | | |")
         return lines
     }
 

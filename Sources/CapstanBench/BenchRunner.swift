@@ -103,6 +103,7 @@ struct BenchRunner {
         }
         let serverCPUBefore = servers.cpuSeconds(of: target)
         let generatorCPUBefore = ProcessCPU.seconds()
+        let etcdCPUBefore = servers.etcdCPUSeconds()
         var result = await generator.run(
             clients: clients, duration: plan.duration, request: builder(operation, target, tag: "c\(clients)r\(run)"))
         if let before = serverCPUBefore, let after = servers.cpuSeconds(of: target) {
@@ -110,6 +111,9 @@ struct BenchRunner {
         }
         if let before = generatorCPUBefore, let after = ProcessCPU.seconds() {
             result.generatorCPUSeconds = after - before
+        }
+        if let before = etcdCPUBefore, let after = servers.etcdCPUSeconds() {
+            result.etcdCPUSeconds = after - before
         }
         let latency = LatencySummary(nanoseconds: result.latencies)
         progress(

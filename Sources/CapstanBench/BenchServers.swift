@@ -13,6 +13,11 @@ final class BenchServers {
     private let etcdPort: Int
     private var children: [ChildProcess] = []
 
+    /// CPU seconds the etcd process has used so far.
+    func etcdCPUSeconds() -> Double? {
+        cpuSeconds(of: etcd)
+    }
+
     /// CPU seconds the server behind `target` has used so far.
     func cpuSeconds(of target: some BenchTarget) -> Double? {
         children.first { $0.name == target.name }.flatMap { ProcessCPU.seconds(pid: $0.pid) }

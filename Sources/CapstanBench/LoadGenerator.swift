@@ -22,6 +22,9 @@ struct LoadGenerator: Sendable {
         var serverCPUSeconds: Double?
         /// CPU seconds this process (the load generator) used during the measurement, when known.
         var generatorCPUSeconds: Double?
+        /// CPU seconds the etcd process used during the measurement, when known: for Capstan on
+        /// etcd, the etcd work its requests caused.
+        var etcdCPUSeconds: Double?
 
         var throughput: Double { elapsed > .zero ? Double(succeeded) / elapsed.seconds : 0 }
 

@@ -18,6 +18,9 @@ struct ThroughputComparison: Codable, Sendable {
         var serverCPUPerRequestMicroseconds: Double?
         /// Median over the runs of the load generator's CPU time per request, in microseconds.
         var generatorCPUPerRequestMicroseconds: Double?
+        /// Median over the runs of etcd's CPU time per request, in microseconds (for Capstan on
+        /// etcd: what each Capstan request cost the etcd underneath).
+        var etcdCPUPerRequestMicroseconds: Double?
 
         init(runs: [LoadGenerator.Result]) {
             runsPerSecond = runs.map(\.throughput)
@@ -34,6 +37,8 @@ struct ThroughputComparison: Codable, Sendable {
             serverCPUPerRequestMicroseconds = serverCPU.isEmpty ? nil : Median.of(serverCPU)
             let generatorCPU = runs.compactMap { BenchRunner.perRequest($0.generatorCPUSeconds, $0) }
             generatorCPUPerRequestMicroseconds = generatorCPU.isEmpty ? nil : Median.of(generatorCPU)
+            let etcdCPU = runs.compactMap { BenchRunner.perRequest($0.etcdCPUSeconds, $0) }
+            etcdCPUPerRequestMicroseconds = etcdCPU.isEmpty ? nil : Median.of(etcdCPU)
         }
     }
 
