@@ -17,6 +17,7 @@ public struct CapstanError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidFormat = Code(rawValue: "invalid_format")
         public static let invalidArgument = Code(rawValue: "invalid_argument")
         public static let invalidEncoding = Code(rawValue: "invalid_encoding")
+        public static let invalidSelector = Code(rawValue: "invalid_selector")
         public static let namespaceNotFound = Code(rawValue: "namespace_not_found")
         public static let namespaceExists = Code(rawValue: "namespace_exists")
         public static let namespaceNotEmpty = Code(rawValue: "namespace_not_empty")
@@ -52,6 +53,7 @@ public struct CapstanError: Error, Sendable, Equatable, CustomStringConvertible 
         switch (line, column) {
         case let (line?, column?): "\(message) (line \(line), column \(column))"
         case let (line?, nil): "\(message) (line \(line))"
+        case let (nil, column?): "\(message) (column \(column))"
         default: message
         }
     }
