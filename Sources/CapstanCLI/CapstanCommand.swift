@@ -1,4 +1,5 @@
 import ArgumentParser
+import CapstanCore
 
 /// `capstan`: the server and the command-line client in one binary.
 public struct CapstanCommand: AsyncParsableCommand {
@@ -10,15 +11,15 @@ public struct CapstanCommand: AsyncParsableCommand {
             against it. The client talks to --server, or $CAPSTAN_ADDR, or http://127.0.0.1:8740.
             """,
         version: CapstanVersion.current,
-        subcommands: [ServerCommand.self, NamespaceCommand.self, ConfigCommand.self, StoreCommand.self, VersionCommand.self]
+        subcommands: [
+            ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, StoreCommand.self,
+            VersionCommand.self,
+        ]
     )
 
     public init() {}
 }
 
-public enum CapstanVersion {
-    public static let current = "0.1.0"
-}
 
 struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version of this binary.")

@@ -52,6 +52,16 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info).")
     var logLevel: String?
 
+    @Option(
+        help: """
+            Token agents enroll with (default: one generated on the first start, kept in the store so that \
+            every replica and restart uses it, and printed at start).
+            """)
+    var joinToken: String?
+
+    @Option(help: "How often agents send heartbeats, e.g. 5s; 3 missed make a node unhealthy (default: 5s).")
+    var heartbeatInterval: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -78,6 +88,14 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
         }
         configuration.logLevel = parsedLevel
+        if let token = joinToken ?? file["join-token"] {
+            guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw ValidationError("--join-token must be at least 16 characters, without spaces")
+            }
+            configuration.joinToken = token
+        }
+        configuration.heartbeatInterval = try Self.duration(
+            heartbeatInterval ?? file["heartbeat-interval"] ?? "5s", flag: "--heartbeat-interval", minimum: .milliseconds(50))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory
         } else if dev {
@@ -105,12 +123,17 @@ struct ServerCommand: AsyncParsableCommand {
         return configuration
     }
 
-    /// A duration setting of at least 100 ms.
-    static func duration(_ text: String, flag: String) throws -> Duration {
+    /// A duration setting of at least `minimum` (100 ms unless given).
+    static func duration(_ text: String, flag: String, minimum: Duration = .milliseconds(100)) throws -> Duration {
         let duration: Duration
         do { duration = try DurationParser.parse(text) } catch { throw ValidationError("\(flag): \(error.message)") }
-        guard duration >= .milliseconds(100) else { throw ValidationError("\(flag) must be at least 100ms") }
+        guard duration >= minimum else { throw ValidationError("\(flag) must be at least \(Self.describe(minimum))") }
         return duration
+    }
+
+    static func describe(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
     }
 
     static func parseListen(_ text: String) throws -> (host: String, port: Int) {
@@ -139,12 +162,13 @@ struct ServerCommand: AsyncParsableCommand {
             if let throwaway { try? FileManager.default.removeItem(atPath: throwaway) }
         }
         let storeText = Self.describe(location, prefix: configuration.storePrefix)
-        try await CapstanServer.run(configuration: configuration, logger: logger) { port in
-            let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        try await CapstanServer.run(configuration: configuration, logger: logger) { started in
+            let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
             if dev {
-                printLine(Self.banner(address: address, store: storeText, throwaway: throwaway != nil))
+                printLine(Self.banner(address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken))
             } else {
                 printLine("capstan server listening on \(address), data in \(storeText)")
+                printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
             }
         }
     }
@@ -157,7 +181,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
     }
 
-    static func banner(address: String, store: String, throwaway: Bool) -> String {
+    static func banner(address: String, store: String, throwaway: Bool, joinToken: String) -> String {
         let serverFlag = address == "http://127.0.0.1:8740" ? "" : " --server \(address)"
         return """
             Capstan dev server listening on \(address)
@@ -168,6 +192,9 @@ struct ServerCommand: AsyncParsableCommand {
               printf 'port: 8080\\n' | capstan config put dev/app.yaml\(serverFlag)
               capstan config get dev/app.yaml\(serverFlag)
               capstan config watch dev/\(serverFlag)
+
+            Agents join with:
+              capstan agent --server \(address) --join-token \(joinToken) --data-dir /tmp/capstan-agent
             """
     }
 }

@@ -14,7 +14,7 @@ import Foundation
 struct ServerConfigFile {
     static let settings = [
         "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
-        "compaction-interval", "lock-ttl", "log-level",
+        "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
     ]
 
     private var values: [String: String] = [:]

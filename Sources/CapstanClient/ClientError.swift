@@ -11,6 +11,8 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
         var message = problem.detail
         if let line = problem.line, let column = problem.column, !message.contains("line \(line)") {
             message += " (line \(line), column \(column))"
+        } else if problem.line == nil, let column = problem.column, !message.contains("column \(column)") {
+            message += " (column \(column))"
         }
         self.message = message
     }

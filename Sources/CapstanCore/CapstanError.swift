@@ -18,6 +18,8 @@ public struct CapstanError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidArgument = Code(rawValue: "invalid_argument")
         public static let invalidEncoding = Code(rawValue: "invalid_encoding")
         public static let invalidSelector = Code(rawValue: "invalid_selector")
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        public static let nodeNotFound = Code(rawValue: "node_not_found")
         public static let namespaceNotFound = Code(rawValue: "namespace_not_found")
         public static let namespaceExists = Code(rawValue: "namespace_exists")
         public static let namespaceNotEmpty = Code(rawValue: "namespace_not_empty")

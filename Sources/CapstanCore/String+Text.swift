@@ -1,7 +1,7 @@
 extension StringProtocol {
     /// The text in double quotes, with quotes and control characters escaped so that an error
     /// message shows exactly what was received.
-    var quoted: String {
+    package var quoted: String {
         var result = "\""
         for scalar in unicodeScalars {
             switch scalar {

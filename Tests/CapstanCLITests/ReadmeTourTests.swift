@@ -60,12 +60,12 @@ struct ReadmeTourTests {
             outputs.first { $0.key.contains(fragment) }?.value
         }
         #expect(outputs["capstan config get prod/order-service/app.yaml"]?.stdout == "port: 8080\nworkers: 4\n")
-        #expect(byCommand("--revision 3")?.stdout == "port: 9090\nworkers: 4\n")
+        #expect(byCommand("--revision 4")?.stdout == "port: 9090\nworkers: 4\n")
         #expect(byCommand("config diff")?.stdout.contains("-port: 8080\n+port: 9090\n") == true)
         #expect(byCommand("printf 'port: [9090")?.stderr.contains("line 2") == true)
-        #expect(byCommand("--if-revision 2")?.stderr.contains("precondition_failed") == true)
+        #expect(byCommand("--if-revision 3")?.stderr.contains("precondition_failed") == true)
         #expect(byCommand("config ls prod -o json")?.stdout.contains("\"version\" : 3") == true)
-        #expect(byCommand("curl")?.stdout.contains("ETag: \"4\"") == true)
+        #expect(byCommand("curl")?.stdout.contains("ETag: \"5\"") == true)
     }
 
     private func checkWatch(_ command: String, environment: [String: String], directory: String) async throws {
@@ -82,7 +82,7 @@ struct ReadmeTourTests {
         }
         let events = watch.output.split(separator: "\n").prefix(3)
         #expect(events.allSatisfy { $0.hasPrefix("{") && $0.contains("\"key\":\"prod/order-service/app.yaml\"") })
-        #expect(events.first?.contains("\"revision\":2") == true)
+        #expect(events.first?.contains("\"revision\":3") == true)
         #expect(events.first?.contains("\"comment\":\"first version\"") == true)
     }
 

@@ -7,6 +7,15 @@ enum StoreLayout {
     static let configs = root + "config/"
     static let history = root + "history/"
     static let locks = root + "locks/"
+    static let nodes = root + "nodes/"
+    /// A node's key here exists while its agent is connected to a replica (under its lease).
+    static let presences = root + "presence/"
+
+    static let joinToken = root + "join-token"
+
+    static func node(_ name: String) -> String { nodes + name }
+
+    static func presence(_ name: String) -> String { presences + name }
 
     /// The key of a lease lock for run-once work.
     static func lock(_ name: String) -> String { locks + name }

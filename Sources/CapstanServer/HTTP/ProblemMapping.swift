@@ -55,9 +55,10 @@ enum ProblemMapping {
     static func status(for code: CapstanError.Code) -> Int {
         switch code {
         case .invalidKey, .invalidNamespace, .invalidContent, .invalidFormat, .invalidArgument, .invalidEncoding,
-            .futureRevision:
+            .futureRevision, .invalidSelector:
             400
-        case .namespaceNotFound, .configNotFound, .revisionNotFound, .notFound: 404
+        case .unauthorized: 401
+        case .namespaceNotFound, .configNotFound, .revisionNotFound, .notFound, .nodeNotFound: 404
         case .methodNotAllowed: 405
         case .namespaceExists, .namespaceNotEmpty, .conflict: 409
         case .compacted: 410

@@ -1,23 +1,38 @@
 import CapstanStore
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
 /// Assembles the server: store, services, HTTP routes.
 public enum CapstanServer {
+    /// What a started server tells its caller.
+    public struct Started: Sendable {
+        public var port: Int
+        /// The token agents enroll with.
+        public var joinToken: String
+    }
+
     /// Builds the router with every route and middleware; tests use it in-process.
     public static func makeRouter(
         service: ConfigService,
+        registry: NodeRegistry? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
+        let registry =
+            registry
+            ?? NodeRegistry(
+                store: store, heartbeatInterval: .seconds(5), joinToken: NodeRegistry.randomJoinToken(),
+                logger: Logger(label: "capstan.nodes"))
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
         NamespaceRoutes(service: service).register(on: router)
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
+        NodeRoutes(registry: registry).register(on: router)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
         return router
     }
@@ -32,16 +47,25 @@ public enum CapstanServer {
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let service = ConfigService(store: store, configuration: configuration.config)
+        let registry = NodeRegistry(
+            store: store, heartbeatInterval: configuration.heartbeatInterval,
+            joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger)
+        let gateway = AgentGateway(registry: registry)
         let metrics = ServerMetrics()
-        let router = makeRouter(service: service, store: store, metrics: metrics)
+        let router = makeRouter(service: service, registry: registry, store: store, metrics: metrics)
         return Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
+            server: .http1WebSocketUpgrade(
+                configuration: .init(http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]))
+            ) { request, _, logger in
+                await gateway.shouldUpgrade(request, logger: logger)
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [
                 CompactionService(
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     lockTTL: configuration.lockTTL, logger: logger),
+                NodeRegistryService(registry: registry),
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
@@ -52,12 +76,17 @@ public enum CapstanServer {
     public static func run(
         configuration: ServerConfiguration,
         logger: Logger,
-        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        onRunning: @escaping @Sendable (Started) async -> Void = { _ in }
     ) async throws {
         let store = try await configuration.storeLocation.open(
             prefix: configuration.storePrefix, timeout: configuration.storeTimeout, logger: logger)
         do {
-            let app = makeApplication(configuration: configuration, store: store, logger: logger, onRunning: onRunning)
+            var configuration = configuration
+            let joinToken = try await NodeRegistry.joinToken(store: store, given: configuration.joinToken)
+            configuration.joinToken = joinToken
+            let app = makeApplication(configuration: configuration, store: store, logger: logger) { port in
+                await onRunning(Started(port: port, joinToken: joinToken))
+            }
             let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: StoreService(store: store)), .init(service: app)],
@@ -68,5 +97,20 @@ public enum CapstanServer {
             throw error
         }
         await StoreLocation.close(store)
+    }
+}
+
+/// Runs the node registry's liveness checks for as long as the server runs.
+struct NodeRegistryService: Service {
+    let registry: NodeRegistry
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await registry.run()
+            }
+        } catch is CancellationError {
+            // Shutting down.
+        }
     }
 }

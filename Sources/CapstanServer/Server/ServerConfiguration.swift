@@ -20,6 +20,10 @@ public struct ServerConfiguration: Sendable {
     public var compactionInterval: Duration = .seconds(60)
     /// Lease time to live, in seconds, of the locks that keep run-once work on one replica.
     public var lockTTL: Int64 = 10
+    /// The token agents enroll with; nil makes the server generate one and print it.
+    public var joinToken: String?
+    /// How often agents send heartbeats; 3 missed make a node unhealthy.
+    public var heartbeatInterval: Duration = .seconds(5)
     public var logLevel: Logger.Level = .info
 
     public init() {}

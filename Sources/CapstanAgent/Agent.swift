@@ -1,0 +1,258 @@
+import AsyncHTTPClient
+import CapstanCore
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import HummingbirdWSClient
+import Synchronization
+
+/// What `capstan agent` is told.
+public struct AgentConfiguration: Sendable {
+    /// Base URL of a server replica, e.g. `http://127.0.0.1:8740`.
+    public var server: String
+    public var joinToken: String?
+    /// Where the agent keeps its identity (and, later, what it last rendered).
+    public var dataDirectory: String
+    /// The node name; the host name when nil.
+    public var name: String?
+    public var labels: [String: String] = [:]
+    /// Directories templates may write into (none by default).
+    public var allowedPaths: [String] = []
+    /// Longest wait between reconnection attempts.
+    public var maxBackoff: Duration = .seconds(30)
+    /// First wait after a lost connection (doubled per failed attempt, with full jitter).
+    public var initialBackoff: Duration = .milliseconds(500)
+
+    public init(server: String, joinToken: String?, dataDirectory: String, name: String? = nil) {
+        self.server = server
+        self.joinToken = joinToken
+        self.dataDirectory = dataDirectory
+        self.name = name
+    }
+}
+
+/// The node identity an agent keeps in its data directory (`identity.json`, mode 0600).
+public struct AgentIdentity: Codable, Sendable, Hashable {
+    public var name: String
+    public var id: String
+    public var secret: String
+
+    static func file(in directory: String) -> String {
+        URL(fileURLWithPath: directory).appendingPathComponent("identity.json").path
+    }
+
+    static func load(from directory: String) throws -> AgentIdentity? {
+        let path = file(in: directory)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(AgentIdentity.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw AgentError("\(path) is not a readable identity (\(error)); remove it to enroll again")
+        }
+    }
+
+    func save(in directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = Self.file(in: directory)
+        let temporary = path + ".tmp"
+        let data = try JSONEncoder().encode(self)
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw AgentError("cannot write \(temporary)")
+        }
+        guard rename(temporary, path) == 0 else { throw AgentError("cannot rename \(temporary) to \(path): errno \(errno)") }
+    }
+}
+
+public struct AgentError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// `capstan agent`: enrolls once, then keeps one WebSocket to the server, says hello with the
+/// host's facts, and sends a heartbeat every interval the server asks for. A lost connection is
+/// retried with exponential backoff and full jitter (a random wait up to 0.5 s, 1 s, 2 s ... capped
+/// at `maxBackoff`), so a fleet that lost its server does not come back all at once.
+public final class Agent: Sendable {
+    let configuration: AgentConfiguration
+    let logger: Logger
+    let http: HTTPClient
+    /// Events for tests and the CLI: "enrolled", "connected", "disconnected".
+    let events: @Sendable (String) -> Void
+
+    public init(configuration: AgentConfiguration, logger: Logger, events: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.events = events
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    /// Runs until cancelled; throws only what retrying cannot fix (no identity and no join
+    /// token, a refused join token).
+    public func run() async throws {
+        var identity = try await loadOrEnroll()
+        var attempt = 0
+        while !Task.isCancelled {
+            let outcome = await connectOnce(identity)
+            switch outcome {
+            case .welcomed:
+                attempt = 0
+            case .unauthorized:
+                // The server forgot this node (removed, or a new store): enroll again if we can.
+                guard configuration.joinToken != nil else {
+                    throw AgentError(
+                        "the server refuses node \(identity.name)'s identity and no --join-token was given to enroll again")
+                }
+                logger.warning("the server refused this node's identity; enrolling again", metadata: ["node": "\(identity.name)"])
+                identity = try await enroll()
+                continue
+            case .failed:
+                attempt += 1
+            }
+            let ceiling = min(configuration.maxBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
+            let wait = Duration.nanoseconds(Int64.random(in: 0...max(1, Int64(ceiling.components.seconds * 1_000_000_000
+                + ceiling.components.attoseconds / 1_000_000_000))))
+            logger.info("reconnecting", metadata: ["in": "\(wait)", "attempt": "\(attempt)"])
+            try await Task.sleep(for: wait)
+        }
+    }
+
+    private func loadOrEnroll() async throws -> AgentIdentity {
+        if let identity = try AgentIdentity.load(from: configuration.dataDirectory) {
+            if let name = configuration.name, name != identity.name {
+                throw AgentError(
+                    "\(AgentIdentity.file(in: configuration.dataDirectory)) belongs to node \(identity.name), not \(name): "
+                        + "use another --data-dir, or remove the file to enroll as \(name)")
+            }
+            return identity
+        }
+        guard configuration.joinToken != nil else {
+            throw AgentError(
+                "no identity in \(configuration.dataDirectory) and no --join-token to enroll with (the server prints its token)")
+        }
+        return try await enroll()
+    }
+
+    /// Enrolls with the join token, retrying while the server cannot be reached.
+    private func enroll() async throws -> AgentIdentity {
+        let name = configuration.name ?? HostFacts.collect().hostname.lowercased()
+        let body = EnrollRequest(
+            joinToken: configuration.joinToken ?? "", name: name, labels: configuration.labels, facts: HostFacts.collect())
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        var attempt = 0
+        while true {
+            var request = HTTPClientRequest(url: configuration.server + "/v1/agent/enroll")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try encoder.encode(body)))
+            do {
+                let response = try await http.execute(request, timeout: .seconds(30))
+                let bytes = try await response.body.collect(upTo: 1 << 20)
+                guard response.status == .created else {
+                    let detail = (try? JSONDecoder().decode(Problem.self, from: bytes))?.detail ?? String(buffer: bytes)
+                    throw AgentError("the server refused to enroll node \(name): \(detail)")
+                }
+                let answer = try JSONDecoder().decode(EnrollResponse.self, from: bytes)
+                let identity = AgentIdentity(name: answer.name, id: answer.id, secret: answer.secret)
+                try identity.save(in: configuration.dataDirectory)
+                logger.info("enrolled", metadata: ["node": "\(identity.name)", "node.id": "\(identity.id)"])
+                events("enrolled")
+                return identity
+            } catch let error as AgentError {
+                throw error
+            } catch {
+                attempt += 1
+                let ceiling = min(configuration.maxBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
+                logger.warning("cannot reach the server to enroll; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: ceiling * Double.random(in: 0...1))
+            }
+        }
+    }
+
+    enum Outcome {
+        /// The server welcomed the agent (and the connection later ended).
+        case welcomed
+        /// The server does not know the identity.
+        case unauthorized
+        /// No connection, or it ended before the welcome.
+        case failed
+    }
+
+    /// One connection, from opening to its end.
+    private func connectOnce(_ identity: AgentIdentity) async -> Outcome {
+        let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
+            of: "https://", with: "wss://") + "/v1/agent/connect"
+        var options = WebSocketClientConfiguration()
+        options.additionalHeaders = [
+            HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)",
+        ]
+        let welcomed = Welcomed()
+        let labels = configuration.labels
+        let events = self.events
+        let logger = self.logger
+        do {
+            try await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
+                let hello = AgentMessage(type: .hello, hello: .init(facts: HostFacts.collect(), labels: labels))
+                try await outbound.writeTextMessage(AgentMessage.encode(hello))
+                var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                guard case .text(let text)? = try await messages.next() else { return }
+                let welcome = try AgentMessage.decode(text)
+                guard welcome.type == .welcome, let interval = welcome.welcome?.heartbeatIntervalMilliseconds else {
+                    logger.error("the server refused the connection", metadata: ["reason": "\(welcome.error ?? "no welcome")"])
+                    return
+                }
+                welcomed.set()
+                events("connected")
+                logger.info("connected", metadata: ["node": "\(identity.name)", "heartbeat.ms": "\(interval)"])
+                let heartbeats = Task {
+                    var sequence: Int64 = 0
+                    while !Task.isCancelled {
+                        sequence += 1
+                        try await outbound.writeTextMessage(
+                            AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                        try await Task.sleep(for: .milliseconds(interval))
+                    }
+                }
+                defer { heartbeats.cancel() }
+                // The connection lasts until the server closes it (or it breaks).
+                while let message = try await messages.next() {
+                    guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else { continue }
+                    if decoded.type == .error {
+                        logger.error("the server closes the connection", metadata: ["reason": "\(decoded.error ?? "")"])
+                    }
+                }
+            }
+        } catch {
+            logger.warning("connection failed", metadata: ["error": "\(error)"])
+        }
+        if welcomed.value {
+            events("disconnected")
+            return .welcomed
+        }
+        return await isUnauthorized(identity) ? .unauthorized : .failed
+    }
+
+    /// Asks the server (plain HTTP) whether it knows `identity`: a failed WebSocket upgrade
+    /// does not say why.
+    private func isUnauthorized(_ identity: AgentIdentity) async -> Bool {
+        var request = HTTPClientRequest(url: configuration.server + "/v1/agent/connect")
+        request.headers.add(name: "X-Capstan-Node", value: identity.name)
+        request.headers.add(name: "Authorization", value: "Bearer \(identity.secret)")
+        guard let response = try? await http.execute(request, timeout: .seconds(10)) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        return response.status == .unauthorized
+    }
+}
+
+/// Set once the server welcomed the connection.
+private final class Welcomed: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var value: Bool { flag.withLock { $0 } }
+}

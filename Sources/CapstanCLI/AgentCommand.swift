@@ -1,0 +1,91 @@
+import ArgumentParser
+import CapstanAgent
+import CapstanCore
+import Foundation
+import Logging
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the node agent: enroll with a server, then keep its connection and heartbeats.",
+        discussion: """
+            The first start enrolls the node with --join-token (the server prints it) and keeps the node's \
+            identity in --data-dir; later starts need no token. The agent holds one WebSocket to the \
+            server, sends the host's facts and its labels, and a heartbeat every interval the server sets. \
+            When the connection drops it retries with exponential backoff and full jitter, up to 30 s apart.
+            """)
+
+    @Option(
+        help: ArgumentHelp(
+            "Server URL (default: $CAPSTAN_ADDR or http://127.0.0.1:8740).", valueName: "url"))
+    var server: String?
+
+    @Option(help: "The server's join token; needed for the first start only.") var joinToken: String?
+
+    @Option(help: "Directory for the agent's identity and state (default: ./capstan-agent).")
+    var dataDir: String = "capstan-agent"
+
+    @Option(help: "Node name (default: the host name, lowercased).") var name: String?
+
+    @Option(name: .customLong("label"), help: "A label, KEY=VALUE; repeat for more.") var labels: [String] = []
+
+    @Option(
+        name: .customLong("allow-path"),
+        help: "A directory templates may write into; repeat for more (default: none, so templates are refused).")
+    var allowedPaths: [String] = []
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info).")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if let name {
+            guard !name.isEmpty, name.count <= 253,
+                name.first.map({ $0.isASCII && ($0.isLowercase || $0.isNumber) }) == true,
+                name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "-._".contains($0)) })
+            else {
+                throw ValidationError(
+                    "--name must be lowercase letters, digits, \"-\", \".\" and \"_\", starting with a letter or digit; got \(name)")
+            }
+        }
+        do { _ = try Labels.parseAssignments(labels) } catch { throw ValidationError("--label: \(error.message)") }
+        for path in allowedPaths where !path.hasPrefix("/") {
+            throw ValidationError("--allow-path must be an absolute directory; got \(path)")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel)")
+        }
+        let url = serverURL
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ValidationError("--server must be an http:// or https:// URL; got \(url)")
+        }
+    }
+
+    var serverURL: String {
+        var url = server ?? ProcessInfo.processInfo.environment["CAPSTAN_ADDR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "http://127.0.0.1:8740"
+        // The agent talks to one replica; a list (as clients take) gives the first.
+        if let comma = url.firstIndex(of: ",") { url = String(url[..<comma]) }
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "capstan.agent")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var configuration = AgentConfiguration(server: serverURL, joinToken: joinToken, dataDirectory: dataDir, name: name)
+        configuration.labels = try Labels.parseAssignments(labels)
+        configuration.allowedPaths = allowedPaths
+        let agent = Agent(configuration: configuration, logger: logger) { event in
+            printLine("agent \(event)")
+        }
+        // SIGTERM and SIGINT end the process as they are: the identity file is written
+        // atomically and nothing else needs closing.
+        do {
+            try await agent.run()
+        } catch {
+            await agent.shutdown()
+            throw error
+        }
+        await agent.shutdown()
+    }
+}

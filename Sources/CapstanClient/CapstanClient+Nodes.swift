@@ -1,0 +1,27 @@
+import CapstanCore
+import Foundation
+
+extension CapstanClient {
+    /// Nodes the selector picks (all when empty), by name.
+    public func nodes(selector: String = "") async throws -> NodeList {
+        let query = selector.isEmpty ? "" : "?selector=\(Self.percentEncode(selector))"
+        return try decode(NodeList.self, try await send(.GET, "/v1/nodes\(query)"))
+    }
+
+    public func node(_ name: String) async throws -> NodeInfo {
+        try decode(NodeInfo.self, try await send(.GET, "/v1/nodes/\(Self.percentEncode(name))"))
+    }
+
+    /// Sets and removes labels on the server (they win over the agent's own).
+    public func labelNode(_ name: String, _ change: NodeLabelChange) async throws -> NodeInfo {
+        let body = try Self.encoder.encode(change)
+        let answer = try await send(
+            .POST, "/v1/nodes/\(Self.percentEncode(name))/labels", headers: [("Content-Type", "application/json")], body: body)
+        return try decode(NodeInfo.self, answer)
+    }
+
+    /// Removes a node: its identity stops working and its agent is disconnected.
+    public func removeNode(_ name: String) async throws {
+        _ = try await send(.DELETE, "/v1/nodes/\(Self.percentEncode(name))")
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// One message on an agent's connection (a WebSocket text frame of JSON), in either direction.
+///
+/// Every message carries the protocol version `v` and its `type`; the payload fields that
+/// type uses are set, the others absent. A server accepts agents of its own version and the one
+/// before; an agent of another version is refused with an `error` message naming both.
+public struct AgentMessage: Codable, Sendable, Hashable {
+    /// The protocol version this build speaks.
+    public static let currentVersion = 1
+    /// The oldest agent version a server accepts.
+    public static let oldestAcceptedVersion = 1
+
+    public enum Kind: String, Codable, Sendable, Hashable {
+        /// Agent → server, first: facts and labels as the agent sees them now.
+        case hello
+        /// Server → agent, in answer to `hello`: the heartbeat interval to keep.
+        case welcome
+        /// Agent → server, every heartbeat interval.
+        case heartbeat
+        /// Either way, before closing: why.
+        case error
+    }
+
+    public var v: Int
+    public var type: Kind
+    public var hello: Hello?
+    public var welcome: Welcome?
+    public var heartbeat: Heartbeat?
+    public var error: String?
+
+    public init(
+        type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, error: String? = nil,
+        version: Int = AgentMessage.currentVersion
+    ) {
+        self.v = version
+        self.type = type
+        self.hello = hello
+        self.welcome = welcome
+        self.heartbeat = heartbeat
+        self.error = error
+    }
+
+    public struct Hello: Codable, Sendable, Hashable {
+        public var facts: NodeFacts
+        public var labels: [String: String]
+
+        public init(facts: NodeFacts, labels: [String: String]) {
+            self.facts = facts
+            self.labels = labels
+        }
+    }
+
+    public struct Welcome: Codable, Sendable, Hashable {
+        public var node: String
+        public var heartbeatIntervalMilliseconds: Int64
+
+        public init(node: String, heartbeatIntervalMilliseconds: Int64) {
+            self.node = node
+            self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        }
+    }
+
+    public struct Heartbeat: Codable, Sendable, Hashable {
+        public var sequence: Int64
+
+        public init(sequence: Int64) {
+            self.sequence = sequence
+        }
+    }
+
+    public static func encode(_ message: AgentMessage) throws -> String {
+        String(decoding: try encoder.encode(message), as: UTF8.self)
+    }
+
+    /// Decodes a message; throws `CapstanError(.invalidArgument)` for anything else.
+    public static func decode(_ text: String) throws(CapstanError) -> AgentMessage {
+        do {
+            return try decoder.decode(AgentMessage.self, from: Data(text.utf8))
+        } catch {
+            throw CapstanError(.invalidArgument, "not an agent message: \(error)")
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+}

@@ -1,0 +1,54 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/v1/nodes` (the node registry) and `/v1/agent/*` (enrollment; the agent connection itself is
+/// upgraded to a WebSocket before it reaches the router, so a request that arrives here was not).
+struct NodeRoutes<Context: RequestContext> {
+    let registry: NodeRegistry
+
+    static var maxBody: Int { 256 * 1024 }
+
+    func register(on router: Router<Context>) {
+        router.post("v1/agent/enroll") { request, _ in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let enroll = try JSONDecoder.iso8601.decode(EnrollRequest.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await registry.enroll(enroll), status: .created)
+        }
+        router.get("v1/agent/connect") { request, _ -> Response in
+            guard let (name, secret) = AgentGateway.credentials(request.headers) else {
+                throw CapstanError(.unauthorized, "an agent connection needs X-Capstan-Node and Authorization: Bearer SECRET")
+            }
+            _ = try await registry.authenticate(name: name, secret: secret)
+            throw HTTPError(.upgradeRequired, message: "connect with a WebSocket upgrade")
+        }
+        let nodes = router.group("v1/nodes")
+        nodes.get { request, _ in
+            let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
+            let selector = try Selector(text)
+            return try HTTPHelpers.json(NodeList(items: try await registry.list(selector: selector)))
+        }
+        nodes.get("{name}") { _, context in
+            try HTTPHelpers.json(try await registry.node(context.parameters.require("name")))
+        }
+        nodes.post("{name}/labels") { request, context in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let change = try JSONDecoder().decode(NodeLabelChange.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await registry.label(context.parameters.require("name"), change))
+        }
+        nodes.delete("{name}") { _, context in
+            try await registry.remove(context.parameters.require("name"))
+            return Response(status: .noContent)
+        }
+    }
+}
+
+extension JSONDecoder {
+    /// Dates as ISO 8601, as the API writes them.
+    static var iso8601: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,110 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import HummingbirdWebSocket
+import Logging
+
+/// The agents' side of the server: one WebSocket per agent at `/v1/agent/connect`.
+///
+/// The agent names itself with `X-Capstan-Node` and proves it with its secret as a bearer
+/// token; a request without both, or with a wrong secret, is not upgraded and gets 401 from the
+/// route. On the connection the agent says `hello` (facts, labels) first, within 10 seconds; the
+/// server answers `welcome` with the heartbeat interval, and counts each `heartbeat` after that.
+struct AgentGateway: Sendable {
+    let registry: NodeRegistry
+
+    static let path = "/v1/agent/connect"
+    static let maxMessageBytes = 1 << 20
+    static let helloTimeout: Duration = .seconds(10)
+
+    /// Whether to upgrade `request`: only a node's own, authenticated request to the agent path.
+    func shouldUpgrade(_ request: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<
+        WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+    > {
+        guard let path = request.path, path.split(separator: "?").first.map(String.init) == Self.path,
+            let (name, secret) = Self.credentials(request.headerFields),
+            (try? await registry.authenticate(name: name, secret: secret)) != nil
+        else { return .dontUpgrade }
+        return .upgrade([:]) { inbound, outbound, context in
+            try await serve(name: name, inbound: inbound, outbound: outbound, logger: context.logger)
+        }
+    }
+
+    /// The node name and secret a request carries, if both are there.
+    static func credentials(_ fields: HTTPFields) -> (name: String, secret: String)? {
+        guard let name = fields[.capstanNode], !name.isEmpty, let authorization = fields[.authorization],
+            authorization.hasPrefix("Bearer ")
+        else { return nil }
+        let secret = String(authorization.dropFirst("Bearer ".count))
+        return secret.isEmpty ? nil : (name, secret)
+    }
+
+    func serve(name: String, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
+        var messages = inbound.messages(maxSize: Self.maxMessageBytes).makeAsyncIterator()
+        // An agent that connects and says nothing is closed after the hello timeout.
+        let helloTimer = Task {
+            try await Task.sleep(for: Self.helloTimeout)
+            try await refuse(outbound, "no hello within \(Self.helloTimeout)")
+        }
+        let first = try? await messages.next()
+        helloTimer.cancel()
+        guard case .text(let text)? = first, let hello = try? AgentMessage.decode(text) else {
+            try await refuse(outbound, "the first message must be a hello")
+            return
+        }
+        guard (AgentMessage.oldestAcceptedVersion...AgentMessage.currentVersion).contains(hello.v) else {
+            try await refuse(
+                outbound,
+                "agent protocol version \(hello.v) is not supported: this server accepts "
+                    + "\(AgentMessage.oldestAcceptedVersion) to \(AgentMessage.currentVersion); upgrade the agent or the server")
+            return
+        }
+        guard hello.type == .hello, let greeting = hello.hello else {
+            try await refuse(outbound, "the first message must be a hello, not \(hello.type.rawValue)")
+            return
+        }
+        let connection: UInt64
+        do {
+            connection = try await registry.connected(name: name, hello: greeting) {
+                Task {
+                    try? await outbound.writeTextMessage(
+                        AgentMessage.encode(AgentMessage(type: .error, error: "node \(name) was removed from the server")))
+                    try? await outbound.close(.normalClosure, reason: "node removed")
+                }
+            }
+        } catch {
+            try await refuse(outbound, "\(error)")
+            return
+        }
+        do {
+            let interval = registry.heartbeatInterval
+            let milliseconds = interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000
+            try await outbound.writeTextMessage(
+                AgentMessage.encode(
+                    AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
+            while let message = try await messages.next() {
+                guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else {
+                    logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
+                    continue
+                }
+                switch decoded.type {
+                case .heartbeat: registry.heartbeat(name: name, connection: connection)
+                case .error: logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
+                case .hello, .welcome: logger.warning("agent sent an unexpected \(decoded.type.rawValue)", metadata: ["node": "\(name)"])
+                }
+            }
+        } catch {
+            logger.debug("agent connection failed", metadata: ["node": "\(name)", "error": "\(error)"])
+        }
+        await registry.disconnected(name: name, connection: connection)
+    }
+
+    private func refuse(_ outbound: WebSocketOutboundWriter, _ reason: String) async throws {
+        try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .error, error: reason)))
+        try? await outbound.close(.policyViolation, reason: String(reason.prefix(120)))
+    }
+}
+
+extension HTTPField.Name {
+    static let capstanNode = Self("X-Capstan-Node")!
+}

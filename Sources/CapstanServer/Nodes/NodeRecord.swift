@@ -1,0 +1,57 @@
+import CapstanCore
+import Crypto
+import Foundation
+
+/// A node as stored at `/capstan/nodes/NAME`.
+struct NodeRecord: Codable, Sendable, Hashable {
+    var name: String
+    var id: String
+    /// Hex SHA-256 of the node's secret; the secret itself is shown once, at enrollment.
+    var secretHash: String
+    var agentLabels: [String: String]
+    var serverLabels: [String: String]
+    var facts: NodeFacts
+    var status: NodeStatus
+    var statusSince: Date
+    var lastSeen: Date?
+    var enrolledAt: Date
+
+    static func hash(secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether `secret` is this node's, compared in constant time.
+    func accepts(secret: String) -> Bool {
+        let given = Array(Self.hash(secret: secret).utf8)
+        let stored = Array(secretHash.utf8)
+        guard given.count == stored.count else { return false }
+        return zip(given, stored).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    func info(revision: Int64, connected: Bool) -> NodeInfo {
+        NodeInfo(
+            name: name, id: id, status: status, statusSince: statusSince, connected: connected, agentLabels: agentLabels,
+            serverLabels: serverLabels, facts: facts, lastSeen: lastSeen, enrolledAt: enrolledAt, revision: revision)
+    }
+
+    /// The labels selectors see: the agent's, with the server's on top.
+    var labels: [String: String] { agentLabels.merging(serverLabels) { _, server in server } }
+}
+
+/// Node names: DNS-label-like, so they work as file names, in URLs and in selectors.
+enum NodeName {
+    /// Lowercase letters, digits, `-`, `.` and `_`, starting with a letter or digit, at most 253.
+    static func validate(_ name: String) throws(CapstanError) {
+        guard !name.isEmpty else { throw CapstanError(.invalidArgument, "node name is empty") }
+        guard name.count <= 253 else {
+            throw CapstanError(.invalidArgument, "node name is \(name.count) characters long: the limit is 253")
+        }
+        guard let first = name.first, first.isASCII, first.isLowercase || first.isNumber else {
+            throw CapstanError(.invalidArgument, "node name \(name.quoted) must start with a lowercase letter or digit")
+        }
+        if let bad = name.first(where: { !($0.isASCII && ($0.isLowercase || $0.isNumber || "-._".contains($0))) }) {
+            throw CapstanError(
+                .invalidArgument, "node name \(name.quoted) contains \"\(bad)\": use lowercase letters, digits, \"-\", \".\" and \"_\"")
+        }
+    }
+}
