@@ -96,9 +96,12 @@ public final class Agent: Sendable {
     /// token, a refused join token).
     public func run() async throws {
         var identity = try await loadOrEnroll()
+        let worker = TemplateWorker(
+            applier: TemplateApplier(allowedPaths: configuration.allowedPaths, logger: logger),
+            dataDirectory: configuration.dataDirectory, name: identity.name, logger: logger)
         var attempt = 0
         while !Task.isCancelled {
-            let outcome = await connectOnce(identity)
+            let outcome = await connectOnce(identity, worker: worker)
             switch outcome {
             case .welcomed:
                 attempt = 0
@@ -185,7 +188,7 @@ public final class Agent: Sendable {
     }
 
     /// One connection, from opening to its end.
-    private func connectOnce(_ identity: AgentIdentity) async -> Outcome {
+    private func connectOnce(_ identity: AgentIdentity, worker: TemplateWorker) async -> Outcome {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
         var options = WebSocketClientConfiguration()
@@ -198,7 +201,9 @@ public final class Agent: Sendable {
         let logger = self.logger
         do {
             try await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
-                let hello = AgentMessage(type: .hello, hello: .init(facts: HostFacts.collect(), labels: labels))
+                let facts = HostFacts.collect()
+                let hello = AgentMessage(
+                    type: .hello, hello: .init(facts: facts, labels: labels, templatesDigest: worker.storedDigest()))
                 try await outbound.writeTextMessage(AgentMessage.encode(hello))
                 var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
                 guard case .text(let text)? = try await messages.next() else { return }
@@ -220,11 +225,24 @@ public final class Agent: Sendable {
                     }
                 }
                 defer { heartbeats.cancel() }
+                await worker.connected(facts: facts) { report in
+                    try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
+                    events("template \(report.template) \(report.state.rawValue)")
+                }
+                // Template sets are applied beside the connection: reading goes on meanwhile. A
+                // report that finds the connection gone is sent again after the next connect.
                 // The connection lasts until the server closes it (or it breaks).
                 while let message = try await messages.next() {
                     guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else { continue }
-                    if decoded.type == .error {
+                    switch decoded.type {
+                    case .templates:
+                        guard let set = decoded.templates else { continue }
+                        let sequence = worker.nextSequence()
+                        Task { await worker.submit(set, sequence: sequence) }
+                    case .error:
                         logger.error("the server closes the connection", metadata: ["reason": "\(decoded.error ?? "")"])
+                    default:
+                        continue
                     }
                 }
             }

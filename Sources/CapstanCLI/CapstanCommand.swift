@@ -12,7 +12,8 @@ public struct CapstanCommand: AsyncParsableCommand {
             """,
         version: CapstanVersion.current,
         subcommands: [
-            ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, StoreCommand.self,
+            ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, TemplateCommand.self,
+            StoreCommand.self,
             VersionCommand.self,
         ]
     )

@@ -18,6 +18,10 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         case welcome
         /// Agent → server, every heartbeat interval.
         case heartbeat
+        /// Server → agent: every template that binds the node, whenever that set or an input changes.
+        case templates
+        /// Agent → server: how applying a template went.
+        case report
         /// Either way, before closing: why.
         case error
     }
@@ -27,27 +31,51 @@ public struct AgentMessage: Codable, Sendable, Hashable {
     public var hello: Hello?
     public var welcome: Welcome?
     public var heartbeat: Heartbeat?
+    public var templates: Templates?
+    public var report: TemplateReport?
     public var error: String?
 
     public init(
-        type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, error: String? = nil,
-        version: Int = AgentMessage.currentVersion
+        type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, templates: Templates? = nil,
+        report: TemplateReport? = nil, error: String? = nil, version: Int = AgentMessage.currentVersion
     ) {
         self.v = version
         self.type = type
         self.hello = hello
         self.welcome = welcome
         self.heartbeat = heartbeat
+        self.templates = templates
+        self.report = report
         self.error = error
+    }
+
+    /// The templates that bind a node, as one set: the agent applies it whole.
+    public struct Templates: Codable, Sendable, Hashable {
+        public var assignments: [TemplateAssignment]
+        /// The node's labels as selectors see them (the agent's and the server's), for
+        /// `{{node.labels.KEY}}`.
+        public var labels: [String: String]
+        /// Identifies this set; the agent sends it back in `hello` after a reconnect, and the
+        /// server resends the set only when it changed since.
+        public var digest: String
+
+        public init(assignments: [TemplateAssignment], labels: [String: String], digest: String) {
+            self.assignments = assignments
+            self.labels = labels
+            self.digest = digest
+        }
     }
 
     public struct Hello: Codable, Sendable, Hashable {
         public var facts: NodeFacts
         public var labels: [String: String]
+        /// The digest of the template set the agent last received (and still applies).
+        public var templatesDigest: String?
 
-        public init(facts: NodeFacts, labels: [String: String]) {
+        public init(facts: NodeFacts, labels: [String: String], templatesDigest: String? = nil) {
             self.facts = facts
             self.labels = labels
+            self.templatesDigest = templatesDigest
         }
     }
 

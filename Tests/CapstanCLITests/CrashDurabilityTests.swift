@@ -96,7 +96,9 @@ struct CrashDurabilityTests {
         let watcher = Task { for try await _ in client.watch("term/") {} }
         defer { watcher.cancel() }
         server.process.signal(SIGTERM)
-        let status = try await withTimeout(.seconds(20), "server to exit on SIGTERM") { await server.process.exitStatus() }
+        let status = try await withTimeout(.seconds(20), "server to exit on SIGTERM; its log: \(server.process.errorOutput)") {
+            await server.process.exitStatus()
+        }
         #expect(status == 0)
     }
 }

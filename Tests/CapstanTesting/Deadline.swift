@@ -34,7 +34,7 @@ public struct TimeoutError: Error, CustomStringConvertible {
 /// will not exit): `body` is cancelled and left to finish on its own.
 public func withTimeout<T: Sendable>(
     _ timeout: Duration,
-    _ what: String = "operation",
+    _ what: @autoclosure @escaping @Sendable () -> String = "operation",
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = Race<T>()
@@ -46,7 +46,7 @@ public func withTimeout<T: Sendable>(
             }
             let timer = Task {
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                race.finish(.failure(TimeoutError(what: what, timeout: timeout)))
+                race.finish(.failure(TimeoutError(what: what(), timeout: timeout)))
             }
             race.track(work, timer)
         }

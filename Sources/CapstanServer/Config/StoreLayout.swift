@@ -12,6 +12,14 @@ enum StoreLayout {
     static let presences = root + "presence/"
 
     static let joinToken = root + "join-token"
+    static let templates = root + "templates/"
+    static let templateStatuses = root + "template-status/"
+
+    static func template(_ name: String) -> String { templates + name }
+
+    static func templateStatusPrefix(_ template: String) -> String { templateStatuses + template + "/" }
+
+    static func templateStatus(_ template: String, node: String) -> String { templateStatusPrefix(template) + node }
 
     static func node(_ name: String) -> String { nodes + name }
 

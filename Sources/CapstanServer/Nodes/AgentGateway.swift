@@ -12,6 +12,8 @@ import Logging
 /// server answers `welcome` with the heartbeat interval, and counts each `heartbeat` after that.
 struct AgentGateway: Sendable {
     let registry: NodeRegistry
+    let templates: TemplateService
+    let pusher: TemplatePusher
 
     static let path = "/v1/agent/connect"
     static let maxMessageBytes = 1 << 20
@@ -82,20 +84,34 @@ struct AgentGateway: Sendable {
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
+            await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { message in
+                try await outbound.writeTextMessage(AgentMessage.encode(message))
+            }
             while let message = try await messages.next() {
                 guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else {
                     logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
                     continue
                 }
                 switch decoded.type {
-                case .heartbeat: registry.heartbeat(name: name, connection: connection)
-                case .error: logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
-                case .hello, .welcome: logger.warning("agent sent an unexpected \(decoded.type.rawValue)", metadata: ["node": "\(name)"])
+                case .heartbeat:
+                    registry.heartbeat(name: name, connection: connection)
+                case .report:
+                    guard let report = decoded.report else { continue }
+                    do {
+                        try await templates.record(report, from: name)
+                    } catch {
+                        logger.warning("could not record a template report", metadata: ["node": "\(name)", "error": "\(error)"])
+                    }
+                case .error:
+                    logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
+                case .hello, .welcome, .templates:
+                    logger.warning("agent sent an unexpected \(decoded.type.rawValue)", metadata: ["node": "\(name)"])
                 }
             }
         } catch {
             logger.debug("agent connection failed", metadata: ["node": "\(name)", "error": "\(error)"])
         }
+        pusher.detach(connection: connection)
         await registry.disconnected(name: name, connection: connection)
     }
 

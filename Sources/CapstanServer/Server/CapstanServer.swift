@@ -18,6 +18,7 @@ public enum CapstanServer {
     public static func makeRouter(
         service: ConfigService,
         registry: NodeRegistry? = nil,
+        templates: TemplateService? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
@@ -33,6 +34,8 @@ public enum CapstanServer {
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
         NodeRoutes(registry: registry).register(on: router)
+        TemplateRoutes(templates: templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates")), registry: registry)
+            .register(on: router)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
         return router
     }
@@ -50,9 +53,11 @@ public enum CapstanServer {
         let registry = NodeRegistry(
             store: store, heartbeatInterval: configuration.heartbeatInterval,
             joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger)
-        let gateway = AgentGateway(registry: registry)
+        let templates = TemplateService(store: store, logger: logger)
+        let pusher = TemplatePusher(templates: templates, registry: registry, logger: logger)
+        let gateway = AgentGateway(registry: registry, templates: templates, pusher: pusher)
         let metrics = ServerMetrics()
-        let router = makeRouter(service: service, registry: registry, store: store, metrics: metrics)
+        let router = makeRouter(service: service, registry: registry, templates: templates, store: store, metrics: metrics)
         return Application(
             router: router,
             server: .http1WebSocketUpgrade(
@@ -66,6 +71,7 @@ public enum CapstanServer {
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     lockTTL: configuration.lockTTL, logger: logger),
                 NodeRegistryService(registry: registry),
+                TemplatePusherService(pusher: pusher),
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
@@ -108,6 +114,21 @@ struct NodeRegistryService: Service {
         do {
             try await cancelWhenGracefulShutdown {
                 try await registry.run()
+            }
+        } catch is CancellationError {
+            // Shutting down.
+        }
+    }
+}
+
+/// Pushes templates to connected agents for as long as the server runs.
+struct TemplatePusherService: Service {
+    let pusher: TemplatePusher
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await pusher.run()
             }
         } catch is CancellationError {
             // Shutting down.

@@ -1,0 +1,123 @@
+import CapstanCore
+import Foundation
+import Logging
+import Synchronization
+
+/// Applies the template sets the server pushes, one set at a time: a set that arrives while
+/// another is being applied waits, and only the newest waiting set is applied next (so a burst
+/// of changes costs one more pass, not one per change). The last set is kept in the data
+/// directory (`templates.json`), so that after a restart the agent tells the server what it
+/// already has instead of receiving it again.
+actor TemplateWorker {
+    let applier: TemplateApplier
+    let file: String
+    let logger: Logger
+    private var waiting: AgentMessage.Templates?
+    private var running = false
+    /// The newest report per template, sent again after a reconnect.
+    private(set) var reports: [String: TemplateReport] = [:]
+    private var sink: (@Sendable (TemplateReport) async -> Void)?
+    private var facts: NodeFacts?
+    private let name: String
+    private nonisolated let sequence = Atomic<UInt64>(0)
+    private var newestSubmitted: UInt64 = 0
+
+    init(applier: TemplateApplier, dataDirectory: String, name: String, logger: Logger) {
+        self.applier = applier
+        self.file = URL(fileURLWithPath: dataDirectory).appendingPathComponent("templates.json").path
+        self.name = name
+        self.logger = logger
+    }
+
+    /// The digest of the set last received, if any.
+    nonisolated func storedDigest() -> String? {
+        guard let data = FileManager.default.contents(atPath: file),
+            let set = try? JSONDecoder.agent.decode(AgentMessage.Templates.self, from: data)
+        else { return nil }
+        return set.digest
+    }
+
+    /// Where reports go (the current connection), and the facts templates see; resends the
+    /// newest reports.
+    func connected(facts: NodeFacts, sink: @escaping @Sendable (TemplateReport) async -> Void) async {
+        self.facts = facts
+        self.sink = sink
+        for report in reports.values.sorted(by: { $0.template < $1.template }) { await sink(report) }
+    }
+
+    /// Numbers sets in the order they arrived, so that tasks started in that order but run out of
+    /// it never apply an older set after a newer one.
+    nonisolated func nextSequence() -> UInt64 {
+        sequence.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    func submit(_ set: AgentMessage.Templates, sequence: UInt64) async {
+        guard sequence > newestSubmitted else { return }
+        newestSubmitted = sequence
+        do {
+            let encoder = JSONEncoder.agent
+            try FileWriting.write(try encoder.encode(set), to: file + ".tmp", mode: 0o600)
+            rename(file + ".tmp", file)
+        } catch {
+            logger.warning("could not keep the template set", metadata: ["error": "\(error)"])
+        }
+        waiting = set
+        guard !running else { return }
+        running = true
+        while let next = waiting {
+            waiting = nil
+            await apply(next)
+        }
+        running = false
+    }
+
+    private func apply(_ set: AgentMessage.Templates) async {
+        let node = nodeContext(labels: set.labels)
+        let applier = self.applier
+        // Templates of one set are independent: apply them side by side (each waits its own splay).
+        let results = await withTaskGroup(of: TemplateReport.self) { group in
+            for assignment in set.assignments {
+                group.addTask { await applier.apply(assignment, node: node) }
+            }
+            var results: [TemplateReport] = []
+            for await report in group { results.append(report) }
+            return results
+        }
+        for report in results {
+            reports[report.template] = report
+            await sink?(report)
+        }
+        let names = Set(set.assignments.map(\.name))
+        reports = reports.filter { names.contains($0.key) }
+    }
+
+    private func nodeContext(labels: [String: String]) -> ConfigValue {
+        let facts = self.facts ?? HostFacts.collect()
+        var fields: [String: ConfigValue] = [
+            "hostname": .string(facts.hostname), "os": .string(facts.os), "kernel": .string(facts.kernel),
+            "arch": .string(facts.arch), "cpuCount": .int(Int64(facts.cpuCount)), "memoryBytes": .int(facts.memoryBytes),
+            "addresses": .array(facts.addresses.map(ConfigValue.string)), "agentVersion": .string(facts.agentVersion),
+        ]
+        if let boot = facts.bootTime { fields["bootTime"] = .string(ISO8601DateFormatter().string(from: boot)) }
+        return .object([
+            "name": .string(name), "facts": .object(fields), "labels": .object(labels.mapValues(ConfigValue.string)),
+        ])
+    }
+}
+
+extension JSONEncoder {
+    static var agent: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var agent: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,193 @@
+import Mustache
+
+/// Renders a template's Mustache text into a config file.
+///
+/// Unlike plain Mustache, a name that resolves to nothing is an error, not an empty string: a
+/// typo must not silently blank a setting in a config file. Sections (`{{#x}}`) over a missing,
+/// false or empty value are fine (they render nothing), and so are inverted sections (`{{^x}}`).
+/// Values are inserted as they are, without HTML escaping. Partials and delimiter changes are
+/// not supported.
+public enum TemplateRenderer {
+    /// Renders `source` against `context` (an object: the merged data plus `node`).
+    ///
+    /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to nothing.
+    public static func render(_ source: String, context: ConfigValue) throws(CapstanError) -> String {
+        try check(source, context: context)
+        let template: MustacheTemplate
+        do {
+            // Plain text: config files must not get HTML escapes. A standalone tag leaves no line.
+            template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}\n" + source)
+        } catch {
+            throw CapstanError(.invalidContent, "template is not valid Mustache: \(error)")
+        }
+        return template.render(context.mustacheValue)
+    }
+
+    /// Finds the names `source` uses that `context` does not have.
+    static func check(_ source: String, context: ConfigValue) throws(CapstanError) {
+        var scanner = TagScanner(source)
+        // The contexts names resolve in, innermost last; nil inside a section that renders nothing.
+        var stack: [ConfigValue] = [context]
+        var sections: [(name: String, pushed: Bool)] = []
+        var skipping = 0
+        var unknown: [String] = []
+        while let tag = try scanner.next() {
+            switch tag.kind {
+            case .comment:
+                continue
+            case .unsupported(let what):
+                throw CapstanError(.invalidContent, "template uses \(what), which Capstan does not support", line: tag.line)
+            case .open(let inverted):
+                if skipping > 0 {
+                    skipping += 1
+                    sections.append((tag.name, false))
+                    continue
+                }
+                let value = resolve(tag.name, in: stack)
+                if inverted {
+                    sections.append((tag.name, false))
+                    continue
+                }
+                switch value {
+                case nil, .null?, .bool(false)?:
+                    skipping = 1
+                    sections.append((tag.name, false))
+                case .array(let items)?:
+                    if let first = items.first {
+                        stack.append(first)
+                        sections.append((tag.name, true))
+                    } else {
+                        skipping = 1
+                        sections.append((tag.name, false))
+                    }
+                case .object?:
+                    stack.append(value!)
+                    sections.append((tag.name, true))
+                default:
+                    sections.append((tag.name, false))
+                }
+            case .close:
+                guard let open = sections.popLast(), open.name == tag.name else {
+                    throw CapstanError(.invalidContent, "template closes section \(tag.name.quoted) that is not open", line: tag.line)
+                }
+                if skipping > 0 { skipping -= 1 }
+                if open.pushed { stack.removeLast() }
+            case .variable:
+                guard skipping == 0, tag.name != "." else { continue }
+                if resolve(tag.name, in: stack) == nil, !unknown.contains(tag.name) {
+                    unknown.append(tag.name)
+                }
+            }
+        }
+        if let open = sections.last {
+            throw CapstanError(.invalidContent, "template never closes section \(open.name.quoted)")
+        }
+        if !unknown.isEmpty {
+            throw CapstanError(
+                .invalidContent,
+                "template uses \(unknown.map(\.quoted).joined(separator: ", ")), which the data and node facts do not have")
+        }
+    }
+
+    /// The value a dotted name stands for: its first part is looked up from the innermost
+    /// context out, the rest inside what was found.
+    static func resolve(_ name: String, in stack: [ConfigValue]) -> ConfigValue? {
+        if name == "." { return stack.last }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first else { return nil }
+        for context in stack.reversed() {
+            guard case .object(let fields) = context, var value = fields[first] else { continue }
+            for part in parts.dropFirst() {
+                guard case .object(let inner) = value, let next = inner[part] else { return nil }
+                value = next
+            }
+            return value
+        }
+        return nil
+    }
+}
+
+extension ConfigValue {
+    /// The value as swift-mustache walks it: dictionaries, arrays and plain values.
+    var mustacheValue: Any {
+        switch self {
+        case .null: return ""
+        case .bool(let value): return value
+        case .int(let value): return value
+        case .double(let value): return value
+        case .string(let value): return value
+        case .array(let items): return items.map(\.mustacheValue)
+        case .object(let fields): return fields.mapValues(\.mustacheValue)
+        }
+    }
+}
+
+/// The tags of a Mustache text, with `{{` `}}` delimiters.
+private struct TagScanner {
+    enum Kind {
+        case variable
+        case open(inverted: Bool)
+        case close
+        case comment
+        case unsupported(String)
+    }
+
+    struct Tag {
+        var kind: Kind
+        var name: String
+        var line: Int
+    }
+
+    let text: [Character]
+    var index = 0
+    var line = 1
+
+    init(_ source: String) {
+        text = Array(source)
+    }
+
+    mutating func next() throws(CapstanError) -> Tag? {
+        while index + 1 < text.count {
+            if text[index] == "\n" { line += 1 }
+            guard text[index] == "{", text[index + 1] == "{" else {
+                index += 1
+                continue
+            }
+            let start = line
+            index += 2
+            let triple = index < text.count && text[index] == "{"
+            if triple { index += 1 }
+            var body = ""
+            while index + 1 < text.count, !(text[index] == "}" && text[index + 1] == "}") {
+                if text[index] == "\n" { line += 1 }
+                body.append(text[index])
+                index += 1
+            }
+            guard index + 1 < text.count else {
+                throw CapstanError(.invalidContent, "template has \"{{\" without a closing \"}}\"", line: start)
+            }
+            index += 2
+            if triple, index < text.count, text[index] == "}" { index += 1 }
+            let trimmed = body.trimmingCharacters(in: .whitespaces)
+            guard let sigil = trimmed.first else {
+                throw CapstanError(.invalidContent, "template has an empty tag", line: start)
+            }
+            let rest = String(trimmed.dropFirst()).trimmingCharacters(in: .whitespaces)
+            switch sigil {
+            case "!": return Tag(kind: .comment, name: "", line: start)
+            case "#": return Tag(kind: .open(inverted: false), name: rest, line: start)
+            case "^": return Tag(kind: .open(inverted: true), name: rest, line: start)
+            case "/": return Tag(kind: .close, name: rest, line: start)
+            case ">": return Tag(kind: .unsupported("the partial \(rest.quoted)"), name: rest, line: start)
+            case "=": return Tag(kind: .unsupported("a delimiter change"), name: "", line: start)
+            case "%": return Tag(kind: .unsupported("a pragma"), name: "", line: start)
+            case "$", "<": return Tag(kind: .unsupported("template inheritance"), name: "", line: start)
+            case "&": return Tag(kind: .variable, name: rest, line: start)
+            default: return Tag(kind: .variable, name: triple ? trimmed : trimmed, line: start)
+            }
+        }
+        return nil
+    }
+}
+
+import Foundation

@@ -1,0 +1,264 @@
+import CapstanCore
+import CapstanStore
+import Crypto
+import Foundation
+import Logging
+
+/// Templates: config files rendered on the nodes a selector picks. Records live at
+/// `/capstan/templates/NAME`, each node's last report at `/capstan/template-status/NAME/NODE`.
+public final class TemplateService: Sendable {
+    let store: any KeyValueStore
+    let logger: Logger
+
+    public init(store: any KeyValueStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    struct Record: Codable, Sendable {
+        var spec: TemplateSpec
+        var updatedAt: Date
+    }
+
+    // MARK: Records
+
+    public func put(_ name: String, _ spec: TemplateSpec) async throws -> TemplateInfo {
+        try Self.validate(name: name, spec: spec)
+        let now = Date()
+        let key = StoreLayout.template(name)
+        let result = try await store.txn(
+            TxnRequest(success: [.put(key: key, value: try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now)))]))
+        logger.info("template saved", metadata: ["template": "\(name)", "revision": "\(result.revision)"])
+        return TemplateInfo(name: name, spec: spec, updatedAt: now, revision: result.revision)
+    }
+
+    public func list() async throws -> TemplateList {
+        TemplateList(items: try await records().map { $0.info })
+    }
+
+    public func template(_ name: String) async throws -> TemplateInfo {
+        guard let kv = try await store.get(StoreLayout.template(name)) else { throw Self.notFound(name) }
+        let record = try RecordCoding.decoder.decode(Record.self, from: kv.value)
+        return TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision)
+    }
+
+    /// Removes the template and its reports; files already on nodes stay as they are.
+    public func remove(_ name: String) async throws {
+        let result = try await store.txn(
+            TxnRequest(
+                success: [.delete(.key(StoreLayout.template(name))), .delete(.prefix(StoreLayout.templateStatusPrefix(name)))]))
+        guard case .delete(let deleted) = result.results.first, deleted > 0 else { throw Self.notFound(name) }
+    }
+
+    /// Every template with its store revision.
+    func records() async throws -> [(info: TemplateInfo, modRevision: Int64)] {
+        try await store.range(RangeRequest(.prefix(StoreLayout.templates))).kvs.map { kv in
+            let record = try RecordCoding.decoder.decode(Record.self, from: kv.value)
+            let name = String(kv.key.dropFirst(StoreLayout.templates.count))
+            return (TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision), kv.modRevision)
+        }
+    }
+
+    // MARK: Reports and status
+
+    /// Keeps a node's report (only when it says something new).
+    func record(_ report: TemplateReport, from node: String) async throws {
+        let key = StoreLayout.templateStatus(report.template, node: node)
+        if let current = try await store.get(key), let old = try? RecordCoding.decoder.decode(TemplateReport.self, from: current.value),
+            old.revision == report.revision, old.state == report.state, old.error == report.error
+        {
+            return
+        }
+        // A report on a template that is gone is dropped: its reports went with it.
+        _ = try await store.txn(
+            TxnRequest(
+                compares: [Compare(key: StoreLayout.template(report.template), .version(0), .greater)],
+                success: [.put(key: key, value: try RecordCoding.encoder.encode(report))]))
+    }
+
+    /// The rollout of `name` over the nodes its selector picks now.
+    public func status(_ name: String, nodes registry: NodeRegistry) async throws -> TemplateStatus {
+        let template = try await template(name)
+        let selector = try Selector(template.spec.selector)
+        let nodes = try await registry.list(selector: selector)
+        let inputs = try await Inputs.read(for: [template], store: store)
+        let revision = inputs.revision(of: template)
+        var reports: [String: TemplateReport] = [:]
+        for kv in try await store.range(RangeRequest(.prefix(StoreLayout.templateStatusPrefix(name)))).kvs {
+            if let report = try? RecordCoding.decoder.decode(TemplateReport.self, from: kv.value) {
+                reports[String(kv.key.dropFirst(StoreLayout.templateStatusPrefix(name).count))] = report
+            }
+        }
+        let states = nodes.map { node -> TemplateStatus.Node in
+            guard let report = reports[node.name] else {
+                return .init(name: node.name, state: .pending, revision: nil, error: nil)
+            }
+            let current = report.revision >= revision
+            return .init(
+                name: node.name, state: current ? report.state : .pending, revision: report.revision,
+                error: report.state == .failed ? report.error : nil)
+        }
+        return TemplateStatus(name: name, revision: revision, nodes: states)
+    }
+
+    // MARK: Assignments
+
+    /// For each node (name and labels), the templates that bind it, ready to apply.
+    func assignments(for nodes: [(name: String, labels: [String: String])]) async throws -> [String: [TemplateAssignment]] {
+        let templates = try await records().map(\.info)
+        let inputs = try await Inputs.read(for: templates, store: store)
+        var prepared: [(selector: Selector?, assignment: TemplateAssignment)] = []
+        for template in templates {
+            prepared.append((try? Selector(template.spec.selector), inputs.assignment(for: template)))
+        }
+        var result: [String: [TemplateAssignment]] = [:]
+        for node in nodes {
+            result[node.name] = prepared.filter { $0.selector?.matches(labels: node.labels, name: node.name) ?? false }.map(
+                \.assignment)
+        }
+        return result
+    }
+
+    /// A digest that changes whenever the assignments do.
+    static func digest(_ assignments: [TemplateAssignment], labels: [String: String]) -> String {
+        struct Digested: Encodable {
+            var assignments: [TemplateAssignment]
+            var labels: [String: String]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = (try? encoder.encode(Digested(assignments: assignments, labels: labels))) ?? Data()
+        return SHA256.hash(data: data).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The configs templates read, read once for many nodes.
+    struct Inputs {
+        /// Current config records by key: content, format and store revision.
+        var configs: [String: (content: Data, format: ConfigFormat, revision: Int64)] = [:]
+        /// Keys under each data prefix, in key order.
+        var prefixes: [String: [String]] = [:]
+
+        static func read(for templates: [TemplateInfo], store: any KeyValueStore) async throws -> Inputs {
+            var inputs = Inputs()
+            for template in templates {
+                for key in [template.spec.source] + template.spec.data {
+                    if key.hasSuffix("/") {
+                        guard inputs.prefixes[key] == nil else { continue }
+                        let kvs = try await store.range(RangeRequest(.prefix(StoreLayout.configs + key))).kvs
+                        var keys: [String] = []
+                        for kv in kvs {
+                            let configKey = StoreLayout.configKey(fromStoreKey: kv.key)
+                            if let record = try? ConfigRecord.decode(kv.value) {
+                                inputs.configs[configKey] = (record.content, record.header.format, kv.modRevision)
+                                keys.append(configKey)
+                            }
+                        }
+                        inputs.prefixes[key] = keys
+                    } else if inputs.configs[key] == nil, let kv = try await store.get(StoreLayout.configs + key),
+                        let record = try? ConfigRecord.decode(kv.value)
+                    {
+                        inputs.configs[key] = (record.content, record.header.format, kv.modRevision)
+                    }
+                }
+            }
+            return inputs
+        }
+
+        /// The highest revision among the template and the inputs it reads now.
+        func revision(of template: TemplateInfo) -> Int64 {
+            var revision = template.revision
+            for key in keys(of: template) {
+                revision = max(revision, configs[key]?.revision ?? 0)
+            }
+            return revision
+        }
+
+        /// The config keys a template reads, source first.
+        func keys(of template: TemplateInfo) -> [String] {
+            var keys = [template.spec.source]
+            for data in template.spec.data {
+                keys += data.hasSuffix("/") ? prefixes[data] ?? [] : [data]
+            }
+            return keys
+        }
+
+        func assignment(for template: TemplateInfo) -> TemplateAssignment {
+            let revision = revision(of: template)
+            func failed(_ problem: String) -> TemplateAssignment {
+                TemplateAssignment(name: template.name, revision: revision, spec: template.spec, source: nil, data: nil, problem: problem)
+            }
+            guard let source = configs[template.spec.source] else {
+                return failed("template source \(template.spec.source) does not exist")
+            }
+            guard let text = String(data: source.content, encoding: .utf8) else {
+                return failed("template source \(template.spec.source) is not UTF-8 text")
+            }
+            var data = ConfigValue.object([:])
+            for item in template.spec.data {
+                let keys = item.hasSuffix("/") ? prefixes[item] ?? [] : [item]
+                if !item.hasSuffix("/"), configs[item] == nil { return failed("data \(item) does not exist") }
+                for key in keys {
+                    guard let config = configs[key] else { continue }
+                    let value: ConfigValue
+                    do {
+                        value = try config.format.parse(String(decoding: config.content, as: UTF8.self))
+                    } catch {
+                        return failed("data \(key) does not parse: \(error.description)")
+                    }
+                    guard case .object = value else {
+                        return failed("data \(key) is not a mapping (its keys become the template's names)")
+                    }
+                    data = data.merging(value)
+                }
+            }
+            return TemplateAssignment(name: template.name, revision: revision, spec: template.spec, source: text, data: data, problem: nil)
+        }
+    }
+
+    // MARK: Validation
+
+    static func validate(name: String, spec: TemplateSpec) throws(CapstanError) {
+        do { try NodeName.validate(name) } catch {
+            throw CapstanError(.invalidArgument, error.message.replacingOccurrences(of: "node name", with: "template name"))
+        }
+        _ = try Selector(spec.selector)
+        do { _ = try ConfigKey(spec.source) } catch {
+            throw CapstanError(.invalidArgument, "--source: \(error.message)")
+        }
+        for item in spec.data {
+            do {
+                if item.hasSuffix("/") { _ = try KeyPrefix(item) } else { _ = try ConfigKey(item) }
+            } catch {
+                throw CapstanError(.invalidArgument, "--data \(item): \(error.message)")
+            }
+        }
+        try validateDestination(spec.dest)
+        guard (0...0o7777).contains(spec.mode) else {
+            throw CapstanError(.invalidArgument, "mode \(String(spec.mode, radix: 8)) is not a file mode (0 to 7777, octal)")
+        }
+        guard spec.splayMilliseconds >= 0, spec.splayMilliseconds <= 3_600_000 else {
+            throw CapstanError(.invalidArgument, "splay must be between 0 and 1h")
+        }
+        for (flag, command) in [("--check", spec.check), ("--reload", spec.reload)] {
+            if let command, command.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw CapstanError(.invalidArgument, "\(flag) is empty")
+            }
+        }
+    }
+
+    /// An absolute path with no `.` or `..` segments (the agent checks its own allowed directories).
+    static func validateDestination(_ path: String) throws(CapstanError) {
+        guard path.hasPrefix("/") else {
+            throw CapstanError(.invalidArgument, "destination \(path.quoted) must be an absolute path")
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard !segments.contains(".."), !segments.contains("."), !path.hasSuffix("/") else {
+            throw CapstanError(.invalidArgument, "destination \(path.quoted) must name a file without \".\" or \"..\" segments")
+        }
+        guard !path.contains("\0") else { throw CapstanError(.invalidArgument, "destination contains a NUL byte") }
+    }
+
+    static func notFound(_ name: String) -> CapstanError {
+        CapstanError(.notFound, "template \(name.quoted) not found")
+    }
+}
