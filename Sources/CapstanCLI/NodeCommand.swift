@@ -65,8 +65,14 @@ struct NodeCommand: AsyncParsableCommand {
                     ("Enrolled", Output.time(node.enrolledAt)),
                 ]
                 let width = rows.map(\.0.count).max() ?? 0
-                return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+                var text = rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
                     .joined(separator: "\n") + "\n"
+                if let templates = node.templates, !templates.isEmpty {
+                    text += "\n" + Output.table(
+                        ["TEMPLATE", "STATE", "REVISION", "ERROR"],
+                        templates.map { [$0.name, $0.state.rawValue, $0.revision.map(String.init) ?? "-", $0.error ?? ""] })
+                }
+                return text
             }
         }
     }

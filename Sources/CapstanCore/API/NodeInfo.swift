@@ -57,6 +57,8 @@ public struct NodeInfo: Codable, Sendable, Hashable {
     public var enrolledAt: Date
     /// Store revision of the node record.
     public var revision: Int64
+    /// The templates that bind the node and how applying each went (in single-node reads).
+    public var templates: [TemplateStatus.Node]?
 
     public init(
         name: String, id: String, status: NodeStatus, statusSince: Date, connected: Bool, agentLabels: [String: String],

@@ -7,6 +7,7 @@ import Hummingbird
 /// upgraded to a WebSocket before it reaches the router, so a request that arrives here was not).
 struct NodeRoutes<Context: RequestContext> {
     let registry: NodeRegistry
+    let templates: TemplateService
 
     static var maxBody: Int { 256 * 1024 }
 
@@ -30,7 +31,9 @@ struct NodeRoutes<Context: RequestContext> {
             return try HTTPHelpers.json(NodeList(items: try await registry.list(selector: selector)))
         }
         nodes.get("{name}") { _, context in
-            try HTTPHelpers.json(try await registry.node(context.parameters.require("name")))
+            var node = try await registry.node(context.parameters.require("name"))
+            node.templates = try await templates.states(for: node)
+            return try HTTPHelpers.json(node)
         }
         nodes.post("{name}/labels") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)

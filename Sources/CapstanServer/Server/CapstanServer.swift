@@ -33,9 +33,9 @@ public enum CapstanServer {
         NamespaceRoutes(service: service).register(on: router)
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
-        NodeRoutes(registry: registry).register(on: router)
-        TemplateRoutes(templates: templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates")), registry: registry)
-            .register(on: router)
+        let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
+        NodeRoutes(registry: registry, templates: templates).register(on: router)
+        TemplateRoutes(templates: templates, registry: registry).register(on: router)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
         return router
     }

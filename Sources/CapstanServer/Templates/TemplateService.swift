@@ -101,6 +101,27 @@ public final class TemplateService: Sendable {
         return TemplateStatus(name: name, revision: revision, nodes: states)
     }
 
+    /// The templates that bind `node`, each with the node's state (`name` is the template's).
+    public func states(for node: NodeInfo) async throws -> [TemplateStatus.Node] {
+        let bound = try await records().map(\.info).filter { template in
+            (try? Selector(template.spec.selector))?.matches(labels: node.labels, name: node.name) ?? false
+        }
+        let inputs = try await Inputs.read(for: bound, store: store)
+        var states: [TemplateStatus.Node] = []
+        for template in bound {
+            let revision = inputs.revision(of: template)
+            let kv = try await store.get(StoreLayout.templateStatus(template.name, node: node.name))
+            guard let kv, let report = try? RecordCoding.decoder.decode(TemplateReport.self, from: kv.value) else {
+                states.append(.init(name: template.name, state: .pending, revision: nil, error: nil))
+                continue
+            }
+            let state = report.revision >= revision ? report.state : .pending
+            states.append(
+                .init(name: template.name, state: state, revision: report.revision, error: state == .failed ? report.error : nil))
+        }
+        return states
+    }
+
     // MARK: Assignments
 
     /// For each node (name and labels), the templates that bind it, ready to apply.
