@@ -1,8 +1,11 @@
 import ArgumentParser
+import CapstanAgent
+import CapstanClient
 import CapstanCore
 import CapstanServer
 import Foundation
 import Logging
+import Synchronization
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -94,8 +97,10 @@ struct ServerCommand: AsyncParsableCommand {
             }
             configuration.joinToken = token
         }
+        // --dev: 1 s, so that its local agent is healthy by the time the banner shows.
         configuration.heartbeatInterval = try Self.duration(
-            heartbeatInterval ?? file["heartbeat-interval"] ?? "5s", flag: "--heartbeat-interval", minimum: .milliseconds(50))
+            heartbeatInterval ?? file["heartbeat-interval"] ?? (dev ? "1s" : "5s"), flag: "--heartbeat-interval",
+            minimum: .milliseconds(50))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory
         } else if dev {
@@ -162,10 +167,45 @@ struct ServerCommand: AsyncParsableCommand {
             if let throwaway { try? FileManager.default.removeItem(atPath: throwaway) }
         }
         let storeText = Self.describe(location, prefix: configuration.storePrefix)
+        // --dev also runs a local agent in this process, allowed to write under DATA/files, so
+        // that a template shows a config change becoming a file on disk.
+        let devFiles = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("files").path
+        let devAgent = Mutex<Task<Void, Never>?>(nil)
+        var agentLogger = logger
+        agentLogger[metadataKey: "component"] = "agent"
+        let devAgentLogger = agentLogger
+        defer { devAgent.withLock { $0?.cancel() } }
         try await CapstanServer.run(configuration: configuration, logger: logger) { started in
             let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
             if dev {
-                printLine(Self.banner(address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken))
+                try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
+                var agentConfiguration = AgentConfiguration(
+                    server: address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1"), joinToken: started.joinToken,
+                    dataDirectory: URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("agent").path, name: "dev")
+                agentConfiguration.allowedPaths = [devFiles]
+                agentConfiguration.labels = ["env": "dev"]
+                let agentLogger = devAgentLogger
+                let agent = Agent(configuration: agentConfiguration, logger: agentLogger)
+                let agentServer = agentConfiguration.server
+                let banner = Self.banner(
+                    address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles)
+                devAgent.withLock { task in
+                    task = Task {
+                        // The banner comes once the local agent is in (healthy): its first writes are
+                        // done by then, so the revisions a fresh dev server shows are the same every time.
+                        let waitForAgent = Task {
+                            let client = CapstanClient(server: agentServer, author: "dev")
+                            let deadline = ContinuousClock.now + .seconds(15)
+                            while !Task.isCancelled, ContinuousClock.now < deadline, (try? await client.node("dev"))?.status != .healthy {
+                                try? await Task.sleep(for: .milliseconds(50))
+                            }
+                            if !Task.isCancelled { printLine(banner) }
+                        }
+                        do { try await agent.run() } catch { agentLogger.error("the local agent stopped", metadata: ["error": "\(error)"]) }
+                        waitForAgent.cancel()
+                        await agent.shutdown()
+                    }
+                }
             } else {
                 printLine("capstan server listening on \(address), data in \(storeText)")
                 printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
@@ -181,19 +221,23 @@ struct ServerCommand: AsyncParsableCommand {
         }
     }
 
-    static func banner(address: String, store: String, throwaway: Bool, joinToken: String) -> String {
+    static func banner(address: String, store: String, throwaway: Bool, joinToken: String, files: String) -> String {
         let serverFlag = address == "http://127.0.0.1:8740" ? "" : " --server \(address)"
         return """
             Capstan dev server listening on \(address)
             Data\(throwaway ? " (throwaway)" : ""): \(store)
+            Local agent: node "dev", allowed to write templates into \(files)
 
             Try this in another terminal:
               capstan ns create dev\(serverFlag)
               printf 'port: 8080\\n' | capstan config put dev/app.yaml\(serverFlag)
               capstan config get dev/app.yaml\(serverFlag)
+              printf 'listen {{port}};\\n' | capstan config put dev/app.conf.mustache\(serverFlag)
+              capstan template put app --source dev/app.conf.mustache --data dev/app.yaml --dest \(files)/app.conf\(serverFlag)
+              cat \(files)/app.conf
               capstan config watch dev/\(serverFlag)
 
-            Agents join with:
+            Other agents join with:
               capstan agent --server \(address) --join-token \(joinToken) --data-dir /tmp/capstan-agent
             """
     }

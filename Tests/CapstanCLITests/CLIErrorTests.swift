@@ -151,9 +151,26 @@ struct CLIErrorTests {
             let dataDirectory = String(dataLine.dropFirst("Data (throwaway): ".count))
             #expect(dataDirectory.hasPrefix(FileManager.default.temporaryDirectory.path))
             #expect(FileManager.default.fileExists(atPath: dataDirectory + "/capstan.sqlite"))
-            let created = try await CapstanBinary.run(["ns", "create", "dev", "--server", server.url])
-            #expect(created.status == 0)
-            #expect(created.stdout == "created namespace dev\n")
+
+            // The "try this" lines work as pasted: the local agent turns the config into a file.
+            let lines = server.process.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { $0.hasPrefix("capstan ") || $0.hasPrefix("printf ") || $0.hasPrefix("cat ") }
+                .filter { !$0.contains("config watch") && !$0.hasPrefix("capstan agent") }
+            #expect(lines.count == 6, "\(lines)")
+            let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
+            let environment = ["PATH": "\(binDirectory):/usr/bin:/bin"]
+            for line in lines where !line.hasPrefix("cat ") {
+                let result = try await ChildProcess.runShell(line, environment: environment)
+                #expect(result.status == 0, "\(line): \(result.stderr)")
+            }
+            let cat = try #require(lines.first { $0.hasPrefix("cat ") })
+            var shown = ""
+            try await eventually(timeout: .seconds(20), "the rendered file: \(shown)") {
+                shown = try await ChildProcess.runShell(cat, environment: environment).stdout
+                return shown == "listen 8080;\n"
+            }
+            let node = try await CapstanBinary.run(["node", "ls", "--server", server.url])
+            #expect(node.stdout.contains("dev "), "\(node.stdout)")
             return dataDirectory
         }
         #expect(!FileManager.default.fileExists(atPath: dataDirectory), "the dev data directory outlived the server")

@@ -60,12 +60,12 @@ struct ReadmeTourTests {
             outputs.first { $0.key.contains(fragment) }?.value
         }
         #expect(outputs["capstan config get prod/order-service/app.yaml"]?.stdout == "port: 8080\nworkers: 4\n")
-        #expect(byCommand("--revision 4")?.stdout == "port: 9090\nworkers: 4\n")
+        #expect(byCommand("--revision 8")?.stdout == "port: 9090\nworkers: 4\n")
         #expect(byCommand("config diff")?.stdout.contains("-port: 8080\n+port: 9090\n") == true)
         #expect(byCommand("printf 'port: [9090")?.stderr.contains("line 2") == true)
-        #expect(byCommand("--if-revision 3")?.stderr.contains("precondition_failed") == true)
+        #expect(byCommand("--if-revision 7")?.stderr.contains("precondition_failed") == true)
         #expect(byCommand("config ls prod -o json")?.stdout.contains("\"version\" : 3") == true)
-        #expect(byCommand("curl")?.stdout.contains("ETag: \"5\"") == true)
+        #expect(byCommand("curl")?.stdout.contains("ETag: \"9\"") == true)
     }
 
     private func checkWatch(_ command: String, environment: [String: String], directory: String) async throws {
@@ -82,14 +82,11 @@ struct ReadmeTourTests {
         }
         let events = watch.output.split(separator: "\n").prefix(3)
         #expect(events.allSatisfy { $0.hasPrefix("{") && $0.contains("\"key\":\"prod/order-service/app.yaml\"") })
-        #expect(events.first?.contains("\"revision\":3") == true)
+        #expect(events.first?.contains("\"revision\":7") == true)
         #expect(events.first?.contains("\"comment\":\"first version\"") == true)
     }
 
     static func shell(_ command: String, environment: [String: String], directory: String) async throws -> CapstanBinary.Result {
-        let process = try ChildProcess(path: "/bin/bash", arguments: ["-c", "cd \(directory) && \(command)"], environment: environment)
-        process.closeInput()
-        let status = try await withTimeout(.seconds(60), command) { await process.exitStatus() }
-        return CapstanBinary.Result(status: status, stdout: process.output, stderr: process.errorOutput)
+        try await ChildProcess.runShell(command, environment: environment, directory: directory)
     }
 }

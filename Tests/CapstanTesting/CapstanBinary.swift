@@ -247,3 +247,16 @@ extension ChildProcess {
         }
     }
 }
+
+extension ChildProcess {
+    /// Runs `command` through bash (in `directory`, when given) and answers how it ended.
+    public static func runShell(
+        _ command: String, environment: [String: String], directory: String? = nil
+    ) async throws -> CapstanBinary.Result {
+        let script = directory.map { "cd \($0) && \(command)" } ?? command
+        let process = try ChildProcess(path: "/bin/bash", arguments: ["-c", script], environment: environment)
+        process.closeInput()
+        let status = try await withTimeout(.seconds(60), command) { await process.exitStatus() }
+        return CapstanBinary.Result(status: status, stdout: process.output, stderr: process.errorOutput)
+    }
+}

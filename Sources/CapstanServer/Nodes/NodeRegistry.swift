@@ -9,8 +9,10 @@ import Synchronization
 ///
 /// Liveness is kept in memory by the replica an agent is connected to: each heartbeat counts,
 /// a node turns `healthy` after 2 in a row and `unhealthy` when none came for 3 intervals; only
-/// these transitions (and, at most every 30 s, the last-seen time) are written to the store, so
-/// a heartbeat costs no write. While connected, a node holds a presence key under this
+/// these transitions, connects and disconnects are written to the store (with the last-seen
+/// time), so a heartbeat costs no write: 10,000 nodes would otherwise cost hundreds of writes a
+/// second. The replica holding a node's connection answers its exact last-seen time; another
+/// replica answers the stored one, and `connected` (the presence key) says the node is there. While connected, a node holds a presence key under this
 /// replica's store lease (`/capstan/presence/NAME`). A node that is `healthy` in the store but
 /// holds no presence key anywhere (its replica died, or it disconnected while another replica
 /// was down) is marked `unhealthy` by whichever replica notices, after the same 3 intervals.
@@ -33,14 +35,11 @@ public final class NodeRegistry: Sendable {
         var lastSeen: Date
         var consecutiveHeartbeats: Int
         var status: NodeStatus
-        var lastPersisted: Date
     }
 
     /// Heartbeats in a row that make a node healthy, and intervals of silence that make it unhealthy.
     static let heartbeatsToRecover = 2
     static let missedToFail = 3
-    /// How often the last-seen time of a connected node is written, at most.
-    static let lastSeenWriteInterval: TimeInterval = 30
 
     public init(store: any KeyValueStore, heartbeatInterval: Duration, joinToken: String, logger: Logger) {
         self.store = store
@@ -104,7 +103,7 @@ public final class NodeRegistry: Sendable {
             let previous = live[name]
             live[name] = LiveNode(
                 connection: connection, lastHeartbeat: .now, lastSeen: now, consecutiveHeartbeats: 0,
-                status: previous?.status ?? .unhealthy, lastPersisted: now)
+                status: previous?.status ?? .unhealthy)
         }
         // Facts and agent labels as the agent sees them now; the status as this replica knows it.
         try await update(name) { record in
@@ -131,12 +130,11 @@ public final class NodeRegistry: Sendable {
             node.lastHeartbeat = .now
             node.lastSeen = now
             node.consecutiveHeartbeats += 1
-            var persist = now.timeIntervalSince(node.lastPersisted) >= Self.lastSeenWriteInterval
+            var persist = false
             if node.status == .unhealthy, node.consecutiveHeartbeats >= Self.heartbeatsToRecover {
                 node.status = .healthy
                 persist = true
             }
-            if persist { node.lastPersisted = now }
             live[name] = node
             return persist
         }
@@ -219,7 +217,7 @@ public final class NodeRegistry: Sendable {
                 if live[record.name] == nil {
                     live[record.name] = LiveNode(
                         connection: nil, lastHeartbeat: .now, lastSeen: record.lastSeen ?? record.statusSince, consecutiveHeartbeats: 0,
-                        status: .healthy, lastPersisted: Date())
+                        status: .healthy)
                 }
             }
         }
