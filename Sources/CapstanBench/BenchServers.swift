@@ -13,6 +13,12 @@ final class BenchServers {
     private let etcdPort: Int
     private var children: [ChildProcess] = []
 
+    /// The process id of the server behind `target`.
+    func pid(of target: some BenchTarget) throws -> Int32 {
+        guard let child = children.first(where: { $0.name == target.name }) else { throw BenchError("\(target.name) is not running") }
+        return child.pid
+    }
+
     /// CPU seconds the etcd process has used so far.
     func etcdCPUSeconds() -> Double? {
         cpuSeconds(of: etcd)

@@ -15,6 +15,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Store: sqlite:PATH or etcd://HOST:PORT (default: SQLite in --data-dir).") var store: String?
     @Option(help: "Key prefix in an etcd store.") var storePrefix: String = ""
 
+    /// The join token of the server under test (the simulated agents of `agents` enroll with it).
+    static let benchJoinToken = "capstan-bench-join-token"
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1-65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level is not a log level") }
@@ -28,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         if let store { configuration.store = try StoreLocation(parsing: store) }
         configuration.storePrefix = storePrefix
+        configuration.joinToken = Self.benchJoinToken
         var logger = Logger(label: "capstan.bench.server")
         logger.logLevel = configuration.logLevel
         try await CapstanServer.run(configuration: configuration, logger: logger)

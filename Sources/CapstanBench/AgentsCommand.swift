@@ -1,0 +1,491 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CapstanCore
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `CapstanBench agents`: how fast a config change reaches N agents through a template, against
+/// N watchers on etcd's HTTP watch receiving one put, in the same run.
+struct AgentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agents",
+        abstract: "Measure template push to N simulated agents against N etcd watchers.",
+        discussion: """
+            Starts a release Capstan server and etcd as child processes, then N simulated agents in this \
+            process, each with its own enrollment and WebSocket. A template binds all of them; each run \
+            writes the config it reads and times, for every agent, from sending the write to receiving the \
+            new revision (the agent acknowledges it with a report). The same N then watch a prefix on etcd \
+            through its HTTP watch (/v3/watch), one connection each, and the time from sending one put to \
+            each watcher's event is taken the same way. Also reports the server's memory per connected \
+            agent and its CPU during the pushes.
+            """)
+
+    @Option(help: "Agent counts, comma-separated.") var agents: String = "1000,10000"
+    @Option(help: "Pushes (and etcd puts) measured per count; the report gives medians.") var runs: Int = 3
+    @Option(help: "Directory for the servers' data (default: the system temporary directory).") var workDir: String?
+    @Option(help: "Path of the etcd binary.") var etcd: String = "/usr/bin/etcd"
+
+    var counts: [Int] {
+        get throws {
+            let values = agents.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--agents must be positive counts") }
+            return values
+        }
+    }
+
+    func validate() throws {
+        _ = try counts
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+    }
+
+    func run() async throws {
+        FileLimit.raise()
+        let counts = try self.counts
+        var plan = BenchPlan()
+        plan.clientCounts = [counts.max() ?? 1]
+        plan.etcdPath = etcd
+        if let workDir { plan.workDirectory = workDir }
+        let commandLine = (["CapstanBench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let loadBefore = ProcessCPU.loadAverage()
+        var results: [FleetResult] = []
+        try await BenchServers.with(plan: plan) { servers in
+            let machine = MachineInfo.current(dataDirectory: servers.directory)
+            progress("machine: \(machine.cpu), \(machine.cores) cores")
+            for (index, count) in counts.enumerated() {
+                results.append(try await measure(count: count, round: index, servers: servers))
+            }
+            print(FleetResult.markdown(results, command: commandLine, machine: machine, loadBefore: loadBefore, loadAfter: ProcessCPU.loadAverage()))
+        }
+    }
+
+    private func measure(count: Int, round: Int, servers: BenchServers) async throws -> FleetResult {
+        let capstanPID = try servers.pid(of: servers.capstan)
+        let baseURL = servers.capstan.baseURL
+        let rssBefore = ProcessMemory.residentBytes(pid: capstanPID)
+        let fleet = SimulatedFleet(baseURL: baseURL, client: servers.client, round: round)
+        progress("\(count) agents: enrolling")
+        try await fleet.enroll(count)
+        progress("\(count) agents: connecting")
+        try await fleet.connect()
+        // One template that binds every agent, reading a config each run changes.
+        let data = "bench/agents-\(round).yaml"
+        try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
+        let first = try await put(servers, data, "generation: 0\n")
+        try await putTemplate(servers, "agents-\(round)", source: "bench/agents-\(round).mustache", data: data)
+        progress("\(count) agents: waiting for the first push")
+        _ = try await fleet.waitForAll(revision: first, timeout: .seconds(300))
+        let rssAfter = ProcessMemory.residentBytes(pid: capstanPID)
+        var pushes: [LatencySummary] = []
+        var cpuPerPush: [Double] = []
+        for run in 1...runs {
+            try await Task.sleep(for: .seconds(1))
+            let cpuBefore = ProcessCPU.seconds(pid: capstanPID)
+            let sent = ContinuousClock.now
+            let revision = try await put(servers, data, "generation: \(run)\n")
+            let arrivals = try await fleet.waitForAll(revision: revision, timeout: .seconds(120))
+            let cpuAfter = ProcessCPU.seconds(pid: capstanPID)
+            let summary = LatencySummary(nanoseconds: arrivals.map { sent.duration(to: $0).nanoseconds })
+            pushes.append(summary)
+            if let cpuBefore, let cpuAfter { cpuPerPush.append(cpuAfter - cpuBefore) }
+            progress(
+                "\(count) agents: push \(run)/\(runs)  p50 \(Format.milliseconds(summary.p50))  p99 \(Format.milliseconds(summary.p99))"
+                    + "  max \(Format.milliseconds(summary.max))")
+        }
+        await fleet.stop()
+        progress("\(count) etcd watchers: opening")
+        let watchers = EtcdFleet(client: servers.client, target: servers.etcd, round: round)
+        try await watchers.open(count)
+        var etcdPuts: [LatencySummary] = []
+        for run in 1...runs {
+            try await Task.sleep(for: .seconds(1))
+            let sent = ContinuousClock.now
+            try await watchers.put(run: run)
+            let arrivals = try await watchers.waitForAll(events: run, timeout: .seconds(120))
+            let summary = LatencySummary(nanoseconds: arrivals.map { sent.duration(to: $0).nanoseconds })
+            etcdPuts.append(summary)
+            progress(
+                "\(count) etcd watchers: put \(run)/\(runs)  p50 \(Format.milliseconds(summary.p50))  p99 \(Format.milliseconds(summary.p99))"
+                    + "  max \(Format.milliseconds(summary.max))")
+        }
+        await watchers.stop()
+        return FleetResult(
+            count: count, capstan: pushes, etcd: etcdPuts,
+            bytesPerAgent: rssBefore.flatMap { before in rssAfter.map { Double($0 - before) / Double(count) } },
+            serverCPUPerPush: cpuPerPush.isEmpty ? nil : Median.of(cpuPerPush))
+    }
+
+    /// Writes a config through the API; answers its revision.
+    private func put(_ servers: BenchServers, _ key: String, _ content: String) async throws -> Int64 {
+        var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/config/\(key)")
+        request.method = .PUT
+        request.body = .bytes(ByteBuffer(string: content))
+        let response = try await servers.client.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code == 200 || response.status.code == 201,
+            let info = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+            let revision = (info["revision"] as? NSNumber)?.int64Value
+        else { throw BenchError("PUT \(key) failed: \(response.status) \(String(buffer: body))") }
+        return revision
+    }
+
+    private func putTemplate(_ servers: BenchServers, _ name: String, source: String, data: String) async throws {
+        let spec = TemplateSpec(selector: "", source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
+        var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/templates/\(name)")
+        request.method = .PUT
+        request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(spec)))
+        let response = try await servers.client.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code == 200 else { throw BenchError("PUT template failed: \(response.status) \(String(buffer: body))") }
+    }
+
+    private func progress(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// N simulated agents: each enrolls, holds its own WebSocket, says hello, sends heartbeats at
+/// the interval the server asks, and acknowledges every template set with a report.
+final class SimulatedFleet: Sendable {
+    let baseURL: String
+    let client: HTTPClient
+    let round: Int
+    private let identities = Mutex<[(name: String, secret: String)]>([])
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let tracker = ArrivalTracker()
+
+    init(baseURL: String, client: HTTPClient, round: Int) {
+        self.baseURL = baseURL
+        self.client = client
+        self.round = round
+    }
+
+    static let joinToken = ServeCommand.benchJoinToken
+
+    func enroll(_ count: Int) async throws {
+        let facts = NodeFacts(
+            hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30, addresses: [],
+            agentVersion: CapstanVersion.current, bootTime: nil)
+        var found: [(String, String)] = []
+        try await withThrowingTaskGroup(of: (String, String).self) { group in
+            var next = 0
+            func add() {
+                let name = "sim-\(round)-\(next)"
+                next += 1
+                group.addTask {
+                    var request = HTTPClientRequest(url: self.baseURL + "/v1/agent/enroll")
+                    request.method = .POST
+                    let body = EnrollRequest(joinToken: Self.joinToken, name: name, labels: ["fleet": "bench"], facts: facts)
+                    request.body = .bytes(ByteBuffer(data: try JSONEncoder.benchISO.encode(body)))
+                    let response = try await self.client.execute(request, timeout: .seconds(120))
+                    let bytes = try await response.body.collect(upTo: 1 << 20)
+                    guard response.status.code == 201 else {
+                        throw BenchError("enrolling \(name) failed: \(response.status) \(String(buffer: bytes))")
+                    }
+                    let answer = try JSONDecoder().decode(EnrollResponse.self, from: Data(buffer: bytes))
+                    return (answer.name, answer.secret)
+                }
+            }
+            for _ in 0..<min(64, count) { add() }
+            while let identity = try await group.next() {
+                found.append(identity)
+                if next < count { add() }
+            }
+        }
+        identities.withLock { $0 = found }
+        tracker.reset(count: count)
+    }
+
+    /// Opens every agent's connection; returns once all were welcomed.
+    func connect() async throws {
+        let all = identities.withLock { $0 }
+        let url = baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect"
+        let welcomed = ArrivalTracker()
+        welcomed.reset(count: all.count)
+        welcomed.target(1)
+        for (index, identity) in all.enumerated() {
+            let tracker = self.tracker
+            let task = Task {
+                var options = WebSocketClientConfiguration()
+                options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
+                var logger = Logger(label: "sim")
+                logger.logLevel = .critical
+                _ = try? await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
+                    let facts = NodeFacts(
+                        hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30,
+                        addresses: [], agentVersion: CapstanVersion.current, bootTime: nil)
+                    try await outbound.writeTextMessage(
+                        AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": "bench"]))))
+                    var messages = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
+                    guard case .text(let text)? = try await messages.next(), let welcome = try? AgentMessage.decode(text),
+                        let interval = welcome.welcome?.heartbeatIntervalMilliseconds
+                    else { return }
+                    welcomed.seen(index, revision: 1, at: .now)
+                    let heartbeats = Task {
+                        var sequence: Int64 = 0
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .milliseconds(interval))
+                            sequence += 1
+                            try await outbound.writeTextMessage(
+                                AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                        }
+                    }
+                    defer { heartbeats.cancel() }
+                    while let message = try await messages.next() {
+                        guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text), decoded.type == .templates,
+                            let set = decoded.templates
+                        else { continue }
+                        let now = ContinuousClock.now
+                        let revision = set.assignments.map(\.revision).max() ?? 0
+                        tracker.seen(index, revision: revision, at: now)
+                        for assignment in set.assignments {
+                            let report = TemplateReport(
+                                template: assignment.name, revision: assignment.revision, state: .applied, error: nil, time: Date())
+                            try await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
+                        }
+                    }
+                }
+            }
+            tasks.withLock { $0.append(task) }
+            // Open connections in waves, as a fleet coming up would, not all in one instant.
+            if index % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        _ = try await welcomed.wait(timeout: .seconds(300))
+    }
+
+    /// Waits until every agent has received a set at `revision` or later; answers when each did.
+    func waitForAll(revision: Int64, timeout: Duration) async throws -> [ContinuousClock.Instant] {
+        tracker.target(revision)
+        return try await tracker.wait(timeout: timeout)
+    }
+
+    func stop() async {
+        let all = tasks.withLock { $0 }
+        for task in all { task.cancel() }
+        for task in all { await task.value }
+    }
+}
+
+/// N watchers on etcd's HTTP watch, one connection each, on one prefix.
+final class EtcdFleet: Sendable {
+    let client: HTTPClient
+    let target: EtcdTarget
+    let round: Int
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let tracker = ArrivalTracker()
+
+    init(client: HTTPClient, target: EtcdTarget, round: Int) {
+        self.client = client
+        self.target = target
+        self.round = round
+    }
+
+    var prefix: String { "fleet/\(round)/" }
+
+    func open(_ count: Int) async throws {
+        tracker.reset(count: count)
+        let created = ArrivalTracker()
+        created.reset(count: count)
+        created.target(1)
+        for index in 0..<count {
+            let tracker = self.tracker
+            let request = target.watchRequest(prefix: prefix)
+            let client = self.client
+            let task = Task {
+                guard let response = try? await client.execute(request, deadline: .distantFuture) else { return }
+                var events: Int64 = 0
+                var pending = Data()
+                do {
+                    for try await chunk in response.body {
+                        pending.append(contentsOf: chunk.readableBytesView)
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = pending[pending.startIndex..<newline]
+                            pending.removeSubrange(pending.startIndex...newline)
+                            // The first message confirms the watch; each later one with events is a put.
+                            if line.range(of: Data("\"created\":true".utf8)) != nil {
+                                created.seen(index, revision: 1, at: .now)
+                            } else if line.range(of: Data("\"events\"".utf8)) != nil {
+                                events += 1
+                                tracker.seen(index, revision: events, at: .now)
+                            }
+                        }
+                    }
+                } catch {}
+            }
+            tasks.withLock { $0.append(task) }
+            if index % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        _ = try await created.wait(timeout: .seconds(300))
+    }
+
+    func put(run: Int) async throws {
+        let response = try await client.execute(target.putRequest(key: prefix + "k\(run)"), timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard response.status.code == 200 else { throw BenchError("etcd put failed: \(response.status)") }
+    }
+
+    /// Waits until every watcher has received `events` events; answers when each got the last.
+    func waitForAll(events: Int, timeout: Duration) async throws -> [ContinuousClock.Instant] {
+        tracker.target(Int64(events))
+        return try await tracker.wait(timeout: timeout)
+    }
+
+    func stop() async {
+        let all = tasks.withLock { $0 }
+        for task in all { task.cancel() }
+        for task in all { await task.value }
+    }
+}
+
+/// When each of N participants first reached a target revision.
+final class ArrivalTracker: Sendable {
+    private struct State {
+        var count = 0
+        var target: Int64 = .max
+        var latest: [Int64] = []
+        var arrived: [ContinuousClock.Instant?] = []
+        var reached = 0
+        var waiter: CheckedContinuation<[ContinuousClock.Instant], any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    func reset(count: Int) {
+        state.withLock { state in
+            state = State()
+            state.count = count
+            state.latest = Array(repeating: 0, count: count)
+            state.arrived = Array(repeating: nil, count: count)
+        }
+    }
+
+    /// Sets the revision to wait for; participants already there count at once (with their time).
+    func target(_ revision: Int64) {
+        state.withLock { state in
+            state.target = revision
+            state.reached = 0
+            for index in 0..<state.count {
+                if state.latest[index] >= revision {
+                    state.reached += 1
+                } else {
+                    state.arrived[index] = nil
+                }
+            }
+        }
+    }
+
+    func seen(_ index: Int, revision: Int64, at instant: ContinuousClock.Instant) {
+        let done = state.withLock { state -> (CheckedContinuation<[ContinuousClock.Instant], any Error>, [ContinuousClock.Instant])? in
+            guard index < state.count, revision > state.latest[index] else { return nil }
+            let before = state.latest[index]
+            state.latest[index] = revision
+            guard before < state.target, revision >= state.target else { return nil }
+            state.arrived[index] = instant
+            state.reached += 1
+            guard state.reached == state.count, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter, state.arrived.compactMap { $0 })
+        }
+        if let (waiter, arrivals) = done { waiter.resume(returning: arrivals) }
+    }
+
+    func wait(timeout: Duration) async throws -> [ContinuousClock.Instant] {
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            let waiter = state.withLock { state -> (CheckedContinuation<[ContinuousClock.Instant], any Error>, Int, Int)? in
+                guard let waiter = state.waiter else { return nil }
+                state.waiter = nil
+                return (waiter, state.reached, state.count)
+            }
+            if let (waiter, reached, count) = waiter {
+                waiter.resume(throwing: BenchError("only \(reached) of \(count) arrived within \(timeout)"))
+            }
+        }
+        defer { timer.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> [ContinuousClock.Instant]? in
+                if state.reached == state.count { return state.arrived.compactMap { $0 } }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// One agent count's figures.
+struct FleetResult: Sendable {
+    var count: Int
+    /// Per push: latency from sending the write to each agent having the new revision.
+    var capstan: [LatencySummary]
+    /// Per put: latency from sending it to each etcd watcher having the event.
+    var etcd: [LatencySummary]
+    var bytesPerAgent: Double?
+    var serverCPUPerPush: Double?
+
+    static func markdown(_ results: [FleetResult], command: String, machine: MachineInfo, loadBefore: String, loadAfter: String) -> String {
+        var lines = [
+            "## Template push to N agents vs N etcd watchers, \(ISO8601DateFormatter().string(from: Date()))", "",
+            "- Command: `\(command)`",
+            "- CPU: \(machine.cpu), \(machine.cores) cores; memory \(machine.memoryGiB) GiB",
+            "- Kernel: \(machine.kernel); OS: \(machine.operatingSystem)",
+            "- Load average (1, 5, 15 min) before the run: \(loadBefore); after: \(loadAfter)", "",
+            "| Agents / watchers | System | p50 | p99 | max | runs (max) | Server memory per agent | Server CPU per push |",
+            "|---:|---|---:|---:|---:|---|---:|---:|",
+        ]
+        for result in results {
+            func median(_ runs: [LatencySummary], _ value: (LatencySummary) -> Double) -> String {
+                Format.milliseconds(Median.of(runs.map(value)))
+            }
+            let capstanMax = result.capstan.map { Format.milliseconds($0.max) }.joined(separator: ", ")
+            let etcdMax = result.etcd.map { Format.milliseconds($0.max) }.joined(separator: ", ")
+            let memory = result.bytesPerAgent.map { String(format: "%.1f KiB", $0 / 1024) } ?? "-"
+            let cpu = result.serverCPUPerPush.map { String(format: "%.0f ms", $0 * 1000) } ?? "-"
+            lines.append(
+                "| \(result.count) | Capstan (template push) | \(median(result.capstan, \.p50)) | \(median(result.capstan, \.p99)) | "
+                    + "\(median(result.capstan, \.max)) | \(capstanMax) | \(memory) | \(cpu) |")
+            lines.append(
+                "| \(result.count) | etcd (HTTP watch, one put) | \(median(result.etcd, \.p50)) | \(median(result.etcd, \.p99)) | "
+                    + "\(median(result.etcd, \.max)) | \(etcdMax) | - | - |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Resident memory of a process, from /proc.
+enum ProcessMemory {
+    static func residentBytes(pid: Int32) -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let digits = line.split(separator: " ").dropFirst().first.flatMap { Int64($0) }
+            return digits.map { $0 * 1024 }
+        }
+        return nil
+    }
+}
+
+/// Lets this process and the servers it starts hold many connections.
+enum FileLimit {
+    static func raise() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+extension JSONEncoder {
+    static var benchISO: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+}
