@@ -78,7 +78,7 @@ struct AgentsCommand: AsyncParsableCommand {
         try await fleet.connect()
         // One template that binds every agent, reading a config each run changes.
         let data = "bench/agents-\(round).yaml"
-        try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
+        _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
         let first = try await put(servers, data, "generation: 0\n")
         try await putTemplate(servers, "agents-\(round)", source: "bench/agents-\(round).mustache", data: data)
         progress("\(count) agents: waiting for the first push")
