@@ -84,8 +84,8 @@ struct AgentGateway: Sendable {
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
-            await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { message in
-                try await outbound.writeTextMessage(AgentMessage.encode(message))
+            await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { text in
+                try await outbound.writeTextMessage(text)
             }
             while let message = try await messages.next() {
                 guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else {
@@ -97,11 +97,7 @@ struct AgentGateway: Sendable {
                     registry.heartbeat(name: name, connection: connection)
                 case .report:
                     guard let report = decoded.report else { continue }
-                    do {
-                        try await templates.record(report, from: name)
-                    } catch {
-                        logger.warning("could not record a template report", metadata: ["node": "\(name)", "error": "\(error)"])
-                    }
+                    templates.record(report, from: name)
                 case .error:
                     logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
                 case .hello, .welcome, .templates:

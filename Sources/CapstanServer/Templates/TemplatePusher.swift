@@ -15,7 +15,8 @@ final class TemplatePusher: Sendable {
     struct Session: Sendable {
         var name: String
         var digest: String?
-        var send: @Sendable (AgentMessage) async throws -> Void
+        /// Sends one encoded message on the agent's connection.
+        var sendText: @Sendable (String) async throws -> Void
     }
 
     private let sessions = Mutex<[UInt64: Session]>([:])
@@ -30,9 +31,9 @@ final class TemplatePusher: Sendable {
 
     /// Starts pushing to a new connection; `digest` is what the agent already has.
     func attach(
-        connection: UInt64, name: String, digest: String?, send: @escaping @Sendable (AgentMessage) async throws -> Void
+        connection: UInt64, name: String, digest: String?, sendText: @escaping @Sendable (String) async throws -> Void
     ) async {
-        sessions.withLock { $0[connection] = Session(name: name, digest: digest, send: send) }
+        sessions.withLock { $0[connection] = Session(name: name, digest: digest, sendText: sendText) }
         await pushAll()
     }
 
@@ -89,29 +90,85 @@ final class TemplatePusher: Sendable {
         }
     }
 
+    /// Node labels as last decoded, with the record's revision: a push decodes only the node
+    /// records that changed since the previous one.
+    private let labelCache = Mutex<[String: (revision: Int64, labels: [String: String])]>([:])
+
     private func pushOnce() async {
         let current = sessions.withLock { $0 }
         guard !current.isEmpty else { return }
         do {
-            let names = Set(current.values.map(\.name))
-            let nodes = try await registry.list().filter { names.contains($0.name) }.map { ($0.name, $0.labels) }
-            let labels = Dictionary(nodes.map { ($0.0, $0.1) }, uniquingKeysWith: { first, _ in first })
-            let assignments = try await templates.assignments(for: nodes)
+            let labels = try await connectedLabels(Set(current.values.map(\.name)))
+            let prepared = try await templates.prepared()
+            // Nodes with the same labels (and so the same set) share one digest and one encoded
+            // message: a fleet of 10,000 mostly falls into a handful of groups.
+            struct Group: Hashable {
+                var indices: [Int]
+                var labels: [String: String]
+            }
+            var messages: [Group: (digest: String, text: String)] = [:]
+            var outgoing: [(connection: UInt64, name: String, digest: String, text: String, send: @Sendable (String) async throws -> Void)] = []
             for (connection, session) in current {
-                let set = assignments[session.name] ?? []
                 let nodeLabels = labels[session.name] ?? [:]
-                let digest = TemplateService.digest(set, labels: nodeLabels)
-                guard digest != session.digest else { continue }
-                do {
-                    try await session.send(
+                let indices = prepared.indices.filter {
+                    prepared[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
+                }
+                let group = Group(indices: indices, labels: nodeLabels)
+                let message: (digest: String, text: String)
+                if let cached = messages[group] {
+                    message = cached
+                } else {
+                    let set = indices.map { prepared[$0].assignment }
+                    let digest = TemplateService.digest(set, labels: nodeLabels)
+                    let text = try AgentMessage.encode(
                         AgentMessage(type: .templates, templates: .init(assignments: set, labels: nodeLabels, digest: digest)))
+                    message = (digest, text)
+                    messages[group] = message
+                }
+                guard message.digest != session.digest else { continue }
+                outgoing.append((connection, session.name, message.digest, message.text, session.sendText))
+            }
+            // Side by side: one slow connection must not hold up the others.
+            await withTaskGroup(of: (UInt64, String?).self) { group in
+                for item in outgoing {
+                    group.addTask {
+                        do {
+                            try await item.send(item.text)
+                            return (item.connection, item.digest)
+                        } catch {
+                            return (item.connection, nil)
+                        }
+                    }
+                }
+                for await (connection, digest) in group {
+                    guard let digest else { continue }
                     sessions.withLock { $0[connection]?.digest = digest }
-                } catch {
-                    logger.debug("could not push templates", metadata: ["node": "\(session.name)", "error": "\(error)"])
                 }
             }
         } catch {
             logger.warning("could not compute template assignments", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The labels of the nodes named, decoding only records that changed since last time.
+    private func connectedLabels(_ names: Set<String>) async throws -> [String: [String: String]] {
+        let kvs = try await templates.store.range(RangeRequest(.prefix(StoreLayout.nodes))).kvs
+        return labelCache.withLock { cache in
+            var result: [String: [String: String]] = [:]
+            var seen: Set<String> = []
+            for kv in kvs {
+                let name = String(kv.key.dropFirst(StoreLayout.nodes.count))
+                seen.insert(name)
+                if let cached = cache[name], cached.revision == kv.modRevision {
+                    if names.contains(name) { result[name] = cached.labels }
+                    continue
+                }
+                guard let record = try? RecordCoding.decoder.decode(NodeRecord.self, from: kv.value) else { continue }
+                cache[name] = (kv.modRevision, record.labels)
+                if names.contains(name) { result[name] = record.labels }
+            }
+            cache = cache.filter { seen.contains($0.key) }
+            return result
         }
     }
 }

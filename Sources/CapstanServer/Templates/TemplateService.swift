@@ -3,6 +3,7 @@ import CapstanStore
 import Crypto
 import Foundation
 import Logging
+import Synchronization
 
 /// Templates: config files rendered on the nodes a selector picks. Records live at
 /// `/capstan/templates/NAME`, each node's last report at `/capstan/template-status/NAME/NODE`.
@@ -61,19 +62,79 @@ public final class TemplateService: Sendable {
 
     // MARK: Reports and status
 
-    /// Keeps a node's report (only when it says something new).
-    func record(_ report: TemplateReport, from node: String) async throws {
+    /// Reports waiting to be written, by status key, and the last one written per key.
+    private let pendingReports = Mutex<(waiting: [String: TemplateReport], flushScheduled: Bool)>(([:], false))
+    private let writtenReports = Mutex<[String: TemplateReport]>([:])
+    /// How long reports gather before they are written together.
+    static let reportBatchDelay: Duration = .milliseconds(50)
+    /// Operations per store transaction (etcd allows 128 by default).
+    static let reportBatchSize = 100
+
+    /// Keeps a node's report (only when it says something new). Reports are written in batches,
+    /// so that a push to 10,000 nodes costs a hundred transactions, not 10,000.
+    func record(_ report: TemplateReport, from node: String) {
         let key = StoreLayout.templateStatus(report.template, node: node)
-        if let current = try await store.get(key), let old = try? RecordCoding.decoder.decode(TemplateReport.self, from: current.value),
-            old.revision == report.revision, old.state == report.state, old.error == report.error
+        if let written = writtenReports.withLock({ $0[key] }), written.revision == report.revision, written.state == report.state,
+            written.error == report.error
         {
             return
         }
-        // A report on a template that is gone is dropped: its reports went with it.
-        _ = try await store.txn(
-            TxnRequest(
-                compares: [Compare(key: StoreLayout.template(report.template), .version(0), .greater)],
-                success: [.put(key: key, value: try RecordCoding.encoder.encode(report))]))
+        let schedule = pendingReports.withLock { state -> Bool in
+            state.waiting[key] = report
+            guard !state.flushScheduled else { return false }
+            state.flushScheduled = true
+            return true
+        }
+        guard schedule else { return }
+        Task {
+            try? await Task.sleep(for: Self.reportBatchDelay)
+            await flushReports()
+        }
+    }
+
+    private func flushReports() async {
+        let batch = pendingReports.withLock { state -> [String: TemplateReport] in
+            defer {
+                state.waiting = [:]
+                state.flushScheduled = false
+            }
+            return state.waiting
+        }
+        let entries = batch.sorted { $0.key < $1.key }
+        var start = 0
+        while start < entries.count {
+            let chunk = Array(entries[start..<min(start + Self.reportBatchSize, entries.count)])
+            start += Self.reportBatchSize
+            do {
+                try await write(chunk)
+            } catch {
+                logger.warning("could not record template reports", metadata: ["count": "\(chunk.count)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Writes reports in one transaction, if every template they name still exists; reports on
+    /// a template removed meanwhile are dropped (its reports went with it).
+    private func write(_ chunk: [(key: String, value: TemplateReport)]) async throws {
+        var chunk = chunk
+        while !chunk.isEmpty {
+            let templates = Set(chunk.map(\.value.template))
+            let result = try await store.txn(
+                TxnRequest(
+                    compares: templates.sorted().map { Compare(key: StoreLayout.template($0), .version(0), .greater) },
+                    success: try chunk.map { .put(key: $0.key, value: try RecordCoding.encoder.encode($0.value)) }))
+            if result.succeeded {
+                writtenReports.withLock { written in
+                    for (key, report) in chunk { written[key] = report }
+                }
+                return
+            }
+            var existing: Set<String> = []
+            for template in templates where try await store.get(StoreLayout.template(template)) != nil {
+                existing.insert(template)
+            }
+            chunk = chunk.filter { existing.contains($0.value.template) }
+        }
     }
 
     /// The rollout of `name` over the nodes its selector picks now.
@@ -124,20 +185,11 @@ public final class TemplateService: Sendable {
 
     // MARK: Assignments
 
-    /// For each node (name and labels), the templates that bind it, ready to apply.
-    func assignments(for nodes: [(name: String, labels: [String: String])]) async throws -> [String: [TemplateAssignment]] {
+    /// Every template ready to send, with its selector: the inputs are read once for all nodes.
+    func prepared() async throws -> [(selector: Selector?, assignment: TemplateAssignment)] {
         let templates = try await records().map(\.info)
         let inputs = try await Inputs.read(for: templates, store: store)
-        var prepared: [(selector: Selector?, assignment: TemplateAssignment)] = []
-        for template in templates {
-            prepared.append((try? Selector(template.spec.selector), inputs.assignment(for: template)))
-        }
-        var result: [String: [TemplateAssignment]] = [:]
-        for node in nodes {
-            result[node.name] = prepared.filter { $0.selector?.matches(labels: node.labels, name: node.name) ?? false }.map(
-                \.assignment)
-        }
-        return result
+        return templates.map { (try? Selector($0.spec.selector), inputs.assignment(for: $0)) }
     }
 
     /// A digest that changes whenever the assignments do.
