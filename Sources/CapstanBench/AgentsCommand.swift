@@ -300,7 +300,13 @@ final class EtcdFleet: Sendable {
             let request = target.watchRequest(prefix: prefix)
             let client = self.client
             let task = Task {
-                guard let response = try? await client.execute(request, deadline: .distantFuture) else { return }
+                // A connection refused under the load of opening thousands is tried again.
+                var opened: HTTPClientResponse?
+                for attempt in 0..<10 where opened == nil && !Task.isCancelled {
+                    opened = try? await client.execute(request, deadline: .distantFuture)
+                    if opened == nil { try? await Task.sleep(for: .milliseconds(100 * (attempt + 1))) }
+                }
+                guard let response = opened else { return }
                 var events: Int64 = 0
                 var pending = Data()
                 do {

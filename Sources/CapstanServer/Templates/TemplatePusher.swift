@@ -38,7 +38,11 @@ final class TemplatePusher: Sendable {
     }
 
     func detach(connection: UInt64) {
-        sessions.withLock { _ = $0.removeValue(forKey: connection) }
+        let name = sessions.withLock { $0.removeValue(forKey: connection)?.name }
+        // Forget the labels of a node no session here needs (they may change while it is away).
+        if let name, !sessions.withLock({ $0.values.contains { $0.name == name } }) {
+            labelCache.withLock { _ = $0.removeValue(forKey: name) }
+        }
     }
 
     /// Follows the store and pushes after every change that can matter, until cancelled.
@@ -46,10 +50,22 @@ final class TemplatePusher: Sendable {
         while !Task.isCancelled {
             do {
                 for try await batch in templates.store.watch(.prefix(StoreLayout.root), fromRevision: nil) {
-                    let relevant = batch.contains { event in
+                    var relevant = false
+                    for event in batch {
                         let key = event.kv.key
-                        return key.hasPrefix(StoreLayout.templates) || key.hasPrefix(StoreLayout.configs)
-                            || key.hasPrefix(StoreLayout.nodes)
+                        if key.hasPrefix(StoreLayout.nodes) {
+                            // The event carries the record: keep the labels without reading them back.
+                            let name = String(key.dropFirst(StoreLayout.nodes.count))
+                            let record = event.kind == .put ? try? RecordCoding.decoder.decode(NodeRecord.self, from: event.kv.value) : nil
+                            let changed = labelCache.withLock { cache -> Bool in
+                                let labels = record?.labels
+                                defer { cache[name] = labels }
+                                return cache[name] != labels
+                            }
+                            relevant = relevant || changed
+                        } else if key.hasPrefix(StoreLayout.templates) || key.hasPrefix(StoreLayout.configs) {
+                            relevant = true
+                        }
                     }
                     if relevant { await pushAll() }
                 }
@@ -90,9 +106,9 @@ final class TemplatePusher: Sendable {
         }
     }
 
-    /// Node labels as last decoded, with the record's revision: a push decodes only the node
-    /// records that changed since the previous one.
-    private let labelCache = Mutex<[String: (revision: Int64, labels: [String: String])]>([:])
+    /// The labels of the nodes with a session here, kept from the store watch (and read once
+    /// when a node attaches), so that a push reads no node record.
+    private let labelCache = Mutex<[String: [String: String]]>([:])
 
     private func pushOnce() async {
         let current = sessions.withLock { $0 }
@@ -150,24 +166,18 @@ final class TemplatePusher: Sendable {
         }
     }
 
-    /// The labels of the nodes named, decoding only records that changed since last time.
+    /// The labels of the nodes named: from the cache, reading the records of nodes not in it yet.
     private func connectedLabels(_ names: Set<String>) async throws -> [String: [String: String]] {
-        let kvs = try await templates.store.range(RangeRequest(.prefix(StoreLayout.nodes))).kvs
+        let missing = labelCache.withLock { cache in names.filter { cache[$0] == nil } }
+        for name in missing {
+            let record = try await templates.store.get(StoreLayout.node(name)).flatMap {
+                try? RecordCoding.decoder.decode(NodeRecord.self, from: $0.value)
+            }
+            labelCache.withLock { $0[name] = record?.labels ?? [:] }
+        }
         return labelCache.withLock { cache in
             var result: [String: [String: String]] = [:]
-            var seen: Set<String> = []
-            for kv in kvs {
-                let name = String(kv.key.dropFirst(StoreLayout.nodes.count))
-                seen.insert(name)
-                if let cached = cache[name], cached.revision == kv.modRevision {
-                    if names.contains(name) { result[name] = cached.labels }
-                    continue
-                }
-                guard let record = try? RecordCoding.decoder.decode(NodeRecord.self, from: kv.value) else { continue }
-                cache[name] = (kv.modRevision, record.labels)
-                if names.contains(name) { result[name] = record.labels }
-            }
-            cache = cache.filter { seen.contains($0.key) }
+            for name in names { result[name] = cache[name] ?? [:] }
             return result
         }
     }
