@@ -1,6 +1,7 @@
 import Foundation
 
 /// One message on an agent's connection (a WebSocket text frame of JSON), in either direction.
+/// Dates are milliseconds since 1970.
 ///
 /// Every message carries the protocol version `v` and its `type`; the payload fields that
 /// type uses are set, the others absent. A server accepts agents of its own version and the one
@@ -110,16 +111,17 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         }
     }
 
+    // Dates as milliseconds since 1970: ISO 8601 text costs far more to write and read, and
+    // every report carries one.
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .millisecondsSince1970
         return encoder
     }()
 
     private static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .millisecondsSince1970
         return decoder
     }()
 }
