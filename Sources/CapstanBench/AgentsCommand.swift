@@ -351,12 +351,15 @@ final class EtcdFleet: Sendable {
     }
 }
 
-/// When each of N participants first reached a target revision.
+/// When each of N participants first reached a target revision. A participant may get there
+/// before the target is known (an event can beat the acknowledgement of the write that caused
+/// it), so each keeps the times of its recent increases.
 final class ArrivalTracker: Sendable {
     private struct State {
         var count = 0
         var target: Int64 = .max
-        var latest: [Int64] = []
+        /// Per participant: (revision, when it first had it), oldest first, the last few.
+        var increases: [[(revision: Int64, at: ContinuousClock.Instant)]] = []
         var arrived: [ContinuousClock.Instant?] = []
         var reached = 0
         var waiter: CheckedContinuation<[ContinuousClock.Instant], any Error>?
@@ -368,32 +371,31 @@ final class ArrivalTracker: Sendable {
         state.withLock { state in
             state = State()
             state.count = count
-            state.latest = Array(repeating: 0, count: count)
+            state.increases = Array(repeating: [], count: count)
             state.arrived = Array(repeating: nil, count: count)
         }
     }
 
-    /// Sets the revision to wait for; participants already there count at once (with their time).
+    /// Sets the revision to wait for; participants already there count with the time they got there.
     func target(_ revision: Int64) {
         state.withLock { state in
             state.target = revision
             state.reached = 0
             for index in 0..<state.count {
-                if state.latest[index] >= revision {
-                    state.reached += 1
-                } else {
-                    state.arrived[index] = nil
-                }
+                state.arrived[index] = state.increases[index].first { $0.revision >= revision }?.at
+                if state.arrived[index] != nil { state.reached += 1 }
             }
         }
     }
 
     func seen(_ index: Int, revision: Int64, at instant: ContinuousClock.Instant) {
         let done = state.withLock { state -> (CheckedContinuation<[ContinuousClock.Instant], any Error>, [ContinuousClock.Instant])? in
-            guard index < state.count, revision > state.latest[index] else { return nil }
-            let before = state.latest[index]
-            state.latest[index] = revision
-            guard before < state.target, revision >= state.target else { return nil }
+            guard state.count > index else { return nil }
+            let previous = state.increases[index].last?.revision ?? 0
+            guard revision > previous else { return nil }
+            state.increases[index].append((revision, instant))
+            if state.increases[index].count > 8 { state.increases[index].removeFirst() }
+            guard state.arrived[index] == nil, revision >= state.target else { return nil }
             state.arrived[index] = instant
             state.reached += 1
             guard state.reached == state.count, let waiter = state.waiter else { return nil }
