@@ -162,6 +162,11 @@ let package = Package(
         ),
         .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
         .testTarget(
-            name: "CapstanCLITests", dependencies: ["CapstanCLI", "CapstanClient", "CapstanStore", "CapstanTesting", "capstan"]),
+            name: "CapstanCLITests",
+            dependencies: [
+                "CapstanCLI", "CapstanClient", "CapstanCore", "CapstanStore", "CapstanTesting", "capstan",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ]),
     ]
 )

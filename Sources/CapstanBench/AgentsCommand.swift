@@ -80,7 +80,8 @@ struct AgentsCommand: AsyncParsableCommand {
         let data = "bench/agents-\(round).yaml"
         _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
         let first = try await put(servers, data, "generation: 0\n")
-        try await putTemplate(servers, "agents-\(round)", source: "bench/agents-\(round).mustache", data: data)
+        try await putTemplate(
+            servers, "agents-\(round)", selector: "fleet=\(fleet.label)", source: "bench/agents-\(round).mustache", data: data)
         progress("\(count) agents: waiting for the first push")
         _ = try await fleet.waitForAll(revision: first, timeout: .seconds(300))
         let rssAfter = ProcessMemory.residentBytes(pid: capstanPID)
@@ -137,8 +138,8 @@ struct AgentsCommand: AsyncParsableCommand {
         return revision
     }
 
-    private func putTemplate(_ servers: BenchServers, _ name: String, source: String, data: String) async throws {
-        let spec = TemplateSpec(selector: "", source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
+    private func putTemplate(_ servers: BenchServers, _ name: String, selector: String, source: String, data: String) async throws {
+        let spec = TemplateSpec(selector: selector, source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
         var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/templates/\(name)")
         request.method = .PUT
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(spec)))
@@ -170,6 +171,9 @@ final class SimulatedFleet: Sendable {
 
     static let joinToken = ServeCommand.benchJoinToken
 
+    /// The label value of this round's agents: its template binds them and no other round's.
+    var label: String { "r\(round)" }
+
     func enroll(_ count: Int) async throws {
         let facts = NodeFacts(
             hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30, addresses: [],
@@ -183,7 +187,7 @@ final class SimulatedFleet: Sendable {
                 group.addTask {
                     var request = HTTPClientRequest(url: self.baseURL + "/v1/agent/enroll")
                     request.method = .POST
-                    let body = EnrollRequest(joinToken: Self.joinToken, name: name, labels: ["fleet": "bench"], facts: facts)
+                    let body = EnrollRequest(joinToken: Self.joinToken, name: name, labels: ["fleet": self.label], facts: facts)
                     request.body = .bytes(ByteBuffer(data: try JSONEncoder.benchISO.encode(body)))
                     let response = try await self.client.execute(request, timeout: .seconds(120))
                     let bytes = try await response.body.collect(upTo: 1 << 20)
@@ -208,6 +212,7 @@ final class SimulatedFleet: Sendable {
     func connect() async throws {
         let all = identities.withLock { $0 }
         let url = baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect"
+        let label = self.label
         let welcomed = ArrivalTracker()
         welcomed.reset(count: all.count)
         welcomed.target(1)
@@ -223,7 +228,7 @@ final class SimulatedFleet: Sendable {
                         hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30,
                         addresses: [], agentVersion: CapstanVersion.current, bootTime: nil)
                     try await outbound.writeTextMessage(
-                        AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": "bench"]))))
+                        AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": label]))))
                     var messages = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
                     guard case .text(let text)? = try await messages.next(), let welcome = try? AgentMessage.decode(text),
                         let interval = welcome.welcome?.heartbeatIntervalMilliseconds

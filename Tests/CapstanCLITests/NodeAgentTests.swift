@@ -253,3 +253,21 @@ struct NodeAgentTests {
         #expect(short.stderr.contains("--join-token must be at least 16 characters"), "\(short.stderr)")
     }
 }
+
+/// The agent protocol as a foreign client sees it: a raw WebSocket.
+@Suite("Agent protocol", .timeLimit(.minutes(1)))
+struct AgentProtocolTests {
+    @Test func anAgentOfAnotherProtocolVersionIsRefusedWithBothVersions() async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-protocol")
+        defer { directory.remove() }
+        try await ServerProcess.with(dataDirectory: directory.file("data"), extraArguments: ["--join-token", NodeAgentTests.joinToken]) {
+            server in
+            let identity = try await RawAgent.enroll(server.url, name: "old-1")
+            let future = try await RawAgent.exchange(server.url, identity: identity, hello: #"{"v":99,"type":"hello","hello":{"labels":{},"facts":{"hostname":"h","os":"o","kernel":"k","arch":"a","cpuCount":1,"memoryBytes":1,"addresses":[],"agentVersion":"9"}}}"#)
+            #expect(future.contains("agent protocol version 99 is not supported"), "\(future)")
+            #expect(future.contains("accepts 1 to 1"), "\(future)")
+            let garbage = try await RawAgent.exchange(server.url, identity: identity, hello: "not json")
+            #expect(garbage.contains("the first message must be a hello"), "\(garbage)")
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import Synchronization
+
+/// A bare WebSocket client speaking (or not) the agent protocol, for protocol tests.
+enum RawAgent {
+    static func enroll(_ server: String, name: String) async throws -> EnrollResponse {
+        var request = URLRequest(url: URL(string: server + "/v1/agent/enroll")!)
+        request.httpMethod = "POST"
+        let facts = NodeFacts(
+            hostname: "h", os: "o", kernel: "k", arch: "a", cpuCount: 1, memoryBytes: 1, addresses: [], agentVersion: "t", bootTime: nil)
+        request.httpBody = try JSONEncoder().encode(EnrollRequest(joinToken: NodeAgentTests.joinToken, name: name, labels: [:], facts: facts))
+        let (data, _) = try await URLSession.shared.data(for: request)
+        return try JSONDecoder().decode(EnrollResponse.self, from: data)
+    }
+
+    /// Connects as `identity`, sends `hello` as given, and answers the first message the server sends back.
+    static func exchange(_ server: String, identity: EnrollResponse, hello: String) async throws -> String {
+        var options = WebSocketClientConfiguration()
+        options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
+        let answer = Mutex("")
+        try await WebSocketClient.connect(
+            url: server.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect", configuration: options,
+            logger: Logger(label: "raw-agent")
+        ) { inbound, outbound, _ in
+            try await outbound.writeTextMessage(hello)
+            var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+            if case .text(let text)? = try await messages.next() { answer.withLock { $0 = text } }
+        }
+        return answer.withLock { $0 }
+    }
+}
