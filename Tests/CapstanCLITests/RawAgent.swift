@@ -1,5 +1,8 @@
 import CapstanCore
 import Foundation
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
