@@ -39,13 +39,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let name {
-            guard !name.isEmpty, name.count <= 253,
-                name.first.map({ $0.isASCII && ($0.isLowercase || $0.isNumber) }) == true,
-                name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "-._".contains($0)) })
-            else {
-                throw ValidationError(
-                    "--name must be lowercase letters, digits, \"-\", \".\" and \"_\", starting with a letter or digit; got \(name)")
-            }
+            do { try NodeName.validate(name) } catch { throw ValidationError("--name: \(error.message)") }
         }
         do { _ = try Labels.parseAssignments(labels) } catch { throw ValidationError("--label: \(error.message)") }
         for path in allowedPaths where !path.hasPrefix("/") {

@@ -29,17 +29,7 @@ struct NodeAgentTests {
     func startAgent(
         _ server: ServerProcess, directory: String, name: String, labels: [String] = [], joinToken: String? = joinToken
     ) async throws -> ChildProcess {
-        var arguments = ["agent", "--server", server.url, "--data-dir", directory, "--name", name, "--log-level", "warning"]
-        if let joinToken { arguments += ["--join-token", joinToken] }
-        for label in labels { arguments += ["--label", label] }
-        let agent = try ChildProcess(path: CapstanBinary.path, arguments: arguments)
-        do {
-            _ = try await agent.waitForLine { $0 == "agent connected" }
-        } catch {
-            await agent.stop()
-            throw error
-        }
-        return agent
+        try await AgentProcess.start(server: server.url, dataDirectory: directory, name: name, joinToken: joinToken, labels: labels)
     }
 
     func waitForStatus(_ client: CapstanClient, _ name: String, _ status: NodeStatus) async throws -> NodeInfo {
@@ -225,7 +215,7 @@ struct NodeAgentTests {
         (["--label", "env"], "--label: label \"env\" is not KEY=VALUE"),
         (["--label", "name=x"], "reserved"),
         (["--allow-path", "relative/dir"], "--allow-path must be an absolute directory"),
-        (["--name", "Web_1"], "--name must be lowercase"),
+        (["--name", "Web_1"], "--name: node name \"Web_1\" must start with a lowercase letter or digit"),
         (["--server", "ftp://x"], "--server must be an http:// or https:// URL"),
         (["--log-level", "loud"], "--log-level must be one of"),
     ])

@@ -27,20 +27,9 @@ struct TemplateTests {
 
         /// Starts an agent allowed to write into `out/`, and waits until it is connected.
         func agent(_ name: String, labels: [String] = [], allow: [String]? = nil) async throws -> ChildProcess {
-            var arguments = [
-                "agent", "--server", server.url, "--join-token", TemplateTests.joinToken, "--data-dir", directory.file("agent-\(name)"),
-                "--name", name, "--log-level", "warning",
-            ]
-            for path in allow ?? [output] { arguments += ["--allow-path", path] }
-            for label in labels { arguments += ["--label", label] }
-            let agent = try ChildProcess(path: CapstanBinary.path, arguments: arguments)
-            do {
-                _ = try await agent.waitForLine { $0 == "agent connected" }
-            } catch {
-                await agent.stop()
-                throw error
-            }
-            return agent
+            try await AgentProcess.start(
+                server: server.url, dataDirectory: directory.file("agent-\(name)"), name: name, joinToken: TemplateTests.joinToken,
+                labels: labels, allowedPaths: allow ?? [output])
         }
 
         func template(_ name: String) async throws -> CapstanBinary.Result {

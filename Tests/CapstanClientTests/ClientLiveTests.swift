@@ -170,14 +170,21 @@ extension ClientLiveTests {
             let written = try await writer.put("quiet/a.txt", content: Data("1".utf8)).revision
             let silent = try SilentWatchServer()
             defer { silent.stop() }
-            let watchHTTP = CapstanClient.makeWatchHTTPClient(idleTimeout: .milliseconds(300))
+            // Short enough to keep the test quick, long enough for a busy machine's live server.
+            let watchHTTP = CapstanClient.makeWatchHTTPClient(idleTimeout: .seconds(2))
             // The silent one first: the watch connects there, hears nothing, and resumes on the
             // live server from where it was (the start).
             let client = CapstanClient(server: "\(silent.url),\(server.url)", author: "tester", watchHTTPClient: watchHTTP)
-            var events = client.watch("quiet/", from: written).makeAsyncIterator()
-            let first = try await events.next()
-            #expect(first?.revision == written)
-            #expect(first?.key == "quiet/a.txt")
+            // The HTTP client must be shut down whatever happens (its deinit traps otherwise).
+            do {
+                var events = client.watch("quiet/", from: written).makeAsyncIterator()
+                let first = try await events.next()
+                #expect(first?.revision == written)
+                #expect(first?.key == "quiet/a.txt")
+            } catch {
+                try? await watchHTTP.shutdown()
+                throw error
+            }
             try await watchHTTP.shutdown()
         }
     }

@@ -260,3 +260,26 @@ extension ChildProcess {
         return CapstanBinary.Result(status: status, stdout: process.output, stderr: process.errorOutput)
     }
 }
+
+/// A `capstan agent` child process.
+public enum AgentProcess {
+    /// Starts an agent and waits until it is connected (it prints `agent connected`); stops it
+    /// again if it does not get there.
+    public static func start(
+        server: String, dataDirectory: String, name: String, joinToken: String?, labels: [String] = [],
+        allowedPaths: [String] = []
+    ) async throws -> ChildProcess {
+        var arguments = ["agent", "--server", server, "--data-dir", dataDirectory, "--name", name, "--log-level", "warning"]
+        if let joinToken { arguments += ["--join-token", joinToken] }
+        for label in labels { arguments += ["--label", label] }
+        for path in allowedPaths { arguments += ["--allow-path", path] }
+        let agent = try ChildProcess(path: CapstanBinary.path, arguments: arguments)
+        do {
+            _ = try await agent.waitForLine { $0 == "agent connected" }
+        } catch {
+            await agent.stop()
+            throw error
+        }
+        return agent
+    }
+}

@@ -28,8 +28,13 @@ public final class EtcdCluster: Sendable {
         "etcd://" + members.map { $0.clientURL.replacingOccurrences(of: "http://", with: "") }.joined(separator: ",")
     }
 
-    /// Starts every member and waits until each serves clients.
+    /// Starts every member and waits until each serves clients (on other ports again when one
+    /// was taken meanwhile).
     public static func start(size: Int = 3) async throws -> EtcdCluster {
+        try await EtcdProcess.retryingPortClashes { try await startOnce(size: size) }
+    }
+
+    private static func startOnce(size: Int) async throws -> EtcdCluster {
         let directory = try TemporaryDirectory(prefix: "capstan-etcd-cluster")
         var members: [Member] = []
         for index in 1...size {

@@ -20,8 +20,25 @@ public final class EtcdProcess: Sendable {
         self.directory = directory
     }
 
-    /// Starts etcd and waits until it serves clients.
+    /// Starts etcd and waits until it serves clients. A port taken between picking it and etcd
+    /// binding it (tests start many servers at once) costs another try on other ports.
     public static func start() async throws -> EtcdProcess {
+        try await retryingPortClashes { try await startOnce() }
+    }
+
+    /// Runs `body` again (up to 3 times in all) when it fails because a port was taken meanwhile.
+    static func retryingPortClashes<T>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as ProcessExited where attempt < 3 && error.errors.contains("address already in use") {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce() async throws -> EtcdProcess {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw ProcessExited(output: "", errors: "\(path) is missing: install etcd-server (scripts/test.sh does)")
         }

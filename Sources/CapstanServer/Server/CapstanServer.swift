@@ -70,8 +70,9 @@ public enum CapstanServer {
                 CompactionService(
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     lockTTL: configuration.lockTTL, logger: logger),
-                NodeRegistryService(registry: registry),
-                TemplatePusherService(pusher: pusher),
+                // Liveness checks, and template pushes to connected agents.
+                BackgroundService { try await registry.run() },
+                BackgroundService { try await pusher.run() },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
@@ -106,29 +107,14 @@ public enum CapstanServer {
     }
 }
 
-/// Runs the node registry's liveness checks for as long as the server runs.
-struct NodeRegistryService: Service {
-    let registry: NodeRegistry
+/// Background work that runs for as long as the server does and stops at shutdown.
+struct BackgroundService: Service {
+    let work: @Sendable () async throws -> Void
 
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
-                try await registry.run()
-            }
-        } catch is CancellationError {
-            // Shutting down.
-        }
-    }
-}
-
-/// Pushes templates to connected agents for as long as the server runs.
-struct TemplatePusherService: Service {
-    let pusher: TemplatePusher
-
-    func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                try await pusher.run()
+                try await work()
             }
         } catch is CancellationError {
             // Shutting down.
