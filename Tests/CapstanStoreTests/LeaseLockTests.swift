@@ -76,7 +76,7 @@ struct LeaseLockTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 defer { group.cancelAll() }
                 // A long TTL: only the revocation below may take the lease, not a slow machine.
-                Self.contend("only", store: store, ttl: 30, events: sink, in: &group)
+                Self.contend("only", store: store, ttl: 9, events: sink, in: &group)
                 #expect(await iterator.next() == .started("only"))
                 let held = try #require(try await store.get("/locks/sweep"))
                 // Someone (an operator, or expiry after a stall) takes the lease away.
