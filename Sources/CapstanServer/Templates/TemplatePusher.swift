@@ -20,6 +20,8 @@ final class TemplatePusher: Sendable {
     }
 
     private let sessions = Mutex<[UInt64: Session]>([:])
+    /// Sessions per node name, so that a disconnect need not scan every session.
+    private let sessionCounts = Mutex<[String: Int]>([:])
     /// A push is running (`running`), and another was asked for meanwhile (`again`).
     private let pushing = Mutex<(running: Bool, again: Bool)>((false, false))
 
@@ -34,15 +36,20 @@ final class TemplatePusher: Sendable {
         connection: UInt64, name: String, digest: String?, sendText: @escaping @Sendable (String) async throws -> Void
     ) async {
         sessions.withLock { $0[connection] = Session(name: name, digest: digest, sendText: sendText) }
+        sessionCounts.withLock { $0[name, default: 0] += 1 }
         await pushAll()
     }
 
     func detach(connection: UInt64) {
-        let name = sessions.withLock { $0.removeValue(forKey: connection)?.name }
-        // Forget the labels of a node no session here needs (they may change while it is away).
-        if let name, !sessions.withLock({ $0.values.contains { $0.name == name } }) {
-            labelCache.withLock { _ = $0.removeValue(forKey: name) }
+        guard let name = sessions.withLock({ $0.removeValue(forKey: connection)?.name }) else { return }
+        // A node normally has one session; a reconnect may briefly overlap the old one.
+        let orphaned = sessionCounts.withLock { counts -> String? in
+            let left = (counts[name] ?? 1) - 1
+            counts[name] = left > 0 ? left : nil
+            return left > 0 ? nil : name
         }
+        // Forget the labels of a node no session here needs (they may change while it is away).
+        if let orphaned { labelCache.withLock { _ = $0.removeValue(forKey: orphaned) } }
     }
 
     /// Follows the store and pushes after every change that can matter, until cancelled.
