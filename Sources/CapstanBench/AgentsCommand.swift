@@ -305,31 +305,33 @@ final class EtcdFleet: Sendable {
             let request = target.watchRequest(prefix: prefix)
             let client = self.client
             let task = Task {
-                // A connection refused under the load of opening thousands is tried again.
-                var opened: HTTPClientResponse?
-                for attempt in 0..<10 where opened == nil && !Task.isCancelled {
-                    opened = try? await client.execute(request, deadline: .distantFuture)
-                    if opened == nil { try? await Task.sleep(for: .milliseconds(100 * (attempt + 1))) }
-                }
-                guard let response = opened else { return }
-                var events: Int64 = 0
-                var pending = Data()
-                do {
-                    for try await chunk in response.body {
-                        pending.append(contentsOf: chunk.readableBytesView)
-                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                            let line = pending[pending.startIndex..<newline]
-                            pending.removeSubrange(pending.startIndex...newline)
-                            // The first message confirms the watch; each later one with events is a put.
-                            if line.range(of: Data("\"created\":true".utf8)) != nil {
-                                created.seen(index, revision: 1, at: .now)
-                            } else if line.range(of: Data("\"events\"".utf8)) != nil {
-                                events += 1
-                                tracker.seen(index, revision: events, at: .now)
+                // A watch that fails before etcd confirms it (a connection refused or dropped
+                // under the load of opening thousands) is opened again; one that was confirmed is
+                // not (it would miss events).
+                var confirmed = false
+                for attempt in 0..<20 where !confirmed && !Task.isCancelled {
+                    if attempt > 0 { try? await Task.sleep(for: .milliseconds(100 * min(attempt, 10))) }
+                    guard let response = try? await client.execute(request, deadline: .distantFuture) else { continue }
+                    var events: Int64 = 0
+                    var pending = Data()
+                    do {
+                        for try await chunk in response.body {
+                            pending.append(contentsOf: chunk.readableBytesView)
+                            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                                let line = pending[pending.startIndex..<newline]
+                                pending.removeSubrange(pending.startIndex...newline)
+                                // The first message confirms the watch; each later one with events is a put.
+                                if line.range(of: Data("\"created\":true".utf8)) != nil {
+                                    confirmed = true
+                                    created.seen(index, revision: 1, at: .now)
+                                } else if line.range(of: Data("\"events\"".utf8)) != nil {
+                                    events += 1
+                                    tracker.seen(index, revision: events, at: .now)
+                                }
                             }
                         }
-                    }
-                } catch {}
+                    } catch {}
+                }
             }
             tasks.withLock { $0.append(task) }
             if index % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
