@@ -22,7 +22,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "The server's join token; needed for the first start only.") var joinToken: String?
 
-    @Option(help: "Directory for the agent's identity and state (default: ./capstan-agent).")
+    @Option(help: "Directory for the agent's identity and state.")
     var dataDir: String = "capstan-agent"
 
     @Option(help: "Node name (default: the host name, lowercased).") var name: String?
@@ -34,7 +34,7 @@ struct AgentCommand: AsyncParsableCommand {
         help: "A directory templates may write into; repeat for more (default: none, so templates are refused).")
     var allowedPaths: [String] = []
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info).")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
     func validate() throws {

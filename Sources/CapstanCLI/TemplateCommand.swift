@@ -22,15 +22,15 @@ struct TemplateCommand: AsyncParsableCommand {
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Template name: lowercase letters, digits, -, . and _.") var name: String
-        @Option(name: [.short, .long], help: "Nodes to render on (default: every node).") var selector: String = ""
+        @Option(name: [.short, .long], help: "Nodes to render on (empty: every node).") var selector: String = ""
         @Option(help: "Config key holding the Mustache text, NS/KEY.") var source: String
         @Option(help: "Absolute path of the file on the node.") var dest: String
         @Option(help: "A config key (NS/KEY) or prefix (NS/PREFIX/) whose data the template sees; repeat to merge more.")
         var data: [String] = []
-        @Option(help: "File mode, octal (default: 0644).") var mode: String = "0644"
+        @Option(help: "File mode, octal.") var mode: String = "0644"
         @Option(help: "Command checking the new file before it replaces the old; {{src}} is its path.") var check: String?
         @Option(help: "Command run after the file changed; a failure puts the old file back.") var reload: String?
-        @Option(help: "Longest random wait before the reload, e.g. 10s (default: 0s).") var splay: String = "0s"
+        @Option(help: "Longest random wait before the reload, e.g. 10s.") var splay: String = "0s"
         @Flag(help: "Run --check and --reload through /bin/sh -c instead of as plain argv.") var shell = false
 
         func spec() throws -> TemplateSpec {
