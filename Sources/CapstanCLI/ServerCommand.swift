@@ -174,43 +174,55 @@ struct ServerCommand: AsyncParsableCommand {
         var agentLogger = logger
         agentLogger[metadataKey: "component"] = "agent"
         let devAgentLogger = agentLogger
-        defer { devAgent.withLock { $0?.cancel() } }
-        try await CapstanServer.run(configuration: configuration, logger: logger) { started in
-            let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
-            if dev {
-                try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
-                var agentConfiguration = AgentConfiguration(
-                    server: address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1"), joinToken: started.joinToken,
-                    dataDirectory: URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("agent").path, name: "dev")
-                agentConfiguration.allowedPaths = [devFiles]
-                agentConfiguration.labels = ["env": "dev"]
-                let agentLogger = devAgentLogger
-                let agent = Agent(configuration: agentConfiguration, logger: agentLogger)
-                let agentServer = agentConfiguration.server
-                let banner = Self.banner(
-                    address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles)
-                devAgent.withLock { task in
-                    task = Task {
-                        // The banner comes once the local agent is in (healthy): its first writes are
-                        // done by then, so the revisions a fresh dev server shows are the same every time.
-                        let waitForAgent = Task {
-                            let client = CapstanClient(server: agentServer, author: "dev")
-                            let deadline = ContinuousClock.now + .seconds(15)
-                            while !Task.isCancelled, ContinuousClock.now < deadline, (try? await client.node("dev"))?.status != .healthy {
-                                try? await Task.sleep(for: .milliseconds(50))
-                            }
-                            if !Task.isCancelled { printLine(banner) }
-                        }
-                        do { try await agent.run() } catch { agentLogger.error("the local agent stopped", metadata: ["error": "\(error)"]) }
-                        waitForAgent.cancel()
-                        await agent.shutdown()
-                    }
-                }
-            } else {
-                printLine("capstan server listening on \(address), data in \(storeText)")
-                printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
-            }
+        // The local agent stops (and stops writing into the data directory) before the
+        // throwaway directory is removed.
+        func stopDevAgent() async {
+            guard let task = devAgent.withLock({ $0 }) else { return }
+            task.cancel()
+            await task.value
         }
+        do {
+            try await CapstanServer.run(configuration: configuration, logger: logger) { started in
+                let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
+                if dev {
+                    try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
+                    var agentConfiguration = AgentConfiguration(
+                        server: address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1"), joinToken: started.joinToken,
+                        dataDirectory: URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("agent").path, name: "dev")
+                    agentConfiguration.allowedPaths = [devFiles]
+                    agentConfiguration.labels = ["env": "dev"]
+                    let agentLogger = devAgentLogger
+                    let agent = Agent(configuration: agentConfiguration, logger: agentLogger)
+                    let agentServer = agentConfiguration.server
+                    let banner = Self.banner(
+                        address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles)
+                    devAgent.withLock { task in
+                        task = Task {
+                            // The banner comes once the local agent is in (healthy): its first writes are
+                            // done by then, so the revisions a fresh dev server shows are the same every time.
+                            let waitForAgent = Task {
+                                let client = CapstanClient(server: agentServer, author: "dev")
+                                let deadline = ContinuousClock.now + .seconds(15)
+                                while !Task.isCancelled, ContinuousClock.now < deadline, (try? await client.node("dev"))?.status != .healthy {
+                                    try? await Task.sleep(for: .milliseconds(50))
+                                }
+                                if !Task.isCancelled { printLine(banner) }
+                            }
+                            do { try await agent.run() } catch { agentLogger.error("the local agent stopped", metadata: ["error": "\(error)"]) }
+                            waitForAgent.cancel()
+                            await agent.shutdown()
+                        }
+                    }
+                } else {
+                    printLine("capstan server listening on \(address), data in \(storeText)")
+                    printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
+                }
+            }
+        } catch {
+            await stopDevAgent()
+            throw error
+        }
+        await stopDevAgent()
     }
 
     /// The store as the start-up line names it.
