@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "CapstanCLITests",
             dependencies: [
-                "CapstanCLI", "CapstanClient", "CapstanCore", "CapstanStore", "CapstanTesting", "capstan",
+                "CapstanAgent", "CapstanCLI", "CapstanClient", "CapstanCore", "CapstanStore", "CapstanTesting", "capstan",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]),

@@ -1,6 +1,7 @@
 import CapstanCore
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -188,41 +189,50 @@ enum CommandRunner {
             guard !arguments.isEmpty else { return Result(status: nil, timedOut: false, output: "empty command") }
         }
         let process = Process()
-        // argv[0] is looked up on PATH, as a shell would.
+        // argv[0] is looked up on PATH, as a shell would. Foundation starts the child in a
+        // process group of its own, so a timeout kills everything the command started.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["--"] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        let finished = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in finished.continuation.finish() }
         do {
             try process.run()
         } catch {
             return Result(status: nil, timedOut: false, output: "\(error)")
         }
-        let reader = Task.detached { pipe.fileHandleForReading.readDataToEndOfFile() }
-        let timedOut = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for await _ in finished.stream {}
-                return false
+        // Read on a thread of its own with read(2): a background process that inherited the
+        // pipe may keep it open after the command ended, and the caller must not wait for it.
+        let collected = OutputBuffer()
+        let descriptor = pipe.fileHandleForReading.fileDescriptor
+        Thread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                collected.append(buffer[0..<count])
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return true
+        }.start()
+        // A command counts as running while anything it started holds its output open (a
+        // background process, say); at the timeout its whole process group is killed.
+        let deadline = ContinuousClock.now + timeout
+        var timedOut = false
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                timedOut = true
+                let pid = process.processIdentifier
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+                break
             }
-            let first = await group.next() ?? false
-            if first {
-                process.terminate()
-                kill(process.processIdentifier, SIGKILL)
-            }
-            group.cancelAll()
-            return first
+            try? await Task.sleep(for: .milliseconds(10))
         }
-        process.waitUntilExit()
-        let output = String(decoding: await reader.value.prefix(16 * 1024), as: UTF8.self)
-        return Result(status: process.terminationStatus, timedOut: timedOut, output: output)
+        // Output written just before the end may still be in the pipe.
+        try? await Task.sleep(for: .milliseconds(20))
+        return Result(status: process.terminationStatus, timedOut: timedOut, output: collected.text)
     }
 
     /// Splits `command` into words: whitespace separates, single quotes keep everything, double
@@ -278,4 +288,20 @@ enum CommandRunner {
         if inWord { words.append(current) }
         return words
     }
+}
+
+/// Output of a command, gathered by its reading thread.
+final class OutputBuffer: Sendable {
+    private let data = Mutex<[UInt8]>([])
+    /// At most this much is kept (the end of a report shows its tail).
+    static let limit = 16 * 1024
+
+    func append(_ bytes: ArraySlice<UInt8>) {
+        data.withLock { data in
+            data.append(contentsOf: bytes)
+            if data.count > Self.limit * 2 { data.removeFirst(data.count - Self.limit) }
+        }
+    }
+
+    var text: String { data.withLock { String(decoding: $0.suffix(Self.limit), as: UTF8.self) } }
 }

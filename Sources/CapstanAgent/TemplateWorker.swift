@@ -54,13 +54,6 @@ actor TemplateWorker {
     func submit(_ set: AgentMessage.Templates, sequence: UInt64) async {
         guard sequence > newestSubmitted else { return }
         newestSubmitted = sequence
-        do {
-            let encoder = JSONEncoder.agent
-            try FileWriting.write(try encoder.encode(set), to: file + ".tmp", mode: 0o600)
-            rename(file + ".tmp", file)
-        } catch {
-            logger.warning("could not keep the template set", metadata: ["error": "\(error)"])
-        }
         waiting = set
         guard !running else { return }
         running = true
@@ -89,6 +82,14 @@ actor TemplateWorker {
         }
         let names = Set(set.assignments.map(\.name))
         reports = reports.filter { names.contains($0.key) }
+        // Kept only once applied: after a crash mid-way, the digest sent on the next connect is
+        // the old one, and the server sends this set again.
+        do {
+            try FileWriting.write(try JSONEncoder.agent.encode(set), to: file + ".tmp", mode: 0o600)
+            rename(file + ".tmp", file)
+        } catch {
+            logger.warning("could not keep the template set", metadata: ["error": "\(error)"])
+        }
     }
 
     private func nodeContext(labels: [String: String]) -> ConfigValue {

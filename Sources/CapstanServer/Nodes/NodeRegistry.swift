@@ -24,6 +24,7 @@ public final class NodeRegistry: Sendable {
     private let replicaID = UUID().uuidString
     private let live = Mutex<[String: LiveNode]>([:])
     private let presenceLease = Mutex<LeaseID?>(nil)
+    private let presenceGrant = Mutex<Task<LeaseID, any Error>?>(nil)
     private let nextConnection = Atomic<UInt64>(1)
     /// Closes a node's connection on this replica (after `node rm`); set by the agent gateway.
     let disconnectHandlers = Mutex<[UInt64: @Sendable () -> Void]>([:])
@@ -105,6 +106,22 @@ public final class NodeRegistry: Sendable {
                 connection: connection, lastHeartbeat: .now, lastSeen: now, consecutiveHeartbeats: 0,
                 status: previous?.status ?? .unhealthy)
         }
+        do {
+            try await register(name: name, hello: hello, now: now)
+        } catch {
+            // Not registered after all: leave no trace of the connection here.
+            disconnectHandlers.withLock { _ = $0.removeValue(forKey: connection) }
+            live.withLock { live in
+                if live[name]?.connection == connection { live[name]?.connection = nil }
+            }
+            throw error
+        }
+        logger.info("agent connected", metadata: ["node": "\(name)", "connection": "\(connection)"])
+        return connection
+    }
+
+    /// Records the facts and labels of a connecting node and its presence here.
+    private func register(name: String, hello: AgentMessage.Hello, now: Date) async throws {
         // Facts and agent labels as the agent sees them now; the status as this replica knows it.
         try await update(name) { record in
             record.facts = hello.facts
@@ -118,8 +135,6 @@ public final class NodeRegistry: Sendable {
         if let lease = try await ensurePresenceLease() {
             try await store.put(StoreLayout.presence(name), Data(replicaID.utf8), lease: lease)
         }
-        logger.info("agent connected", metadata: ["node": "\(name)", "connection": "\(connection)"])
-        return connection
     }
 
     /// Counts a heartbeat of `name` on `connection`.
@@ -255,11 +270,26 @@ public final class NodeRegistry: Sendable {
         max(10, Int64((heartbeatInterval * Self.missedToFail).components.seconds) + 1)
     }
 
+    /// The presence lease, granted once however many agents connect at the same moment: the
+    /// first caller starts the grant, the others await the same one.
     private func ensurePresenceLease() async throws -> LeaseID? {
-        if let lease = presenceLease.withLock({ $0 }) { return lease }
-        let lease = try await store.grantLease(ttl: presenceTTL())
-        presenceLease.withLock { $0 = lease.id }
-        return lease.id
+        let grant = presenceGrant.withLock { current -> Task<LeaseID, any Error> in
+            if let current { return current }
+            let store = self.store
+            let ttl = presenceTTL()
+            let task = Task { try await store.grantLease(ttl: ttl).id }
+            current = task
+            return task
+        }
+        do {
+            let lease = try await grant.value
+            presenceLease.withLock { $0 = lease }
+            return lease
+        } catch {
+            // A failed grant is tried again by the next caller.
+            presenceGrant.withLock { if $0 == grant { $0 = nil } }
+            throw error
+        }
     }
 
     /// Renews the presence lease; when it was lost, takes a new one and writes every connected
@@ -270,6 +300,7 @@ public final class NodeRegistry: Sendable {
             _ = try await store.keepAlive(lease)
         } catch let error as StoreError where error.code == .leaseNotFound {
             presenceLease.withLock { $0 = nil }
+            presenceGrant.withLock { $0 = nil }
             guard let fresh = try await ensurePresenceLease() else { return }
             let connected = live.withLock { $0.filter { $0.value.connection != nil }.map(\.key) }
             for name in connected {

@@ -113,6 +113,27 @@ final class TemplatePusher: Sendable {
         }
     }
 
+    static let sendTimeout: Duration = .seconds(10)
+
+    /// Whether `body` finished without error within `timeout`. At the timeout `body` is
+    /// cancelled and left to end on its own: a write stuck on a peer that stopped reading must
+    /// not hold up the caller.
+    static func within(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Bool {
+        let outcome = FirstOutcome()
+        return await withCheckedContinuation { continuation in
+            outcome.start(continuation)
+            let work = Task {
+                let succeeded = (try? await body()) != nil
+                outcome.finish(succeeded)
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                work.cancel()
+                outcome.finish(false)
+            }
+        }
+    }
+
     /// The labels of the nodes with a session here, kept from the store watch (and read once
     /// when a node attaches), so that a push reads no node record.
     private let labelCache = Mutex<[String: [String: String]]>([:])
@@ -155,12 +176,10 @@ final class TemplatePusher: Sendable {
             await withTaskGroup(of: (UInt64, String?).self) { group in
                 for item in outgoing {
                     group.addTask {
-                        do {
-                            try await item.send(item.text)
-                            return (item.connection, item.digest)
-                        } catch {
-                            return (item.connection, nil)
-                        }
+                        // A connection that takes this long (its peer stopped reading) is left
+                        // for the next push, instead of holding up every later one.
+                        let sent = await Self.within(Self.sendTimeout) { try await item.send(item.text) }
+                        return (item.connection, sent ? item.digest : nil)
                     }
                 }
                 for await (connection, digest) in group {
@@ -187,5 +206,29 @@ final class TemplatePusher: Sendable {
             for name in names { result[name] = cache[name] ?? [:] }
             return result
         }
+    }
+}
+
+/// Resumes a continuation with the first of several outcomes.
+private final class FirstOutcome: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, result: Bool?)>((nil, nil))
+
+    func start(_ continuation: CheckedContinuation<Bool, Never>) {
+        let ready = state.withLock { state -> Bool? in
+            if let result = state.result { return result }
+            state.continuation = continuation
+            return nil
+        }
+        if let ready { continuation.resume(returning: ready) }
+    }
+
+    func finish(_ result: Bool) {
+        let waiting = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        waiting?.resume(returning: result)
     }
 }

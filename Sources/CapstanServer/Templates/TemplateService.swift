@@ -92,14 +92,21 @@ public final class TemplateService: Sendable {
         }
     }
 
+    /// Writes what waits, then again while more came meanwhile: one flush at a time, so that
+    /// an older report never lands after a newer one of the same key.
     private func flushReports() async {
-        let batch = pendingReports.withLock { state -> [String: TemplateReport] in
-            defer {
-                state.waiting = [:]
-                state.flushScheduled = false
+        while true {
+            let batch = pendingReports.withLock { state -> [String: TemplateReport] in
+                defer { state.waiting = [:] }
+                if state.waiting.isEmpty { state.flushScheduled = false }
+                return state.waiting
             }
-            return state.waiting
+            if batch.isEmpty { return }
+            await writeReports(batch)
         }
+    }
+
+    private func writeReports(_ batch: [String: TemplateReport]) async {
         let entries = batch.sorted { $0.key < $1.key }
         var start = 0
         while start < entries.count {
