@@ -117,12 +117,17 @@ public final class Agent: Sendable {
             case .failed:
                 attempt += 1
             }
-            let ceiling = min(configuration.maxBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
-            let wait = Duration.nanoseconds(Int64.random(in: 0...max(1, Int64(ceiling.components.seconds * 1_000_000_000
-                + ceiling.components.attoseconds / 1_000_000_000))))
+            let wait = backoff(attempt: attempt)
             logger.info("reconnecting", metadata: ["in": "\(wait)", "attempt": "\(attempt)"])
             try await Task.sleep(for: wait)
         }
+    }
+
+    /// Exponential backoff with full jitter: a random wait up to `initialBackoff` × 2^attempt,
+    /// capped at `maxBackoff`.
+    private func backoff(attempt: Int) -> Duration {
+        let ceiling = min(configuration.maxBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
+        return ceiling * Double.random(in: 0...1)
     }
 
     private func loadOrEnroll() async throws -> AgentIdentity {
@@ -171,9 +176,8 @@ public final class Agent: Sendable {
                 throw error
             } catch {
                 attempt += 1
-                let ceiling = min(configuration.maxBackoff, configuration.initialBackoff * (1 << min(attempt, 16)))
                 logger.warning("cannot reach the server to enroll; retrying", metadata: ["error": "\(error)"])
-                try await Task.sleep(for: ceiling * Double.random(in: 0...1))
+                try await Task.sleep(for: backoff(attempt: attempt))
             }
         }
     }

@@ -38,10 +38,9 @@ struct TemplateCommand: AsyncParsableCommand {
             else { throw ValidationError("--mode must be an octal file mode such as 0644; got \(mode)") }
             let splayDuration: Duration
             do { splayDuration = try DurationParser.parse(splay) } catch { throw ValidationError("--splay: \(error.message)") }
-            let milliseconds = splayDuration.components.seconds * 1000 + splayDuration.components.attoseconds / 1_000_000_000_000_000
             return TemplateSpec(
                 selector: selector, source: source, dest: dest, data: data, mode: modeValue, check: check, reload: reload,
-                splayMilliseconds: milliseconds, shell: shell)
+                splayMilliseconds: splayDuration.milliseconds, shell: shell)
         }
 
         func validate() throws {

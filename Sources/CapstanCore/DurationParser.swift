@@ -114,3 +114,10 @@ public enum DurationParser {
         return text
     }
 }
+
+extension Duration {
+    /// Whole milliseconds (fractions dropped).
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

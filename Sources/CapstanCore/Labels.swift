@@ -1,5 +1,15 @@
 /// Label keys and values, and the `k=v` / `k-` arguments that set and remove them.
 public enum Labels {
+    /// A character of a label key: ASCII letters and digits, `.`, `_`, `-`, `/`.
+    static func isKeyCharacter(_ character: Character) -> Bool {
+        character.isASCII && (character.isLetter || character.isNumber || "._-/".contains(character))
+    }
+
+    /// A character of a label value: ASCII letters and digits, `.`, `_`, `-`.
+    static func isValueCharacter(_ character: Character) -> Bool {
+        character.isASCII && (character.isLetter || character.isNumber || "._-".contains(character))
+    }
+
     /// Checks a label key: letters, digits, `.`, `_`, `-`, `/`, starting with a letter or digit,
     /// at most 253 characters; `name` is reserved (selectors read it as the node's name).
     public static func validateKey(_ key: String) throws(CapstanError) {
@@ -8,7 +18,7 @@ public enum Labels {
         guard let first = key.first, first.isASCII, first.isLetter || first.isNumber else {
             throw CapstanError(.invalidArgument, "label key \(key.quoted) must start with a letter or digit")
         }
-        if let bad = key.first(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || "._-/".contains($0))) }) {
+        if let bad = key.first(where: { !isKeyCharacter($0) }) {
             throw CapstanError(.invalidArgument, "label key \(key.quoted) contains \"\(bad)\": use letters, digits, \".\", \"_\", \"-\" and \"/\"")
         }
         guard key != "name" else {
@@ -21,7 +31,7 @@ public enum Labels {
         guard value.count <= 253 else {
             throw CapstanError(.invalidArgument, "value of label \(key.quoted) is \(value.count) characters long: the limit is 253")
         }
-        if let bad = value.first(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0))) }) {
+        if let bad = value.first(where: { !isValueCharacter($0) }) {
             throw CapstanError(
                 .invalidArgument, "value of label \(key.quoted) contains \"\(bad)\": use letters, digits, \".\", \"_\" and \"-\"")
         }

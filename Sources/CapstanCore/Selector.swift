@@ -351,13 +351,9 @@ private struct SelectorParser {
         }
     }
 
-    static func isKeyCharacter(_ character: Character) -> Bool {
-        character.isASCII && (character.isLetter || character.isNumber || "._-/".contains(character))
-    }
+    static func isKeyCharacter(_ character: Character) -> Bool { Labels.isKeyCharacter(character) }
 
-    static func isValueCharacter(_ character: Character) -> Bool {
-        character.isASCII && (character.isLetter || character.isNumber || "._-".contains(character))
-    }
+    static func isValueCharacter(_ character: Character) -> Bool { Labels.isValueCharacter(character) }
 
     func describe(_ character: Character) -> String {
         "\"\(character)\""

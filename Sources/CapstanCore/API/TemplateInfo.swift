@@ -103,6 +103,17 @@ public struct TemplateStatus: Codable, Sendable, Hashable {
             self.revision = revision
             self.error = error
         }
+
+        /// A node's state from its last report: `pending` without one, or with one on an older
+        /// revision than `current`; the error shows only when the state is `failed`.
+        public init(name: String, report: TemplateReport?, current: Int64) {
+            guard let report else {
+                self.init(name: name, state: .pending, revision: nil, error: nil)
+                return
+            }
+            let state = report.revision >= current ? report.state : .pending
+            self.init(name: name, state: state, revision: report.revision, error: state == .failed ? report.error : nil)
+        }
     }
 
     public var name: String

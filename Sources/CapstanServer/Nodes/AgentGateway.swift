@@ -79,8 +79,7 @@ struct AgentGateway: Sendable {
             return
         }
         do {
-            let interval = registry.heartbeatInterval
-            let milliseconds = interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000
+            let milliseconds = registry.heartbeatInterval.milliseconds
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))

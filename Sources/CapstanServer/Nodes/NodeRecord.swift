@@ -22,10 +22,7 @@ struct NodeRecord: Codable, Sendable, Hashable {
 
     /// Whether `secret` is this node's, compared in constant time.
     func accepts(secret: String) -> Bool {
-        let given = Array(Self.hash(secret: secret).utf8)
-        let stored = Array(secretHash.utf8)
-        guard given.count == stored.count else { return false }
-        return zip(given, stored).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        NodeRegistry.constantTimeEqual(Self.hash(secret: secret), secretHash)
     }
 
     func info(revision: Int64, connected: Bool) -> NodeInfo {

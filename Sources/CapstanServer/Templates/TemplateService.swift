@@ -157,15 +157,7 @@ public final class TemplateService: Sendable {
                 reports[String(kv.key.dropFirst(StoreLayout.templateStatusPrefix(name).count))] = report
             }
         }
-        let states = nodes.map { node -> TemplateStatus.Node in
-            guard let report = reports[node.name] else {
-                return .init(name: node.name, state: .pending, revision: nil, error: nil)
-            }
-            let current = report.revision >= revision
-            return .init(
-                name: node.name, state: current ? report.state : .pending, revision: report.revision,
-                error: report.state == .failed ? report.error : nil)
-        }
+        let states = nodes.map { TemplateStatus.Node(name: $0.name, report: reports[$0.name], current: revision) }
         return TemplateStatus(name: name, revision: revision, nodes: states)
     }
 
@@ -177,15 +169,9 @@ public final class TemplateService: Sendable {
         let inputs = try await Inputs.read(for: bound, store: store)
         var states: [TemplateStatus.Node] = []
         for template in bound {
-            let revision = inputs.revision(of: template)
             let kv = try await store.get(StoreLayout.templateStatus(template.name, node: node.name))
-            guard let kv, let report = try? RecordCoding.decoder.decode(TemplateReport.self, from: kv.value) else {
-                states.append(.init(name: template.name, state: .pending, revision: nil, error: nil))
-                continue
-            }
-            let state = report.revision >= revision ? report.state : .pending
-            states.append(
-                .init(name: template.name, state: state, revision: report.revision, error: state == .failed ? report.error : nil))
+            let report = kv.flatMap { try? RecordCoding.decoder.decode(TemplateReport.self, from: $0.value) }
+            states.append(TemplateStatus.Node(name: template.name, report: report, current: inputs.revision(of: template)))
         }
         return states
     }
