@@ -76,6 +76,10 @@ struct AgentsCommand: AsyncParsableCommand {
         try await fleet.enroll(count)
         progress("\(count) agents: connecting")
         try await fleet.connect()
+        // Measure a settled fleet: each node turns healthy after its second heartbeat, and
+        // those status writes are not part of a push.
+        progress("\(count) agents: waiting for every node to turn healthy")
+        try await waitUntilHealthy(servers, selector: "fleet=\(fleet.label)", count: count)
         // One template that binds every agent, reading a config each run changes.
         let data = "bench/agents-\(round).yaml"
         _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
@@ -136,6 +140,24 @@ struct AgentsCommand: AsyncParsableCommand {
             let revision = (info["revision"] as? NSNumber)?.int64Value
         else { throw BenchError("PUT \(key) failed: \(response.status) \(String(buffer: body))") }
         return revision
+    }
+
+    /// Polls the node list until `count` nodes matching `selector` are healthy.
+    private func waitUntilHealthy(_ servers: BenchServers, selector: String, count: Int) async throws {
+        struct List: Decodable {
+            struct Node: Decodable { var status: String }
+            var items: [Node]
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            let url = "\(servers.capstan.baseURL)/v1/nodes?selector=\(selector.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? selector)"
+            let response = try await servers.client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 28)
+            let nodes = (try? JSONDecoder().decode(List.self, from: Data(buffer: body)))?.items ?? []
+            if nodes.count(where: { $0.status == "healthy" }) >= count { return }
+            try await Task.sleep(for: .seconds(1))
+        }
+        throw BenchError("the \(count) agents did not all turn healthy within 120 s")
     }
 
     private func putTemplate(_ servers: BenchServers, _ name: String, selector: String, source: String, data: String) async throws {
@@ -216,6 +238,7 @@ final class SimulatedFleet: Sendable {
         let welcomed = ArrivalTracker()
         welcomed.reset(count: all.count)
         welcomed.target(1)
+        let reports = ReportCache()
         for (index, identity) in all.enumerated() {
             let tracker = self.tracker
             let task = Task {
@@ -245,16 +268,11 @@ final class SimulatedFleet: Sendable {
                     }
                     defer { heartbeats.cancel() }
                     while let message = try await messages.next() {
-                        guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text), decoded.type == .templates,
-                            let set = decoded.templates
-                        else { continue }
+                        guard case .text(let text) = message, let assignments = TemplatesScan.assignments(in: text) else { continue }
                         let now = ContinuousClock.now
-                        let revision = set.assignments.map(\.revision).max() ?? 0
-                        tracker.seen(index, revision: revision, at: now)
-                        for assignment in set.assignments {
-                            let report = TemplateReport(
-                                template: assignment.name, revision: assignment.revision, state: .applied, error: nil, time: Date())
-                            try await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
+                        tracker.seen(index, revision: assignments.map(\.revision).max() ?? 0, at: now)
+                        for assignment in assignments {
+                            try await outbound.writeTextMessage(reports.report(template: assignment.name, revision: assignment.revision))
                         }
                     }
                 }
@@ -276,6 +294,71 @@ final class SimulatedFleet: Sendable {
         let all = tasks.withLock { $0 }
         for task in all { task.cancel() }
         for task in all { await task.value }
+    }
+}
+
+/// What a simulated agent reads of a message: the template names and revisions of a set. It
+/// picks the `"name":"…"` and `"revision":N` fields out of the text instead of decoding the
+/// JSON, so that the simulator, which shares the cores with the server, does about as little
+/// per message as the etcd watchers below (a substring search). The benchmark's templates and
+/// data use neither key elsewhere; a set whose fields do not pair up is decoded in full.
+enum TemplatesScan {
+    static func assignments(in text: String) -> [(name: String, revision: Int64)]? {
+        guard text.contains(#""type":"templates""#) else { return nil }
+        var text = text
+        let scanned = text.withUTF8 { bytes -> [(name: String, revision: Int64)]? in
+            let names = values(after: Array(#""name":""#.utf8), in: bytes) { bytes, start in
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            }
+            let revisions = values(after: Array(#""revision":"#.utf8), in: bytes) { bytes, start in
+                var revision: Int64 = 0
+                var index = start
+                while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                    revision = revision * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                    index += 1
+                }
+                return revision
+            }
+            guard !names.isEmpty, names.count == revisions.count else { return nil }
+            return Array(zip(names, revisions))
+        }
+        if let scanned { return scanned }
+        guard let set = (try? AgentMessage.decode(text))?.templates else { return nil }
+        return set.assignments.map { ($0.name, $0.revision) }
+    }
+
+    /// Each value that follows `key` in `bytes`, read by `read` from the position after the key.
+    private static func values<Value>(
+        after key: [UInt8], in bytes: UnsafeBufferPointer<UInt8>, read: (UnsafeBufferPointer<UInt8>, Int) -> Value
+    ) -> [Value] {
+        var found: [Value] = []
+        var index = 0
+        while index + key.count <= bytes.count {
+            if bytes[index] == key[0], bytes[index..<index + key.count].elementsEqual(key) {
+                found.append(read(bytes, index + key.count))
+                index += key.count
+            } else {
+                index += 1
+            }
+        }
+        return found
+    }
+}
+
+/// Encoded `report` messages (template applied), one per template and revision, shared by the
+/// simulated agents.
+final class ReportCache: Sendable {
+    private let encoded = Mutex<[String: String]>([:])
+
+    func report(template: String, revision: Int64) throws -> String {
+        let key = "\(template)@\(revision)"
+        if let text = encoded.withLock({ $0[key] }) { return text }
+        let report = TemplateReport(template: template, revision: revision, state: .applied, error: nil, time: Date())
+        let text = try AgentMessage.encode(AgentMessage(type: .report, report: report))
+        encoded.withLock { $0[key] = text }
+        return text
     }
 }
 

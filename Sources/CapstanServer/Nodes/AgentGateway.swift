@@ -3,6 +3,9 @@ import Foundation
 import HTTPTypes
 import HummingbirdWebSocket
 import Logging
+import NIOCore
+import NIOWebSocket
+import Synchronization
 
 /// The agents' side of the server: one WebSocket per agent at `/v1/agent/connect`.
 ///
@@ -18,6 +21,9 @@ struct AgentGateway: Sendable {
     static let path = "/v1/agent/connect"
     static let maxMessageBytes = 1 << 20
     static let helloTimeout: Duration = .seconds(10)
+    /// The largest frame written: the default that WebSocket peers (the agent's client among
+    /// them) accept. Longer messages go as continuation frames.
+    static let maxFrameBytes = 1 << 14
 
     /// Whether to upgrade `request`: only a node's own, authenticated request to the agent path.
     func shouldUpgrade(_ request: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<
@@ -83,9 +89,9 @@ struct AgentGateway: Sendable {
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
-            await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { text in
-                try await outbound.writeTextMessage(text)
-            }
+            let outbox = AgentOutbox(outbound: outbound)
+            defer { outbox.close() }
+            await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { outbox.post($0) }
             while let message = try await messages.next() {
                 // Heartbeats are most of the traffic (2,000 a second from 10,000 agents) and
                 // carry nothing the server reads: known by their type, they skip the JSON decoder.
@@ -116,9 +122,70 @@ struct AgentGateway: Sendable {
         await registry.disconnected(name: name, connection: connection)
     }
 
+    /// Writes one text message from a shared buffer, in frames of at most `maxFrameBytes`.
+    static func writeText(_ text: ByteBuffer, to outbound: WebSocketOutboundWriter) async throws {
+        var rest = text
+        var opcode = WebSocketOpcode.text
+        while rest.readableBytes > maxFrameBytes, let slice = rest.readSlice(length: maxFrameBytes) {
+            try await outbound.write(.custom(WebSocketFrame(fin: false, opcode: opcode, data: slice)))
+            opcode = .continuation
+        }
+        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: opcode, data: rest)))
+    }
+
     private func refuse(_ outbound: WebSocketOutboundWriter, _ reason: String) async throws {
         try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .error, error: reason)))
         try? await outbound.close(.policyViolation, reason: String(reason.prefix(120)))
+    }
+}
+
+/// The template sets waiting to be written on one agent's connection. A push hands each
+/// connection its message and returns at once; a task writes it, and only the newest message
+/// not yet written is kept: a slow or stuck connection holds up no other and piles up nothing.
+/// No task waits while there is nothing to write.
+final class AgentOutbox: Sendable {
+    private let outbound: WebSocketOutboundWriter
+    private let state = Mutex<(waiting: ByteBuffer?, writing: Bool, closed: Bool)>((nil, false, false))
+
+    init(outbound: WebSocketOutboundWriter) {
+        self.outbound = outbound
+    }
+
+    func post(_ text: ByteBuffer) {
+        let start = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.waiting = text
+            guard !state.writing else { return false }
+            state.writing = true
+            return true
+        }
+        if start { Task { await drain() } }
+    }
+
+    /// Drops what waits; later posts are ignored.
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            state.waiting = nil
+        }
+    }
+
+    private func drain() async {
+        while let text = state.withLock({ state -> ByteBuffer? in
+            defer { state.waiting = nil }
+            if state.waiting == nil { state.writing = false }
+            return state.waiting
+        }) {
+            do {
+                try await AgentGateway.writeText(text, to: outbound)
+            } catch {
+                // A connection that cannot be written is closed; the agent reconnects with its
+                // digest and gets what it missed.
+                close()
+                try? await outbound.close(.goingAway, reason: "write failed")
+                return
+            }
+        }
     }
 }
 

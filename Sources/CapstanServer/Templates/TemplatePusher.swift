@@ -2,6 +2,7 @@ import CapstanCore
 import CapstanStore
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 
 /// Pushes each connected agent the templates that bind its node, whenever that set or one of
@@ -14,9 +15,11 @@ final class TemplatePusher: Sendable {
 
     struct Session: Sendable {
         var name: String
+        /// The digest of the set the agent has, or was last handed to send.
         var digest: String?
-        /// Sends one encoded message on the agent's connection.
-        var sendText: @Sendable (String) async throws -> Void
+        /// Hands one encoded message (JSON text) to the connection's writer and returns at once;
+        /// a message not yet written when the next comes is replaced by it.
+        var post: @Sendable (ByteBuffer) -> Void
     }
 
     private let sessions = Mutex<[UInt64: Session]>([:])
@@ -32,10 +35,8 @@ final class TemplatePusher: Sendable {
     }
 
     /// Starts pushing to a new connection; `digest` is what the agent already has.
-    func attach(
-        connection: UInt64, name: String, digest: String?, sendText: @escaping @Sendable (String) async throws -> Void
-    ) async {
-        sessions.withLock { $0[connection] = Session(name: name, digest: digest, sendText: sendText) }
+    func attach(connection: UInt64, name: String, digest: String?, post: @escaping @Sendable (ByteBuffer) -> Void) async {
+        sessions.withLock { $0[connection] = Session(name: name, digest: digest, post: post) }
         sessionCounts.withLock { $0[name, default: 0] += 1 }
         await pushAll()
     }
@@ -113,27 +114,6 @@ final class TemplatePusher: Sendable {
         }
     }
 
-    static let sendTimeout: Duration = .seconds(10)
-
-    /// Whether `body` finished without error within `timeout`. At the timeout `body` is
-    /// cancelled and left to end on its own: a write stuck on a peer that stopped reading must
-    /// not hold up the caller.
-    static func within(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async -> Bool {
-        let outcome = FirstOutcome()
-        return await withCheckedContinuation { continuation in
-            outcome.start(continuation)
-            let work = Task {
-                let succeeded = (try? await body()) != nil
-                outcome.finish(succeeded)
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
-                work.cancel()
-                outcome.finish(false)
-            }
-        }
-    }
-
     /// The labels of the nodes with a session here, kept from the store watch (and read once
     /// when a node attaches), so that a push reads no node record.
     private let labelCache = Mutex<[String: [String: String]]>([:])
@@ -150,15 +130,15 @@ final class TemplatePusher: Sendable {
                 var indices: [Int]
                 var labels: [String: String]
             }
-            var messages: [Group: (digest: String, text: String)] = [:]
-            var outgoing: [(connection: UInt64, name: String, digest: String, text: String, send: @Sendable (String) async throws -> Void)] = []
+            var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
+            var outgoing: [(connection: UInt64, digest: String, text: ByteBuffer, post: @Sendable (ByteBuffer) -> Void)] = []
             for (connection, session) in current {
                 let nodeLabels = labels[session.name] ?? [:]
                 let indices = prepared.indices.filter {
                     prepared[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
                 }
                 let group = Group(indices: indices, labels: nodeLabels)
-                let message: (digest: String, text: String)
+                let message: (digest: String, text: ByteBuffer)
                 if let cached = messages[group] {
                     message = cached
                 } else {
@@ -166,26 +146,17 @@ final class TemplatePusher: Sendable {
                     let digest = TemplateService.digest(set, labels: nodeLabels)
                     let text = try AgentMessage.encode(
                         AgentMessage(type: .templates, templates: .init(assignments: set, labels: nodeLabels, digest: digest)))
-                    message = (digest, text)
+                    message = (digest, ByteBuffer(string: text))
                     messages[group] = message
                 }
                 guard message.digest != session.digest else { continue }
-                outgoing.append((connection, session.name, message.digest, message.text, session.sendText))
+                outgoing.append((connection, message.digest, message.text, session.post))
             }
-            // Side by side: one slow connection must not hold up the others.
-            await withTaskGroup(of: (UInt64, String?).self) { group in
-                for item in outgoing {
-                    group.addTask {
-                        // A connection that takes this long (its peer stopped reading) is left
-                        // for the next push, instead of holding up every later one.
-                        let sent = await Self.within(Self.sendTimeout) { try await item.send(item.text) }
-                        return (item.connection, sent ? item.digest : nil)
-                    }
-                }
-                for await (connection, digest) in group {
-                    guard let digest else { continue }
-                    sessions.withLock { $0[connection]?.digest = digest }
-                }
+            // Each connection writes on its own task: a slow or stuck one holds up no other, and
+            // keeps only the newest set waiting. The buffer is shared, not copied, per connection.
+            for item in outgoing { item.post(item.text) }
+            sessions.withLock { sessions in
+                for item in outgoing { sessions[item.connection]?.digest = item.digest }
             }
         } catch {
             logger.warning("could not compute template assignments", metadata: ["error": "\(error)"])
@@ -206,29 +177,5 @@ final class TemplatePusher: Sendable {
             for name in names { result[name] = cache[name] ?? [:] }
             return result
         }
-    }
-}
-
-/// Resumes a continuation with the first of several outcomes.
-private final class FirstOutcome: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Bool, Never>?, result: Bool?)>((nil, nil))
-
-    func start(_ continuation: CheckedContinuation<Bool, Never>) {
-        let ready = state.withLock { state -> Bool? in
-            if let result = state.result { return result }
-            state.continuation = continuation
-            return nil
-        }
-        if let ready { continuation.resume(returning: ready) }
-    }
-
-    func finish(_ result: Bool) {
-        let waiting = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        waiting?.resume(returning: result)
     }
 }
