@@ -89,7 +89,13 @@ struct AgentGateway: Sendable {
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
-            let outbox = AgentOutbox(outbound: outbound)
+            let outbox = AgentOutbox { text in
+                try await Self.writeText(text, to: outbound)
+            } failed: {
+                // A connection that cannot be written is closed; the agent reconnects with its
+                // digest and gets what it missed.
+                try? await outbound.close(.goingAway, reason: "write failed")
+            }
             defer { outbox.close() }
             await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { outbox.post($0) }
             while let message = try await messages.next() {
@@ -144,11 +150,15 @@ struct AgentGateway: Sendable {
 /// not yet written is kept: a slow or stuck connection holds up no other and piles up nothing.
 /// No task waits while there is nothing to write.
 final class AgentOutbox: Sendable {
-    private let outbound: WebSocketOutboundWriter
+    private let write: @Sendable (ByteBuffer) async throws -> Void
+    private let failed: @Sendable () async -> Void
     private let state = Mutex<(waiting: ByteBuffer?, writing: Bool, closed: Bool)>((nil, false, false))
 
-    init(outbound: WebSocketOutboundWriter) {
-        self.outbound = outbound
+    /// `write` writes one message; `failed` runs once, after the first write that throws (the
+    /// outbox is closed by then).
+    init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, failed: @escaping @Sendable () async -> Void) {
+        self.write = write
+        self.failed = failed
     }
 
     func post(_ text: ByteBuffer) {
@@ -161,6 +171,8 @@ final class AgentOutbox: Sendable {
         }
         if start { Task { await drain() } }
     }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Drops what waits; later posts are ignored.
     func close() {
@@ -177,12 +189,10 @@ final class AgentOutbox: Sendable {
             return state.waiting
         }) {
             do {
-                try await AgentGateway.writeText(text, to: outbound)
+                try await write(text)
             } catch {
-                // A connection that cannot be written is closed; the agent reconnects with its
-                // digest and gets what it missed.
                 close()
-                try? await outbound.close(.goingAway, reason: "write failed")
+                await failed()
                 return
             }
         }
