@@ -51,7 +51,10 @@ struct AgentsCommand: AsyncParsableCommand {
         FileLimit.raise()
         let counts = try self.counts
         var plan = BenchPlan()
-        plan.clientCounts = [counts.max() ?? 1]
+        // Room in the HTTP pool for every round's etcd watchers (one connection each, and a
+        // closed round's may linger) and the enrollments: a watch queued behind the limit would
+        // wait forever.
+        plan.clientCounts = [counts.reduce(0, +) + 64]
         plan.etcdPath = etcd
         if let workDir { plan.workDirectory = workDir }
         let commandLine = (["CapstanBench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
@@ -246,33 +249,40 @@ final class SimulatedFleet: Sendable {
                 options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
                 var logger = Logger(label: "sim")
                 logger.logLevel = .critical
-                _ = try? await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
-                    let facts = NodeFacts(
-                        hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30,
-                        addresses: [], agentVersion: CapstanVersion.current, bootTime: nil)
-                    try await outbound.writeTextMessage(
-                        AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": label]))))
-                    var messages = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
-                    guard case .text(let text)? = try await messages.next(), let welcome = try? AgentMessage.decode(text),
-                        let interval = welcome.welcome?.heartbeatIntervalMilliseconds
-                    else { return }
-                    welcomed.seen(index, revision: 1, at: .now)
-                    let heartbeats = Task {
-                        var sequence: Int64 = 0
-                        while !Task.isCancelled {
-                            try await Task.sleep(for: .milliseconds(interval))
-                            sequence += 1
-                            try await outbound.writeTextMessage(
-                                AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                // Like a real agent, a simulated one connects again when its connection fails
+                // (a connect refused or timed out under the load of opening thousands).
+                var attempt = 0
+                while !Task.isCancelled {
+                    if attempt > 0 { try? await Task.sleep(for: .milliseconds(Int.random(in: 0...min(5_000, 250 << min(attempt, 5))))) }
+                    attempt += 1
+                    _ = try? await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
+                        let facts = NodeFacts(
+                            hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30,
+                            addresses: [], agentVersion: CapstanVersion.current, bootTime: nil)
+                        try await outbound.writeTextMessage(
+                            AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": label]))))
+                        var messages = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
+                        guard case .text(let text)? = try await messages.next(), let welcome = try? AgentMessage.decode(text),
+                            let interval = welcome.welcome?.heartbeatIntervalMilliseconds
+                        else { return }
+                        welcomed.seen(index, revision: 1, at: .now)
+                        let heartbeats = Task {
+                            var sequence: Int64 = 0
+                            while !Task.isCancelled {
+                                try await Task.sleep(for: .milliseconds(interval))
+                                sequence += 1
+                                try await outbound.writeTextMessage(
+                                    AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                            }
                         }
-                    }
-                    defer { heartbeats.cancel() }
-                    while let message = try await messages.next() {
-                        guard case .text(let text) = message, let assignments = TemplatesScan.assignments(in: text) else { continue }
-                        let now = ContinuousClock.now
-                        tracker.seen(index, revision: assignments.map(\.revision).max() ?? 0, at: now)
-                        for assignment in assignments {
-                            try await outbound.writeTextMessage(reports.report(template: assignment.name, revision: assignment.revision))
+                        defer { heartbeats.cancel() }
+                        while let message = try await messages.next() {
+                            guard case .text(let text) = message, let assignments = TemplatesScan.assignments(in: text) else { continue }
+                            let now = ContinuousClock.now
+                            tracker.seen(index, revision: assignments.map(\.revision).max() ?? 0, at: now)
+                            for assignment in assignments {
+                                try await outbound.writeTextMessage(reports.report(template: assignment.name, revision: assignment.revision))
+                            }
                         }
                     }
                 }
