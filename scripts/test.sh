@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)   # promtool checks /metrics
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)      # the etcd engine and the benchmark peer
+command -v curl >/dev/null 2>&1 || need+=(curl)             # the README tour and raw API calls
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     SUDO=""

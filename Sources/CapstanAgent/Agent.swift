@@ -20,6 +20,8 @@ public struct AgentConfiguration: Sendable {
     public var labels: [String: String] = [:]
     /// Directories templates may write into (none by default).
     public var allowedPaths: [String] = []
+    /// Which remote commands (jobs) this agent runs.
+    public var execPolicy: ExecPolicy = .all
     /// Longest wait between reconnection attempts.
     public var maxBackoff: Duration = .seconds(30)
     /// First wait after a lost connection (doubled per failed attempt, with full jitter).
@@ -55,13 +57,7 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
 
     func save(in directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = Self.file(in: directory)
-        let temporary = path + ".tmp"
-        let data = try JSONEncoder().encode(self)
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw AgentError("cannot write \(temporary)")
-        }
-        guard rename(temporary, path) == 0 else { throw AgentError("cannot rename \(temporary) to \(path): errno \(errno)") }
+        try FileWriting.replace(Self.file(in: directory), with: try JSONEncoder().encode(self), mode: 0o600)
     }
 }
 
@@ -96,12 +92,15 @@ public final class Agent: Sendable {
     /// token, a refused join token).
     public func run() async throws {
         var identity = try await loadOrEnroll()
+        let executor = JobExecutor(policy: configuration.execPolicy, logger: logger)
+        // Commands still running when the agent stops die with it, not after it.
+        defer { executor.cancelAll() }
         let worker = TemplateWorker(
             applier: TemplateApplier(allowedPaths: configuration.allowedPaths, logger: logger),
             dataDirectory: configuration.dataDirectory, name: identity.name, logger: logger)
         var attempt = 0
         while !Task.isCancelled {
-            let outcome = await connectOnce(identity, worker: worker)
+            let outcome = await connectOnce(identity, worker: worker, executor: executor)
             switch outcome {
             case .welcomed:
                 attempt = 0
@@ -192,7 +191,7 @@ public final class Agent: Sendable {
     }
 
     /// One connection, from opening to its end.
-    private func connectOnce(_ identity: AgentIdentity, worker: TemplateWorker) async -> Outcome {
+    private func connectOnce(_ identity: AgentIdentity, worker: TemplateWorker, executor: JobExecutor) async -> Outcome {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
         var options = WebSocketClientConfiguration()
@@ -243,6 +242,21 @@ public final class Agent: Sendable {
                         guard let set = decoded.templates else { continue }
                         let sequence = worker.nextSequence()
                         Task { await worker.submit(set, sequence: sequence) }
+                    case .job:
+                        guard let job = decoded.job else { continue }
+                        // Jobs run beside the connection too; output and the result go back on
+                        // it. A result that finds it gone is lost: the server retries or marks
+                        // the node unreachable.
+                        Task {
+                            let result = await executor.run(job) { stream, text in
+                                let output = AgentMessage.JobOutput(id: job.id, attempt: job.attempt, stream: stream, text: text)
+                                try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .jobOutput, jobOutput: output)))
+                            }
+                            try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .jobResult, jobResult: result)))
+                            events("job \(job.id) \(result.outcome.rawValue)")
+                        }
+                    case .jobCancel:
+                        if let id = decoded.jobCancel?.id { executor.cancel(id) }
                     case .error:
                         logger.error("the server closes the connection", metadata: ["reason": "\(decoded.error ?? "")"])
                     default:

@@ -137,22 +137,42 @@ enum PathSafety {
 }
 
 enum FileWriting {
-    /// Writes `data` to a new file at `path` with `mode`, fsynced.
+    /// Writes `data` to a new file at `path` with `mode`, fsynced. The file must not exist yet
+    /// (nor be a symlink); when a step fails, the partial file is removed.
     static func write(_ data: Data, to path: String, mode: Int) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
         guard descriptor >= 0 else { throw AgentError(String(cString: strerror(errno))) }
         defer { close(descriptor) }
-        var offset = 0
-        try data.withUnsafeBytes { buffer in
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                guard written > 0 else { throw AgentError(String(cString: strerror(errno))) }
-                offset += written
+        do {
+            var offset = 0
+            try data.withUnsafeBytes { buffer in
+                while offset < buffer.count {
+                    let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                    guard written > 0 else { throw AgentError(String(cString: strerror(errno))) }
+                    offset += written
+                }
             }
+            // The umask may have narrowed the mode at creation.
+            fchmod(descriptor, mode_t(mode))
+            guard fsync(descriptor) == 0 else { throw AgentError(String(cString: strerror(errno))) }
+        } catch {
+            unlink(path)
+            throw error
         }
-        // The umask may have narrowed the mode at creation.
-        fchmod(descriptor, mode_t(mode))
-        guard fsync(descriptor) == 0 else { throw AgentError(String(cString: strerror(errno))) }
+    }
+
+    /// Replaces the file at `path` with `data` in one step: a new file beside it (`PATH.tmp`, one
+    /// a crash left there is removed first), fsynced, then renamed over it.
+    static func replace(_ path: String, with data: Data, mode: Int) throws {
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        try write(data, to: temporary, mode: mode)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw AgentError("cannot rename \(temporary) to \(path): \(reason)")
+        }
+        syncDirectory((path as NSString).deletingLastPathComponent)
     }
 
     static func syncDirectory(_ path: String) {

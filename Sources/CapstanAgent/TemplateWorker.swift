@@ -85,8 +85,7 @@ actor TemplateWorker {
         // Kept only once applied: after a crash mid-way, the digest sent on the next connect is
         // the old one, and the server sends this set again.
         do {
-            try FileWriting.write(try JSONEncoder.agent.encode(set), to: file + ".tmp", mode: 0o600)
-            rename(file + ".tmp", file)
+            try FileWriting.replace(file, with: try JSONEncoder.agent.encode(set), mode: 0o600)
         } catch {
             logger.warning("could not keep the template set", metadata: ["error": "\(error)"])
         }

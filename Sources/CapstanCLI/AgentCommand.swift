@@ -34,6 +34,15 @@ struct AgentCommand: AsyncParsableCommand {
         help: "A directory templates may write into; repeat for more (default: none, so templates are refused).")
     var allowedPaths: [String] = []
 
+    @Flag(help: "Refuse every remote command (jobs); templates still apply.") var noExec = false
+
+    @Option(
+        name: .customLong("allow-command"),
+        help: ArgumentHelp(
+            "Run only jobs whose program is this (a path, or a name matched on the program's file name), never through a shell; repeat for more.",
+            valueName: "program"))
+    var allowedCommands: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -42,6 +51,12 @@ struct AgentCommand: AsyncParsableCommand {
             do { try NodeName.validate(name) } catch { throw ValidationError("--name: \(error.message)") }
         }
         do { _ = try Labels.parseAssignments(labels) } catch { throw ValidationError("--label: \(error.message)") }
+        if noExec, !allowedCommands.isEmpty {
+            throw ValidationError("--no-exec refuses every command; it cannot be combined with --allow-command")
+        }
+        if allowedCommands.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--allow-command needs a program name or path")
+        }
         for path in allowedPaths where !path.hasPrefix("/") {
             throw ValidationError("--allow-path must be an absolute directory; got \(path)")
         }
@@ -69,6 +84,7 @@ struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration(server: serverURL, joinToken: joinToken, dataDirectory: dataDir, name: name)
         configuration.labels = try Labels.parseAssignments(labels)
         configuration.allowedPaths = allowedPaths
+        configuration.execPolicy = noExec ? .none : allowedCommands.isEmpty ? .all : .only(allowedCommands)
         let agent = Agent(configuration: configuration, logger: logger) { event in
             printLine("agent \(event)")
         }

@@ -7,8 +7,9 @@ import Foundation
 /// type uses are set, the others absent. A server accepts agents of its own version and the one
 /// before; an agent of another version is refused with an `error` message naming both.
 public struct AgentMessage: Codable, Sendable, Hashable {
-    /// The protocol version this build speaks.
-    public static let currentVersion = 1
+    /// The protocol version this build speaks. Version 2 added jobs; a version 1 agent gets
+    /// template sets but no jobs (its nodes are reported unreachable for them, with the reason).
+    public static let currentVersion = 2
     /// The oldest agent version a server accepts.
     public static let oldestAcceptedVersion = 1
 
@@ -25,6 +26,14 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         case report
         /// Either way, before closing: why.
         case error
+        /// Server → agent: run a command (protocol 2).
+        case job
+        /// Server → agent: stop a job's command (its whole process group).
+        case jobCancel = "job_cancel"
+        /// Agent → server: output of a running command, as it comes.
+        case jobOutput = "job_output"
+        /// Agent → server: how a command ended, with its output (capped).
+        case jobResult = "job_result"
     }
 
     public var v: Int
@@ -35,10 +44,15 @@ public struct AgentMessage: Codable, Sendable, Hashable {
     public var templates: Templates?
     public var report: TemplateReport?
     public var error: String?
+    public var job: JobStart?
+    public var jobCancel: JobCancel?
+    public var jobOutput: JobOutput?
+    public var jobResult: JobResult?
 
     public init(
         type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, templates: Templates? = nil,
-        report: TemplateReport? = nil, error: String? = nil, version: Int = AgentMessage.currentVersion
+        report: TemplateReport? = nil, error: String? = nil, job: JobStart? = nil, jobCancel: JobCancel? = nil,
+        jobOutput: JobOutput? = nil, jobResult: JobResult? = nil, version: Int = AgentMessage.currentVersion
     ) {
         self.v = version
         self.type = type
@@ -48,6 +62,10 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         self.templates = templates
         self.report = report
         self.error = error
+        self.job = job
+        self.jobCancel = jobCancel
+        self.jobOutput = jobOutput
+        self.jobResult = jobResult
     }
 
     /// The templates that bind a node, as one set: the agent applies it whole.
@@ -95,6 +113,87 @@ public struct AgentMessage: Codable, Sendable, Hashable {
 
         public init(sequence: Int64) {
             self.sequence = sequence
+        }
+    }
+
+    /// One run of a job's command on this node. A retry after a dropped connection is a new
+    /// attempt of the same job.
+    public struct JobStart: Codable, Sendable, Hashable {
+        public var id: String
+        public var attempt: Int
+        /// Argv, or with `shell` the one command line for `/bin/sh -c`.
+        public var command: [String]
+        public var shell: Bool
+        public var timeoutMilliseconds: Int64
+        /// Per stream, the output kept for the result.
+        public var outputLimitBytes: Int
+
+        public init(id: String, attempt: Int, command: [String], shell: Bool, timeoutMilliseconds: Int64, outputLimitBytes: Int) {
+            self.id = id
+            self.attempt = attempt
+            self.command = command
+            self.shell = shell
+            self.timeoutMilliseconds = timeoutMilliseconds
+            self.outputLimitBytes = outputLimitBytes
+        }
+    }
+
+    public struct JobCancel: Codable, Sendable, Hashable {
+        public var id: String
+
+        public init(id: String) {
+            self.id = id
+        }
+    }
+
+    public struct JobOutput: Codable, Sendable, Hashable {
+        public var id: String
+        public var attempt: Int
+        public var stream: JobEvent.Stream
+        public var text: String
+
+        public init(id: String, attempt: Int, stream: JobEvent.Stream, text: String) {
+            self.id = id
+            self.attempt = attempt
+            self.stream = stream
+            self.text = text
+        }
+    }
+
+    public struct JobResult: Codable, Sendable, Hashable {
+        public enum Outcome: String, Codable, Sendable, Hashable {
+            case succeeded, failed, timedOut = "timed_out", cancelled
+            /// The agent does not run remote commands (`--no-exec`), or not this one.
+            case refused
+        }
+
+        public var id: String
+        public var attempt: Int
+        public var outcome: Outcome
+        public var exitCode: Int32?
+        public var stdout: String
+        public var stderr: String
+        public var stdoutTruncated: Bool
+        public var stderrTruncated: Bool
+        public var startedAt: Date
+        public var endedAt: Date
+        public var error: String?
+
+        public init(
+            id: String, attempt: Int, outcome: Outcome, exitCode: Int32?, stdout: String, stderr: String, stdoutTruncated: Bool,
+            stderrTruncated: Bool, startedAt: Date, endedAt: Date, error: String?
+        ) {
+            self.id = id
+            self.attempt = attempt
+            self.outcome = outcome
+            self.exitCode = exitCode
+            self.stdout = stdout
+            self.stderr = stderr
+            self.stdoutTruncated = stdoutTruncated
+            self.stderrTruncated = stderrTruncated
+            self.startedAt = startedAt
+            self.endedAt = endedAt
+            self.error = error
         }
     }
 

@@ -267,12 +267,13 @@ public enum AgentProcess {
     /// again if it does not get there.
     public static func start(
         server: String, dataDirectory: String, name: String, joinToken: String?, labels: [String] = [],
-        allowedPaths: [String] = []
+        allowedPaths: [String] = [], extraArguments: [String] = []
     ) async throws -> ChildProcess {
         var arguments = ["agent", "--server", server, "--data-dir", dataDirectory, "--name", name, "--log-level", "warning"]
         if let joinToken { arguments += ["--join-token", joinToken] }
         for label in labels { arguments += ["--label", label] }
         for path in allowedPaths { arguments += ["--allow-path", path] }
+        arguments += extraArguments
         let agent = try ChildProcess(path: CapstanBinary.path, arguments: arguments)
         do {
             _ = try await agent.waitForLine { $0 == "agent connected" }

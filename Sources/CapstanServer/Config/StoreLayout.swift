@@ -15,6 +15,20 @@ enum StoreLayout {
     static let templates = root + "templates/"
     static let templateStatuses = root + "template-status/"
 
+    static let jobs = root + "jobs/"
+    /// Each node's result of a job, at `job-nodes/JOB/NODE`.
+    static let jobNodes = root + "job-nodes/"
+    /// The job each idempotency key created.
+    static let jobKeys = root + "job-keys/"
+
+    static func job(_ id: String) -> String { jobs + id }
+
+    static func jobNodesPrefix(_ id: String) -> String { jobNodes + id + "/" }
+
+    static func jobNode(_ id: String, node: String) -> String { jobNodesPrefix(id) + node }
+
+    static func jobKey(_ key: String) -> String { jobKeys + key }
+
     static func template(_ name: String) -> String { templates + name }
 
     static func templateStatusPrefix(_ template: String) -> String { templateStatuses + template + "/" }

@@ -17,6 +17,8 @@ struct AgentGateway: Sendable {
     let registry: NodeRegistry
     let templates: TemplateService
     let pusher: TemplatePusher
+    let links: AgentLinks
+    let jobs: JobService
 
     static let path = "/v1/agent/connect"
     static let maxMessageBytes = 1 << 20
@@ -97,6 +99,7 @@ struct AgentGateway: Sendable {
                 try? await outbound.close(.goingAway, reason: "write failed")
             }
             defer { outbox.close() }
+            links.add(name, AgentLinks.Link(connection: connection, version: hello.v, outbox: outbox))
             await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { outbox.post($0) }
             while let message = try await messages.next() {
                 // Heartbeats are most of the traffic (2,000 a second from 10,000 agents) and
@@ -115,9 +118,13 @@ struct AgentGateway: Sendable {
                 case .report:
                     guard let report = decoded.report else { continue }
                     templates.record(report, from: name)
+                case .jobResult:
+                    if let result = decoded.jobResult { jobs.received(result, from: name) }
+                case .jobOutput:
+                    if let output = decoded.jobOutput { jobs.received(output, from: name) }
                 case .error:
                     logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
-                case .hello, .welcome, .templates:
+                case .hello, .welcome, .templates, .job, .jobCancel:
                     logger.warning("agent sent an unexpected \(decoded.type.rawValue)", metadata: ["node": "\(name)"])
                 }
             }
@@ -125,6 +132,8 @@ struct AgentGateway: Sendable {
             logger.debug("agent connection failed", metadata: ["node": "\(name)", "error": "\(error)"])
         }
         pusher.detach(connection: connection)
+        links.remove(name, connection: connection)
+        jobs.disconnected(name, connection: connection)
         await registry.disconnected(name: name, connection: connection)
     }
 
@@ -145,14 +154,20 @@ struct AgentGateway: Sendable {
     }
 }
 
-/// The template sets waiting to be written on one agent's connection. A push hands each
-/// connection its message and returns at once; a task writes it, and only the newest message
-/// not yet written is kept: a slow or stuck connection holds up no other and piles up nothing.
-/// No task waits while there is nothing to write.
+/// What waits to be written on one agent's connection: messages in order (jobs), and the
+/// newest template set. Posting returns at once and a task writes: a slow or stuck connection
+/// holds up no other. A template set not yet written when the next comes is replaced by it, so
+/// sets pile up nothing. No task waits while there is nothing to write.
 final class AgentOutbox: Sendable {
     private let write: @Sendable (ByteBuffer) async throws -> Void
     private let failed: @Sendable () async -> Void
-    private let state = Mutex<(waiting: ByteBuffer?, writing: Bool, closed: Bool)>((nil, false, false))
+    private struct State {
+        var queue: [ByteBuffer] = []
+        var templates: ByteBuffer?
+        var writing = false
+        var closed = false
+    }
+    private let state = Mutex(State())
 
     /// `write` writes one message; `failed` runs once, after the first write that throws (the
     /// outbox is closed by then).
@@ -161,15 +176,15 @@ final class AgentOutbox: Sendable {
         self.failed = failed
     }
 
+    /// Hands over a template set, replacing one still waiting.
     func post(_ text: ByteBuffer) {
-        let start = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
-            state.waiting = text
-            guard !state.writing else { return false }
-            state.writing = true
-            return true
-        }
-        if start { Task { await drain() } }
+        enqueue { $0.templates = text }
+    }
+
+    /// Hands over a message to write after those before it; answers false when closed.
+    @discardableResult
+    func send(_ text: ByteBuffer) -> Bool {
+        enqueue { $0.queue.append(text) }
     }
 
     var isClosed: Bool { state.withLock { $0.closed } }
@@ -178,15 +193,33 @@ final class AgentOutbox: Sendable {
     func close() {
         state.withLock { state in
             state.closed = true
-            state.waiting = nil
+            state.queue = []
+            state.templates = nil
         }
+    }
+
+    @discardableResult
+    private func enqueue(_ add: (inout State) -> Void) -> Bool {
+        let (accepted, start) = state.withLock { state -> (Bool, Bool) in
+            guard !state.closed else { return (false, false) }
+            add(&state)
+            guard !state.writing else { return (true, false) }
+            state.writing = true
+            return (true, true)
+        }
+        if start { Task { await drain() } }
+        return accepted
     }
 
     private func drain() async {
         while let text = state.withLock({ state -> ByteBuffer? in
-            defer { state.waiting = nil }
-            if state.waiting == nil { state.writing = false }
-            return state.waiting
+            if !state.queue.isEmpty { return state.queue.removeFirst() }
+            if let templates = state.templates {
+                state.templates = nil
+                return templates
+            }
+            state.writing = false
+            return nil
         }) {
             do {
                 try await write(text)

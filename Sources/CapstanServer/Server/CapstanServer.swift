@@ -19,6 +19,7 @@ public enum CapstanServer {
         service: ConfigService,
         registry: NodeRegistry? = nil,
         templates: TemplateService? = nil,
+        jobs: JobService? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
@@ -36,6 +37,8 @@ public enum CapstanServer {
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
         NodeRoutes(registry: registry, templates: templates).register(on: router)
         TemplateRoutes(templates: templates, registry: registry).register(on: router)
+        let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), logger: Logger(label: "capstan.jobs"))
+        JobRoutes(jobs: jobs).register(on: router)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
         return router
     }
@@ -55,9 +58,12 @@ public enum CapstanServer {
             joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger)
         let templates = TemplateService(store: store, logger: logger)
         let pusher = TemplatePusher(templates: templates, registry: registry, logger: logger)
-        let gateway = AgentGateway(registry: registry, templates: templates, pusher: pusher)
+        let links = AgentLinks()
+        let jobs = JobService(store: store, registry: registry, links: links, retention: configuration.jobRetention, logger: logger)
+        let gateway = AgentGateway(registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs)
         let metrics = ServerMetrics()
-        let router = makeRouter(service: service, registry: registry, templates: templates, store: store, metrics: metrics)
+        let router = makeRouter(
+            service: service, registry: registry, templates: templates, jobs: jobs, store: store, metrics: metrics)
         return Application(
             router: router,
             server: .http1WebSocketUpgrade(
@@ -73,6 +79,14 @@ public enum CapstanServer {
                 // Liveness checks, and template pushes to connected agents.
                 BackgroundService { try await registry.run() },
                 BackgroundService { try await pusher.run() },
+                // Jobs a stopped server left running are closed; the history is kept to its limits.
+                BackgroundService {
+                    try await jobs.recoverInterrupted()
+                    while true {
+                        await jobs.prune()
+                        try await Task.sleep(for: .seconds(600))
+                    }
+                },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger

@@ -1,0 +1,41 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/v1/jobs`: commands run across nodes.
+struct JobRoutes<Context: RequestContext> {
+    let jobs: JobService
+
+    static var maxBody: Int { 256 * 1024 }
+
+    func register(on router: Router<Context>) {
+        let group = router.group("v1/jobs")
+        group.post { request, _ in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let spec = try JSONDecoder().decode(JobSpec.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await jobs.submit(spec), status: .created)
+        }
+        group.get { _, _ in
+            try HTTPHelpers.json(try await jobs.list())
+        }
+        group.get("{id}") { _, context in
+            try HTTPHelpers.json(try await jobs.job(context.parameters.require("id")))
+        }
+        group.post("{id}/cancel") { _, context in
+            try HTTPHelpers.json(try await jobs.cancel(context.parameters.require("id")))
+        }
+        group.get("{id}/events") { _, context in
+            let events = try await jobs.events(context.parameters.require("id"))
+            return Response(
+                status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                body: ResponseBody { writer in
+                    for await event in events {
+                        let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
+                        try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                    }
+                    try await writer.finish(nil)
+                })
+        }
+    }
+}

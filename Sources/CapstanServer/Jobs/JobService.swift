@@ -1,0 +1,285 @@
+import CapstanCore
+import CapstanStore
+import Foundation
+import Logging
+import Synchronization
+
+/// Jobs: a command run on the nodes a selector picks. A job runs on the replica it was
+/// submitted to; its record lives at `/capstan/jobs/ID`, each node's result at
+/// `/capstan/job-nodes/ID/NODE`, and an idempotency key at `/capstan/job-keys/KEY`.
+public final class JobService: Sendable {
+    let store: any KeyValueStore
+    let registry: NodeRegistry
+    let links: AgentLinks
+    let logger: Logger
+    let retention: Retention
+    private let active = Mutex<[String: JobRun]>([:])
+
+    /// How many finished jobs are kept, and for how long.
+    public struct Retention: Sendable {
+        public var count: Int
+        public var age: Duration
+
+        public init(count: Int = 1000, age: Duration = .seconds(30 * 86_400)) {
+            self.count = count
+            self.age = age
+        }
+    }
+
+    init(store: any KeyValueStore, registry: NodeRegistry, links: AgentLinks, retention: Retention = Retention(), logger: Logger) {
+        self.store = store
+        self.registry = registry
+        self.links = links
+        self.retention = retention
+        self.logger = logger
+    }
+
+    static let maxTimeout: Duration = .seconds(24 * 3600)
+    static let maxRetries = 10
+    static let maxOutputLimit = 16 << 20
+
+    // MARK: Submitting
+
+    /// Starts a job, or answers the job its idempotency key already started.
+    public func submit(_ spec: JobSpec) async throws -> JobInfo {
+        try Self.validate(spec)
+        if let key = spec.idempotencyKey, let existing = try await jobID(forKey: key) {
+            return try await job(existing)
+        }
+        let selector = try Selector(spec.selector)
+        let nodes = try await registry.list(selector: selector).sorted { $0.name < $1.name }
+        guard !nodes.isEmpty else {
+            throw CapstanError(.invalidArgument, "no node matches the selector \(spec.selector.isEmpty ? "(every node)" : spec.selector.quoted)")
+        }
+        let id = Self.newID()
+        let jobNodes = nodes.map { node -> JobNode in
+            guard spec.onlyHealthy, node.status != .healthy else { return JobNode(name: node.name) }
+            return JobNode(name: node.name, state: .skipped, error: "the node was \(node.status.rawValue) when the job started (--only-healthy)")
+        }
+        let info = JobInfo(id: id, spec: spec, state: .running, createdAt: Date(), nodes: jobNodes)
+        var record = info
+        record.nodes = []
+        let value = try RecordCoding.encoder.encode(JobRecord(info: record, nodeNames: nodes.map(\.name)))
+        if let key = spec.idempotencyKey {
+            // Two submissions with one key at once: one creates the job, the other gets it.
+            let keyPath = StoreLayout.jobKey(key)
+            let result = try await store.txn(
+                TxnRequest(
+                    compares: [Compare(key: keyPath, .version(0), .equal)],
+                    success: [.put(key: keyPath, value: Data(id.utf8)), .put(key: StoreLayout.job(id), value: value)]))
+            if !result.succeeded, let existing = try await jobID(forKey: key) { return try await job(existing) }
+        } else {
+            _ = try await store.put(StoreLayout.job(id), value)
+        }
+        let run = JobRun(info: info, links: links, store: store, logger: logger)
+        active.withLock { $0[id] = run }
+        logger.info("job started", metadata: ["job": "\(id)", "nodes": "\(nodes.count)", "command": "\(spec.commandLine)"])
+        Task {
+            await run.run()
+            self.active.withLock { _ = $0.removeValue(forKey: id) }
+            await self.prune()
+        }
+        return await run.info
+    }
+
+    private func jobID(forKey key: String) async throws -> String? {
+        try await store.get(StoreLayout.jobKey(key)).map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
+    /// Sortable by time: `YYYYMMDD-HHMMSS-` and 6 random hex digits.
+    static func newID(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return formatter.string(from: now) + "-" + String(format: "%06x", UInt32.random(in: 0...0xFF_FFFF))
+    }
+
+    static func validate(_ spec: JobSpec) throws(CapstanError) {
+        guard !spec.command.isEmpty, !spec.command[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw CapstanError(.invalidArgument, "the command is empty: give it after --, e.g. capstan job run -- uptime")
+        }
+        if spec.shell, spec.command.joined(separator: " ").trimmingCharacters(in: .whitespaces).isEmpty {
+            throw CapstanError(.invalidArgument, "the shell command is empty")
+        }
+        guard !spec.command.contains(where: { $0.contains("\0") }) else {
+            throw CapstanError(.invalidArgument, "the command contains a NUL byte")
+        }
+        _ = try Selector(spec.selector)
+        switch spec.batch {
+        case .count(let count) where count < 1: throw CapstanError(.invalidArgument, "--batch must be at least 1 node (or 1%)")
+        case .percent(let percent) where !(1...100).contains(percent):
+            throw CapstanError(.invalidArgument, "--batch must be a percentage from 1% to 100%")
+        default: break
+        }
+        switch spec.maxFailures {
+        case .count(let count) where count < 0: throw CapstanError(.invalidArgument, "--max-failures cannot be negative")
+        case .percent(let percent) where !(0...100).contains(percent):
+            throw CapstanError(.invalidArgument, "--max-failures \(percent)% is not a percentage from 0% to 100%")
+        default: break
+        }
+        guard spec.timeoutMilliseconds > 0, Duration.milliseconds(spec.timeoutMilliseconds) <= maxTimeout else {
+            throw CapstanError(.invalidArgument, "--timeout must be more than 0 and at most 24h")
+        }
+        guard (0...maxRetries).contains(spec.retries) else {
+            throw CapstanError(.invalidArgument, "--retries must be from 0 to \(maxRetries)")
+        }
+        guard (0...maxOutputLimit).contains(spec.outputLimitBytes) else {
+            throw CapstanError(.invalidArgument, "the output limit must be from 0 to 16 MiB")
+        }
+        if let key = spec.idempotencyKey {
+            guard !key.isEmpty, key.count <= 200, key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) })
+            else {
+                throw CapstanError(
+                    .invalidArgument, "--idempotency-key must be 1 to 200 characters of letters, digits, -, _, . and :")
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    public func job(_ id: String) async throws -> JobInfo {
+        if let run = active.withLock({ $0[id] }) { return await run.info }
+        guard let kv = try await store.get(StoreLayout.job(id)) else { throw Self.notFound(id) }
+        let record = try RecordCoding.decoder.decode(JobRecord.self, from: kv.value)
+        var info = record.info
+        var results: [String: JobNode] = [:]
+        for kv in try await store.range(RangeRequest(.prefix(StoreLayout.jobNodesPrefix(id)))).kvs {
+            if let node = try? RecordCoding.decoder.decode(JobNode.self, from: kv.value) { results[node.name] = node }
+        }
+        info.nodes = record.nodeNames.map { results[$0] ?? JobNode(name: $0) }
+        return info
+    }
+
+    /// Every job, newest first.
+    public func list() async throws -> JobList {
+        let kvs = try await store.range(RangeRequest(.prefix(StoreLayout.jobs))).kvs
+        var items: [JobSummary] = []
+        for kv in kvs.reversed() {
+            let id = String(kv.key.dropFirst(StoreLayout.jobs.count))
+            if let run = active.withLock({ $0[id] }) {
+                items.append(await run.info.summary)
+            } else if let record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value) {
+                var summary = record.info.summary
+                summary.total = record.nodeNames.count
+                summary.succeeded = record.succeeded
+                summary.failed = record.failed
+                items.append(summary)
+            }
+        }
+        return JobList(items: items)
+    }
+
+    /// The job's events (see `JobRun.subscribe`); for a job not running here, its stored state.
+    public func events(_ id: String) async throws -> AsyncStream<JobEvent> {
+        if let run = active.withLock({ $0[id] }) { return await run.subscribe() }
+        let info = try await job(id)
+        return AsyncStream { continuation in
+            for node in info.nodes { continuation.yield(JobEvent(type: .node, node: node)) }
+            continuation.yield(JobEvent(type: .done, job: info.summary))
+            continuation.finish()
+        }
+    }
+
+    /// Returns once the job has finished and its results are stored.
+    public func waitUntilFinished(_ id: String) async throws -> JobInfo {
+        if let run = active.withLock({ $0[id] }) { await run.finished() }
+        return try await job(id)
+    }
+
+    public func cancel(_ id: String) async throws -> JobInfo {
+        guard let run = active.withLock({ $0[id] }) else {
+            let info = try await job(id)
+            guard info.state == .running else {
+                throw CapstanError(.conflict, "job \(id) already finished (\(info.state.rawValue)); there is nothing to cancel")
+            }
+            throw CapstanError(.conflict, "job \(id) runs on another server replica; cancel it there")
+        }
+        await run.cancel()
+        return await run.info
+    }
+
+    // MARK: From agents
+
+    func received(_ result: AgentMessage.JobResult, from name: String) {
+        guard let run = active.withLock({ $0[result.id] }) else { return }
+        Task { await run.received(result, from: name) }
+    }
+
+    func received(_ output: AgentMessage.JobOutput, from name: String) {
+        guard let run = active.withLock({ $0[output.id] }) else { return }
+        Task { await run.received(output, from: name) }
+    }
+
+    func disconnected(_ name: String, connection: UInt64) {
+        for run in active.withLock({ Array($0.values) }) {
+            Task { await run.disconnected(name, connection: connection) }
+        }
+    }
+
+    // MARK: Upkeep
+
+    /// Marks jobs left running by a server that stopped: their unfinished nodes are
+    /// unreachable, and the job failed. Run at start, before any job of this process exists.
+    func recoverInterrupted() async throws {
+        for kv in try await store.range(RangeRequest(.prefix(StoreLayout.jobs))).kvs {
+            guard var record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value), record.info.state == .running else {
+                continue
+            }
+            let id = record.info.id
+            guard active.withLock({ $0[id] == nil }) else { continue }
+            let info = try await job(id)
+            let unfinished = info.nodes.filter { !$0.state.isFinished }
+            for chunk in stride(from: 0, to: unfinished.count, by: 100).map({ Array(unfinished[$0..<min($0 + 100, unfinished.count)]) }) {
+                _ = try await store.txn(
+                    TxnRequest(
+                        success: try chunk.map { node in
+                            var node = node
+                            node.state = .unreachable
+                            node.error = "the server stopped while the job ran"
+                            return .put(key: StoreLayout.jobNode(id, node: node.name), value: try RecordCoding.encoder.encode(node))
+                        }))
+            }
+            record.info.state = .failed
+            record.info.reason = "the server stopped while the job ran"
+            record.info.finishedAt = Date()
+            _ = try await store.put(kv.key, try RecordCoding.encoder.encode(record))
+            logger.warning("job interrupted by a server stop", metadata: ["job": "\(id)"])
+        }
+    }
+
+    /// Removes finished jobs past the retention count or age, oldest first.
+    func prune(now: Date = Date()) async {
+        do {
+            let kvs = try await store.range(RangeRequest(.prefix(StoreLayout.jobs))).kvs
+            var finished: [(id: String, createdAt: Date)] = []
+            for kv in kvs {
+                guard let record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value), record.info.state.isFinished else {
+                    continue
+                }
+                finished.append((record.info.id, record.info.createdAt))
+            }
+            let ageLimit = now.addingTimeInterval(-Double(retention.age.components.seconds))
+            let excess = max(0, finished.count - retention.count)
+            for (position, job) in finished.enumerated() where position < excess || job.createdAt < ageLimit {
+                try await remove(job.id)
+            }
+        } catch {
+            logger.warning("could not prune the job history", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func remove(_ id: String) async throws {
+        var operations: [TxnOp] = [.delete(.key(StoreLayout.job(id))), .delete(.prefix(StoreLayout.jobNodesPrefix(id)))]
+        if let kv = try await store.get(StoreLayout.job(id)), let record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value),
+            let key = record.info.spec.idempotencyKey
+        {
+            operations.append(.delete(.key(StoreLayout.jobKey(key))))
+        }
+        _ = try await store.txn(TxnRequest(success: operations))
+    }
+
+    static func notFound(_ id: String) -> CapstanError {
+        CapstanError(.notFound, "job \(id.quoted) not found")
+    }
+}
