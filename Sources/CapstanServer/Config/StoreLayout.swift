@@ -21,6 +21,12 @@ enum StoreLayout {
     /// The job each idempotency key created.
     static let jobKeys = root + "job-keys/"
 
+    /// A key per replica that runs jobs, under its lease: a job whose replica's key is gone
+    /// was cut off by a stop.
+    static let jobRunners = root + "job-runners/"
+
+    static func jobRunner(_ replica: String) -> String { jobRunners + replica }
+
     static func job(_ id: String) -> String { jobs + id }
 
     static func jobNodesPrefix(_ id: String) -> String { jobNodes + id + "/" }

@@ -11,6 +11,7 @@ actor JobRun {
     private let links: AgentLinks
     private let store: any KeyValueStore
     private let logger: Logger
+    private let replica: String
     /// How long past the command's timeout a result may take to arrive before the node counts
     /// as unreachable (the agent kills the command at the timeout and reports at once).
     static let resultGrace: Duration = .seconds(5)
@@ -38,8 +39,9 @@ actor JobRun {
         case silent
     }
 
-    init(info: JobInfo, links: AgentLinks, store: any KeyValueStore, logger: Logger) {
+    init(info: JobInfo, links: AgentLinks, store: any KeyValueStore, replica: String, logger: Logger) {
         self.info = info
+        self.replica = replica
         self.links = links
         self.store = store
         self.logger = logger
@@ -319,7 +321,7 @@ actor JobRun {
         record.nodes = []
         do {
             let stored = JobRecord(
-                info: record, nodeNames: info.nodes.map(\.name), succeeded: info.nodes.count(where: { $0.state == .succeeded }),
+                info: record, nodeNames: info.nodes.map(\.name), replica: replica, succeeded: info.nodes.count(where: { $0.state == .succeeded }),
                 failed: info.nodes.count(where: \.state.isFailure))
             _ = try await store.put(StoreLayout.job(info.id), try RecordCoding.encoder.encode(stored))
         } catch {
@@ -333,6 +335,8 @@ actor JobRun {
 struct JobRecord: Codable, Sendable {
     var info: JobInfo
     var nodeNames: [String]
+    /// The replica that runs the job.
+    var replica: String
     /// Counted when the job finished, for listings.
     var succeeded = 0
     var failed = 0

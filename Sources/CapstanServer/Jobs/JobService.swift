@@ -14,6 +14,8 @@ public final class JobService: Sendable {
     let logger: Logger
     let retention: Retention
     private let active = Mutex<[String: JobRun]>([:])
+    /// Names this replica in job records; its key under `job-runners/` lives while it does.
+    let replica = UUID().uuidString
 
     /// How many finished jobs are kept, and for how long.
     public struct Retention: Sendable {
@@ -59,7 +61,7 @@ public final class JobService: Sendable {
         let info = JobInfo(id: id, spec: spec, state: .running, createdAt: Date(), nodes: jobNodes)
         var record = info
         record.nodes = []
-        let value = try RecordCoding.encoder.encode(JobRecord(info: record, nodeNames: nodes.map(\.name)))
+        let value = try RecordCoding.encoder.encode(JobRecord(info: record, nodeNames: nodes.map(\.name), replica: replica))
         if let key = spec.idempotencyKey {
             // Two submissions with one key at once: one creates the job, the other gets it.
             let keyPath = StoreLayout.jobKey(key)
@@ -71,7 +73,7 @@ public final class JobService: Sendable {
         } else {
             _ = try await store.put(StoreLayout.job(id), value)
         }
-        let run = JobRun(info: info, links: links, store: store, logger: logger)
+        let run = JobRun(info: info, links: links, store: store, replica: replica, logger: logger)
         active.withLock { $0[id] = run }
         logger.info("job started", metadata: ["job": "\(id)", "nodes": "\(nodes.count)", "command": "\(spec.commandLine)"])
         Task {
@@ -219,11 +221,51 @@ public final class JobService: Sendable {
 
     // MARK: Upkeep
 
-    /// Marks jobs left running by a server that stopped: their unfinished nodes are
-    /// unreachable, and the job failed. Run at start, before any job of this process exists.
+    /// Keeps this replica's runner key alive, closes jobs whose replica stopped, and prunes the
+    /// history, until cancelled.
+    func runUpkeep(ttl: Int64) async throws {
+        var lease: LeaseID?
+        var sinceRecovery = Duration.seconds(3600)
+        var sincePrune = Duration.seconds(3600)
+        let tick = Duration.seconds(max(1, ttl / 3))
+        while true {
+            do {
+                if let current = lease {
+                    _ = try await store.keepAlive(current)
+                } else {
+                    let granted = try await store.grantLease(ttl: ttl)
+                    _ = try await store.put(StoreLayout.jobRunner(replica), Data(), lease: granted.id)
+                    lease = granted.id
+                }
+                if sinceRecovery >= .seconds(ttl) {
+                    sinceRecovery = .zero
+                    try await recoverInterrupted()
+                }
+                if sincePrune >= .seconds(600) {
+                    sincePrune = .zero
+                    await prune()
+                }
+            } catch let error as StoreError where error.code == .leaseNotFound {
+                lease = nil
+                continue
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("job upkeep failed", metadata: ["error": "\(error)"])
+            }
+            try await Task.sleep(for: tick)
+            sinceRecovery += tick
+            sincePrune += tick
+        }
+    }
+
+    /// Marks jobs whose replica stopped while they ran (its runner key expired): their
+    /// unfinished nodes are unreachable, and the job failed.
     func recoverInterrupted() async throws {
         for kv in try await store.range(RangeRequest(.prefix(StoreLayout.jobs))).kvs {
-            guard var record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value), record.info.state == .running else {
+            guard var record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value), record.info.state == .running,
+                record.replica != replica, try await store.get(StoreLayout.jobRunner(record.replica)) == nil
+            else {
                 continue
             }
             let id = record.info.id

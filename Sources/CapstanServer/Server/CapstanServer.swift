@@ -79,14 +79,8 @@ public enum CapstanServer {
                 // Liveness checks, and template pushes to connected agents.
                 BackgroundService { try await registry.run() },
                 BackgroundService { try await pusher.run() },
-                // Jobs a stopped server left running are closed; the history is kept to its limits.
-                BackgroundService {
-                    try await jobs.recoverInterrupted()
-                    while true {
-                        await jobs.prune()
-                        try await Task.sleep(for: .seconds(600))
-                    }
-                },
+                // Jobs a stopped replica left running are closed; the history is kept to its limits.
+                BackgroundService { try await jobs.runUpkeep(ttl: configuration.lockTTL) },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
