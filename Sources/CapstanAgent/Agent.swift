@@ -93,6 +93,8 @@ public final class Agent: Sendable {
     public func run() async throws {
         var identity = try await loadOrEnroll()
         let executor = JobExecutor(policy: configuration.execPolicy, logger: logger)
+        // One sampler for the agent's life: rates run on across reconnects.
+        let sampler = MetricsSource()
         // Commands still running when the agent stops die with it, not after it.
         defer { executor.cancelAll() }
         let worker = TemplateWorker(
@@ -100,7 +102,7 @@ public final class Agent: Sendable {
             dataDirectory: configuration.dataDirectory, name: identity.name, logger: logger)
         var attempt = 0
         while !Task.isCancelled {
-            let outcome = await connectOnce(identity, worker: worker, executor: executor)
+            let outcome = await connectOnce(identity, worker: worker, executor: executor, sampler: sampler)
             switch outcome {
             case .welcomed:
                 attempt = 0
@@ -191,7 +193,9 @@ public final class Agent: Sendable {
     }
 
     /// One connection, from opening to its end.
-    private func connectOnce(_ identity: AgentIdentity, worker: TemplateWorker, executor: JobExecutor) async -> Outcome {
+    private func connectOnce(
+        _ identity: AgentIdentity, worker: TemplateWorker, executor: JobExecutor, sampler: MetricsSource
+    ) async -> Outcome {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
         var options = WebSocketClientConfiguration()
@@ -228,6 +232,20 @@ public final class Agent: Sendable {
                     }
                 }
                 defer { heartbeats.cancel() }
+                let metricsInterval = welcome.welcome?.metricsIntervalMilliseconds ?? 15_000
+                let metrics = Task {
+                    while !Task.isCancelled {
+                        // Reading /proc takes a moment; a failed read is logged and skipped.
+                        do {
+                            let sample = try sampler.sample()
+                            try await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .metrics, metrics: sample)))
+                        } catch let error as HostMetricsSampler.FileError {
+                            logger.warning("could not sample host metrics", metadata: ["error": "\(error)"])
+                        }
+                        try await Task.sleep(for: .milliseconds(metricsInterval))
+                    }
+                }
+                defer { metrics.cancel() }
                 await worker.connected(facts: facts) { report in
                     try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
                     events("template \(report.template) \(report.state.rawValue)")
@@ -283,6 +301,15 @@ public final class Agent: Sendable {
         guard let response = try? await http.execute(request, timeout: .seconds(10)) else { return false }
         _ = try? await response.body.collect(upTo: 1 << 16)
         return response.status == .unauthorized
+    }
+}
+
+/// The host metrics sampler, kept for the agent's life so that rates run on across reconnects.
+final class MetricsSource: Sendable {
+    private let sampler = Mutex(HostMetricsSampler())
+
+    func sample() throws(HostMetricsSampler.FileError) -> HostSample {
+        try sampler.withLock { sampler throws(HostMetricsSampler.FileError) in try sampler.sample() }
     }
 }
 

@@ -10,7 +10,7 @@ struct NodeCommand: AsyncParsableCommand {
             Selectors pick nodes by label and name: env=prod,role in (web,api),!canary,zone!=b,name=web-* \
             (k=v, k!=v, k in (a,b), k notin (a,b), k, !k; name=GLOB matches the node name; commas mean and).
             """,
-        subcommands: [List.self, Show.self, Label.self, Remove.self]
+        subcommands: [List.self, Show.self, Label.self, Remove.self, Top.self, Metrics.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -111,5 +111,96 @@ struct NodeCommand: AsyncParsableCommand {
 
     static func labels(_ labels: [String: String]) -> String {
         labels.isEmpty ? "-" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    struct Top: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Nodes by their latest host metrics: CPU, load, memory, fullest disk, network.",
+            discussion: "Agents send a sample every --metrics-interval of the server (15 s by default).")
+
+        enum Order: String, ExpressibleByArgument, CaseIterable {
+            case cpu, load, memory, disk, name
+        }
+
+        @OptionGroup var global: GlobalOptions
+        @Option(name: [.short, .long], help: "Only the nodes this selector picks.") var selector: String = ""
+        @Option(help: "Sort by cpu, load, memory, disk or name (the largest first).") var sort: Order = .cpu
+
+        func validate() throws {
+            do { _ = try Selector(selector) } catch { throw ValidationError("--selector: \(error.description)") }
+        }
+
+        func run() async throws {
+            let client = global.client()
+            var entries = try await client.nodeTop().items
+            if !selector.isEmpty {
+                let picked = Set(try await client.nodes(selector: selector).items.map(\.name))
+                entries = entries.filter { picked.contains($0.node) }
+            }
+            func key(_ entry: NodeTop.Entry) -> Double {
+                let sample = entry.sample
+                switch sort {
+                case .cpu: return sample.cpuPercent ?? -1
+                case .load: return sample.load1
+                case .memory: return sample.memoryTotalBytes > 0 ? Double(sample.memoryUsedBytes) / Double(sample.memoryTotalBytes) : 0
+                case .disk: return sample.fullestDiskPercent ?? -1
+                case .name: return 0
+                }
+            }
+            entries.sort { sort == .name ? $0.node < $1.node : key($0) > key($1) }
+            try Output.print(entries, as: global.output) {
+                Output.table(
+                    ["NODE", "CPU", "LOAD", "MEMORY", "SWAP", "DISK", "RX/S", "TX/S", "SAMPLED"],
+                    entries.map { entry in
+                        let sample = entry.sample
+                        let rates = sample.networkRates
+                        return [
+                            entry.node, sample.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "-",
+                            String(format: "%.2f", sample.load1),
+                            "\(ByteSize.format(Int(sample.memoryUsedBytes)))/\(ByteSize.format(Int(sample.memoryTotalBytes)))",
+                            sample.swapTotalBytes > 0 ? ByteSize.format(Int(sample.swapUsedBytes)) : "-",
+                            sample.fullestDiskPercent.map { String(format: "%.0f%%", $0) } ?? "-",
+                            rates.rx.map { ByteSize.format(Int($0)) } ?? "-", rates.tx.map { ByteSize.format(Int($0)) } ?? "-",
+                            Output.time(sample.time),
+                        ]
+                    })
+            }
+        }
+    }
+
+    struct Metrics: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A node's latest host metrics, and the last hour's CPU, load and memory.")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Node name.") var name: String
+
+        func run() async throws {
+            let info = try await global.client().nodeMetrics(name)
+            try Output.print(info, as: global.output) {
+                guard let sample = info.latest else {
+                    return "no metrics from \(info.node) yet (its agent sends them every metrics interval, to the replica it is connected to)\n"
+                }
+                var text = "\(info.node) at \(Output.time(sample.time))\n"
+                text += "cpu \(sample.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "-")"
+                text += ", load \(String(format: "%.2f %.2f %.2f", sample.load1, sample.load5, sample.load15))\n"
+                text += "memory \(ByteSize.format(Int(sample.memoryUsedBytes))) of \(ByteSize.format(Int(sample.memoryTotalBytes)))"
+                text += ", swap \(ByteSize.format(Int(sample.swapUsedBytes))) of \(ByteSize.format(Int(sample.swapTotalBytes)))\n"
+                text += Output.table(
+                    ["MOUNT", "DEVICE", "TYPE", "USED", "SIZE"],
+                    sample.disks.map { [$0.mount, $0.device, $0.fsType, ByteSize.format(Int($0.usedBytes)), ByteSize.format(Int($0.totalBytes))] })
+                text += Output.table(
+                    ["INTERFACE", "RX/S", "TX/S"],
+                    sample.network.map { [$0.name, $0.rxBytesPerSecond.map { ByteSize.format(Int($0)) } ?? "-", $0.txBytesPerSecond.map { ByteSize.format(Int($0)) } ?? "-"] })
+                let cpu = info.history.compactMap(\.cpuPercent)
+                let load = info.history.map(\.load1)
+                if !cpu.isEmpty || !load.isEmpty {
+                    text += "last hour (\(info.history.count) samples): "
+                    if !cpu.isEmpty { text += String(format: "cpu avg %.1f%% max %.1f%%, ", cpu.reduce(0, +) / Double(cpu.count), cpu.max() ?? 0) }
+                    text += String(format: "load1 avg %.2f max %.2f\n", load.reduce(0, +) / Double(max(1, load.count)), load.max() ?? 0)
+                }
+                return text
+            }
+        }
     }
 }

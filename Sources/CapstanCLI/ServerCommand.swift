@@ -65,6 +65,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "How often agents send heartbeats, e.g. 5s; 3 missed make a node unhealthy (default: 5s).")
     var heartbeatInterval: String?
 
+    @Option(help: "How often agents send host metrics (CPU, load, memory, disks, network) (default: 15s).")
+    var metricsInterval: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -101,6 +104,8 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = try Self.duration(
             heartbeatInterval ?? file["heartbeat-interval"] ?? (dev ? "1s" : "5s"), flag: "--heartbeat-interval",
             minimum: .milliseconds(50))
+        configuration.metricsInterval = try Self.duration(
+            metricsInterval ?? file["metrics-interval"] ?? "15s", flag: "--metrics-interval", minimum: .milliseconds(50))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory
         } else if dev {

@@ -24,4 +24,14 @@ extension CapstanClient {
     public func removeNode(_ name: String) async throws {
         _ = try await send(.DELETE, "/v1/nodes/\(Self.percentEncode(name))")
     }
+
+    /// Every node's latest host metrics (of the nodes connected to the replica answering).
+    public func nodeTop() async throws -> NodeTop {
+        try decode(NodeTop.self, try await send(.GET, "/v1/nodes/metrics", headers: [("Accept", "application/json")]))
+    }
+
+    /// A node's latest host metrics and the last hour of them.
+    public func nodeMetrics(_ name: String) async throws -> NodeMetricsInfo {
+        try decode(NodeMetricsInfo.self, try await send(.GET, "/v1/nodes/\(Self.percentEncode(name))/metrics"))
+    }
 }

@@ -34,6 +34,8 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         case jobOutput = "job_output"
         /// Agent → server: how a command ended, with its output (capped).
         case jobResult = "job_result"
+        /// Agent → server: a host metrics sample, every metrics interval.
+        case metrics
     }
 
     public var v: Int
@@ -48,11 +50,12 @@ public struct AgentMessage: Codable, Sendable, Hashable {
     public var jobCancel: JobCancel?
     public var jobOutput: JobOutput?
     public var jobResult: JobResult?
+    public var metrics: HostSample?
 
     public init(
         type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, templates: Templates? = nil,
         report: TemplateReport? = nil, error: String? = nil, job: JobStart? = nil, jobCancel: JobCancel? = nil,
-        jobOutput: JobOutput? = nil, jobResult: JobResult? = nil, version: Int = AgentMessage.currentVersion
+        jobOutput: JobOutput? = nil, jobResult: JobResult? = nil, metrics: HostSample? = nil, version: Int = AgentMessage.currentVersion
     ) {
         self.v = version
         self.type = type
@@ -66,6 +69,7 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         self.jobCancel = jobCancel
         self.jobOutput = jobOutput
         self.jobResult = jobResult
+        self.metrics = metrics
     }
 
     /// The templates that bind a node, as one set: the agent applies it whole.
@@ -101,10 +105,13 @@ public struct AgentMessage: Codable, Sendable, Hashable {
     public struct Welcome: Codable, Sendable, Hashable {
         public var node: String
         public var heartbeatIntervalMilliseconds: Int64
+        /// How often to send host metrics (protocol 2; absent: 15 s).
+        public var metricsIntervalMilliseconds: Int64?
 
-        public init(node: String, heartbeatIntervalMilliseconds: Int64) {
+        public init(node: String, heartbeatIntervalMilliseconds: Int64, metricsIntervalMilliseconds: Int64? = nil) {
             self.node = node
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+            self.metricsIntervalMilliseconds = metricsIntervalMilliseconds
         }
     }
 

@@ -255,7 +255,10 @@ struct AgentProtocolTests {
             let identity = try await RawAgent.enroll(server.url, name: "old-1")
             let future = try await RawAgent.exchange(server.url, identity: identity, hello: #"{"v":99,"type":"hello","hello":{"labels":{},"facts":{"hostname":"h","os":"o","kernel":"k","arch":"a","cpuCount":1,"memoryBytes":1,"addresses":[],"agentVersion":"9"}}}"#)
             #expect(future.contains("agent protocol version 99 is not supported"), "\(future)")
-            #expect(future.contains("accepts 1 to 1"), "\(future)")
+            #expect(future.contains("accepts 1 to 2"), "\(future)")
+            // Protocol 1 (before jobs) is still welcome.
+            let previous = try await RawAgent.exchange(server.url, identity: identity, hello: #"{"v":1,"type":"hello","hello":{"labels":{},"facts":{"hostname":"h","os":"o","kernel":"k","arch":"a","cpuCount":1,"memoryBytes":1,"addresses":[],"agentVersion":"1"}}}"#)
+            #expect(previous.contains(#""type":"welcome""#), "\(previous)")
             let garbage = try await RawAgent.exchange(server.url, identity: identity, hello: "not json")
             #expect(garbage.contains("the first message must be a hello"), "\(garbage)")
         }

@@ -87,3 +87,79 @@ public struct HostSample: Codable, Sendable, Hashable {
         self.network = network
     }
 }
+
+/// One point of a node's metrics history: the figures `node metrics` charts over the last hour.
+public struct HostPoint: Codable, Sendable, Hashable {
+    public var time: Date
+    public var cpuPercent: Double?
+    public var load1: Double
+    public var memoryUsedBytes: Int64
+    /// Received and sent over all interfaces, bytes per second.
+    public var rxBytesPerSecond: Double?
+    public var txBytesPerSecond: Double?
+
+    public init(
+        time: Date, cpuPercent: Double?, load1: Double, memoryUsedBytes: Int64, rxBytesPerSecond: Double?, txBytesPerSecond: Double?
+    ) {
+        self.time = time
+        self.cpuPercent = cpuPercent
+        self.load1 = load1
+        self.memoryUsedBytes = memoryUsedBytes
+        self.rxBytesPerSecond = rxBytesPerSecond
+        self.txBytesPerSecond = txBytesPerSecond
+    }
+}
+
+/// A node's host metrics as the server keeps them: the latest sample, and the last hour.
+public struct NodeMetricsInfo: Codable, Sendable, Hashable {
+    public var node: String
+    public var latest: HostSample?
+    /// Oldest first.
+    public var history: [HostPoint]
+
+    public init(node: String, latest: HostSample?, history: [HostPoint]) {
+        self.node = node
+        self.latest = latest
+        self.history = history
+    }
+}
+
+/// `GET /v1/nodes/top`: the latest sample of every node that sent one.
+public struct NodeTop: Codable, Sendable, Hashable {
+    public struct Entry: Codable, Sendable, Hashable {
+        public var node: String
+        public var sample: HostSample
+
+        public init(node: String, sample: HostSample) {
+            self.node = node
+            self.sample = sample
+        }
+    }
+
+    public var items: [Entry]
+
+    public init(items: [Entry]) {
+        self.items = items
+    }
+}
+
+extension HostSample {
+    /// The fullest filesystem's share in use, 0–100.
+    public var fullestDiskPercent: Double? {
+        disks.filter { $0.totalBytes > 0 }.map { Double($0.usedBytes) * 100 / Double($0.totalBytes) }.max()
+    }
+
+    /// Received and sent over all interfaces, bytes per second.
+    public var networkRates: (rx: Double?, tx: Double?) {
+        let rx = network.compactMap(\.rxBytesPerSecond)
+        let tx = network.compactMap(\.txBytesPerSecond)
+        return (rx.isEmpty ? nil : rx.reduce(0, +), tx.isEmpty ? nil : tx.reduce(0, +))
+    }
+
+    public var point: HostPoint {
+        let rates = networkRates
+        return HostPoint(
+            time: time, cpuPercent: cpuPercent, load1: load1, memoryUsedBytes: memoryUsedBytes, rxBytesPerSecond: rates.rx,
+            txBytesPerSecond: rates.tx)
+    }
+}

@@ -8,6 +8,7 @@ import Hummingbird
 struct NodeRoutes<Context: RequestContext> {
     let registry: NodeRegistry
     let templates: TemplateService
+    let metrics: NodeMetrics
 
     static var maxBody: Int { 256 * 1024 }
 
@@ -30,6 +31,21 @@ struct NodeRoutes<Context: RequestContext> {
             let selector = try Selector(text)
             return try HTTPHelpers.json(NodeList(items: try await registry.list(selector: selector)))
         }
+        // Every node's latest host metrics: Prometheus text for scrapers, JSON when asked for.
+        nodes.get("metrics") { request, _ in
+            let latest = metrics.latest()
+            if request.headers[.accept]?.contains("application/json") == true {
+                return try HTTPHelpers.json(NodeTop(items: latest.map { NodeTop.Entry(node: $0.node, sample: $0.sample) }))
+            }
+            return Response(
+                status: .ok, headers: [.contentType: HostMetricsExposition.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: HostMetricsExposition.render(latest))))
+        }
+        nodes.get("{name}/metrics") { _, context in
+            let name = try context.parameters.require("name")
+            _ = try await registry.node(name)
+            return try HTTPHelpers.json(metrics.info(name))
+        }
         nodes.get("{name}") { _, context in
             var node = try await registry.node(context.parameters.require("name"))
             node.templates = try await templates.states(for: node)
@@ -41,7 +57,9 @@ struct NodeRoutes<Context: RequestContext> {
             return try HTTPHelpers.json(try await registry.label(context.parameters.require("name"), change))
         }
         nodes.delete("{name}") { _, context in
-            try await registry.remove(context.parameters.require("name"))
+            let name = try context.parameters.require("name")
+            try await registry.remove(name)
+            metrics.forget(name)
             return Response(status: .noContent)
         }
     }

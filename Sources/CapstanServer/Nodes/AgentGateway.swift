@@ -19,6 +19,8 @@ struct AgentGateway: Sendable {
     let pusher: TemplatePusher
     let links: AgentLinks
     let jobs: JobService
+    let metrics: NodeMetrics
+    let metricsInterval: Duration
 
     static let path = "/v1/agent/connect"
     static let maxMessageBytes = 1 << 20
@@ -90,7 +92,11 @@ struct AgentGateway: Sendable {
             let milliseconds = registry.heartbeatInterval.milliseconds
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
-                    AgentMessage(type: .welcome, welcome: .init(node: name, heartbeatIntervalMilliseconds: milliseconds))))
+                    AgentMessage(
+                        type: .welcome,
+                        welcome: .init(
+                            node: name, heartbeatIntervalMilliseconds: milliseconds,
+                            metricsIntervalMilliseconds: metricsInterval.milliseconds))))
             let outbox = AgentOutbox { text in
                 try await Self.writeText(text, to: outbound)
             } failed: {
@@ -118,6 +124,8 @@ struct AgentGateway: Sendable {
                 case .report:
                     guard let report = decoded.report else { continue }
                     templates.record(report, from: name)
+                case .metrics:
+                    if let sample = decoded.metrics { metrics.record(sample, from: name) }
                 case .jobResult:
                     if let result = decoded.jobResult { jobs.received(result, from: name) }
                 case .jobOutput:

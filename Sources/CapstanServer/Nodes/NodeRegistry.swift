@@ -58,6 +58,10 @@ public final class NodeRegistry: Sendable {
             throw CapstanError(.unauthorized, "the join token is not this server's")
         }
         try NodeName.validate(request.name)
+        // `/v1/nodes/metrics` is every node's metrics, not a node's.
+        guard request.name != "metrics" else {
+            throw CapstanError(.invalidArgument, "node name \"metrics\" is reserved; give the agent another --name")
+        }
         try Labels.validate(request.labels)
         let secret = Self.randomSecret()
         let now = Date()

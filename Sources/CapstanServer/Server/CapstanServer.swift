@@ -20,6 +20,7 @@ public enum CapstanServer {
         registry: NodeRegistry? = nil,
         templates: TemplateService? = nil,
         jobs: JobService? = nil,
+        nodeMetrics: NodeMetrics? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
@@ -35,7 +36,7 @@ public enum CapstanServer {
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
-        NodeRoutes(registry: registry, templates: templates).register(on: router)
+        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics()).register(on: router)
         TemplateRoutes(templates: templates, registry: registry).register(on: router)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), logger: Logger(label: "capstan.jobs"))
         JobRoutes(jobs: jobs).register(on: router)
@@ -60,10 +61,14 @@ public enum CapstanServer {
         let pusher = TemplatePusher(templates: templates, registry: registry, logger: logger)
         let links = AgentLinks()
         let jobs = JobService(store: store, registry: registry, links: links, retention: configuration.jobRetention, logger: logger)
-        let gateway = AgentGateway(registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs)
+        let nodeMetrics = NodeMetrics()
+        let gateway = AgentGateway(
+            registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, metrics: nodeMetrics,
+            metricsInterval: configuration.metricsInterval)
         let metrics = ServerMetrics()
         let router = makeRouter(
-            service: service, registry: registry, templates: templates, jobs: jobs, store: store, metrics: metrics)
+            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, store: store,
+            metrics: metrics)
         return Application(
             router: router,
             server: .http1WebSocketUpgrade(

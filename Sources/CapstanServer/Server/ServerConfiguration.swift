@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var joinToken: String?
     /// How often agents send heartbeats; 3 missed make a node unhealthy.
     public var heartbeatInterval: Duration = .seconds(5)
+    /// How often agents send host metrics.
+    public var metricsInterval: Duration = .seconds(15)
     /// Finished jobs kept: at most this many, none older than this.
     public var jobRetention = JobService.Retention()
     public var logLevel: Logger.Level = .info
