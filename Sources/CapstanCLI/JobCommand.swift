@@ -30,37 +30,15 @@ struct JobCommand: AsyncParsableCommand {
                 """)
 
         @OptionGroup var global: GlobalOptions
-        @Option(name: [.short, .long], help: "Nodes to run on (empty: every node).") var selector: String = ""
-        @Option(help: ArgumentHelp("Nodes per batch, a count or a percentage; the next batch starts when one is done (default: all at once).", valueName: "N|P%"))
-        var batch: String?
-        @Option(help: ArgumentHelp("Abort when more nodes than this fail; nodes not started are skipped (default: never abort).", valueName: "N|P%"))
-        var maxFailures: String?
-        @Option(help: "Per node, kill the command (its whole process group) after this long.") var timeout: String = "30s"
-        @Option(help: "Per node, retries after a dropped connection (a non-zero exit is not retried).") var retries: Int = 0
-        @Flag(help: "Run only on nodes that are healthy now; the others are skipped.") var onlyHealthy = false
+        @OptionGroup var options: JobOptions
         @Option(help: "Submitting the same key again returns the job it started instead of a new one.") var idempotencyKey: String?
-        @Flag(help: "Run the command through /bin/sh -c instead of as plain argv.") var shell = false
-        @Option(help: "Per node and stream, the output kept (the rest is dropped and the cut marked).") var outputLimit: String = "64KiB"
         @Flag(help: "Print the job id and return at once.") var detach = false
         @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
         func spec() throws -> JobSpec {
-            let timeoutDuration: Duration
-            do { timeoutDuration = try DurationParser.parse(timeout) } catch { throw ValidationError("--timeout: \(error.message)") }
-            let limit: Int
-            do { limit = try ByteSize.parse(outputLimit) } catch { throw ValidationError("--output-limit: \(error.message)") }
-            do {
-                let spec = JobSpec(
-                    selector: selector, command: shell ? [command.joined(separator: " ")] : command, shell: shell,
-                    batch: try batch.map { try NodeAmount($0, what: "--batch", allowZero: false) },
-                    maxFailures: try maxFailures.map { try NodeAmount($0, what: "--max-failures", allowZero: true) },
-                    timeoutMilliseconds: timeoutDuration.milliseconds, retries: retries, onlyHealthy: onlyHealthy,
-                    idempotencyKey: idempotencyKey, outputLimitBytes: limit)
-                try JobSpecCheck.validate(spec)
-                return spec
-            } catch let error as CapstanError {
-                throw ValidationError(error.description)
-            }
+            var spec = try options.spec(command: command)
+            spec.idempotencyKey = idempotencyKey
+            return spec
         }
 
         func validate() throws {
@@ -172,6 +150,40 @@ struct JobCommand: AsyncParsableCommand {
 
     static func summary(_ job: JobInfo) -> String {
         "\(job.state.rawValue): \(counts(job))" + (job.reason.map { " (\($0))" } ?? "") + "\n"
+    }
+}
+
+/// How a job runs, as `job run` and `schedule put` take it.
+struct JobOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: "Nodes to run on (empty: every node).") var selector: String = ""
+    @Option(help: ArgumentHelp("Nodes per batch, a count or a percentage; the next batch starts when one is done (default: all at once).", valueName: "N|P%"))
+    var batch: String?
+    @Option(help: ArgumentHelp("Abort when more nodes than this fail; nodes not started are skipped (default: never abort).", valueName: "N|P%"))
+    var maxFailures: String?
+    @Option(help: "Per node, kill the command (its whole process group) after this long.") var timeout: String = "30s"
+    @Option(help: "Per node, retries after a dropped connection (a non-zero exit is not retried).") var retries: Int = 0
+    @Flag(help: "Run only on nodes that are healthy now; the others are skipped.") var onlyHealthy = false
+    @Flag(help: "Run the command through /bin/sh -c instead of as plain argv.") var shell = false
+    @Option(help: "Per node and stream, the output kept (the rest is dropped and the cut marked).") var outputLimit: String = "64KiB"
+
+    /// The job these options describe for `command`; bad input is a usage error.
+    func spec(command: [String]) throws -> JobSpec {
+        let timeoutDuration: Duration
+        do { timeoutDuration = try DurationParser.parse(timeout) } catch { throw ValidationError("--timeout: \(error.message)") }
+        let limit: Int
+        do { limit = try ByteSize.parse(outputLimit) } catch { throw ValidationError("--output-limit: \(error.message)") }
+        do {
+            let spec = JobSpec(
+                selector: selector, command: shell ? [command.joined(separator: " ")] : command, shell: shell,
+                batch: try batch.map { try NodeAmount($0, what: "--batch", allowZero: false) },
+                maxFailures: try maxFailures.map { try NodeAmount($0, what: "--max-failures", allowZero: true) },
+                timeoutMilliseconds: timeoutDuration.milliseconds, retries: retries, onlyHealthy: onlyHealthy,
+                outputLimitBytes: limit)
+            try JobSpecCheck.validate(spec)
+            return spec
+        } catch let error as CapstanError {
+            throw ValidationError(error.description)
+        }
     }
 }
 

@@ -67,3 +67,24 @@ extension CapstanClient {
         }
     }
 }
+
+extension CapstanClient {
+    public func putSchedule(_ name: String, _ spec: ScheduleSpec) async throws -> ScheduleInfo {
+        let body = try Self.encoder.encode(spec)
+        let answer = try await send(
+            .PUT, "/v1/schedules/\(Self.percentEncode(name))", headers: [("Content-Type", "application/json")], body: body)
+        return try decode(ScheduleInfo.self, answer)
+    }
+
+    public func schedules() async throws -> ScheduleList {
+        try decode(ScheduleList.self, try await send(.GET, "/v1/schedules"))
+    }
+
+    public func schedule(_ name: String) async throws -> ScheduleInfo {
+        try decode(ScheduleInfo.self, try await send(.GET, "/v1/schedules/\(Self.percentEncode(name))"))
+    }
+
+    public func removeSchedule(_ name: String) async throws {
+        _ = try await send(.DELETE, "/v1/schedules/\(Self.percentEncode(name))")
+    }
+}

@@ -29,6 +29,10 @@ enum StoreLayout {
 
     static func job(_ id: String) -> String { jobs + id }
 
+    static let schedules = root + "schedules/"
+
+    static func schedule(_ name: String) -> String { schedules + name }
+
     static func jobNodesPrefix(_ id: String) -> String { jobNodes + id + "/" }
 
     static func jobNode(_ id: String, node: String) -> String { jobNodesPrefix(id) + node }

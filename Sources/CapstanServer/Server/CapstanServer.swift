@@ -21,6 +21,7 @@ public enum CapstanServer {
         templates: TemplateService? = nil,
         jobs: JobService? = nil,
         nodeMetrics: NodeMetrics? = nil,
+        schedules: ScheduleService? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
@@ -40,6 +41,8 @@ public enum CapstanServer {
         TemplateRoutes(templates: templates, registry: registry).register(on: router)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), logger: Logger(label: "capstan.jobs"))
         JobRoutes(jobs: jobs).register(on: router)
+        ScheduleRoutes(schedules: schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules")))
+            .register(on: router)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
         return router
     }
@@ -62,12 +65,13 @@ public enum CapstanServer {
         let links = AgentLinks()
         let jobs = JobService(store: store, registry: registry, links: links, retention: configuration.jobRetention, logger: logger)
         let nodeMetrics = NodeMetrics()
+        let schedules = ScheduleService(store: store, jobs: jobs, logger: logger)
         let gateway = AgentGateway(
             registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, metrics: nodeMetrics,
             metricsInterval: configuration.metricsInterval)
         let metrics = ServerMetrics()
         let router = makeRouter(
-            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, store: store,
+            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, store: store,
             metrics: metrics)
         return Application(
             router: router,
@@ -86,6 +90,7 @@ public enum CapstanServer {
                 BackgroundService { try await pusher.run() },
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep(ttl: configuration.lockTTL) },
+                BackgroundService { try await schedules.run() },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
