@@ -294,6 +294,35 @@ struct JobTests {
         }
     }
 
+    @Test func schedulesArePutListedAndRemovedAndBadOnesRefused() async throws {
+        try await withFixture { fixture in
+            let put = try await fixture.capstan(["schedule", "put", "nightly", "--cron", "30 2 * * *", "--time-zone", "Europe/Paris", "--", "uptime"])
+            #expect(put.status == 0, "\(put.stderr)")
+            #expect(put.stdout.contains("saved schedule nightly, next tick"))
+            let list = try await fixture.capstan(["schedule", "ls"])
+            #expect(list.stdout.contains("30 2 * * * (Europe/Paris)"))
+            #expect(list.stdout.contains("uptime"))
+            let cases: [([String], String)] = [
+                (["--cron", "61 * * * *"], "--cron: minute 61 is out of range 0-59 (column 1)"),
+                (["--cron", "* * *"], "expected 5 fields"),
+                (["--cron", "@daily", "--missed", "sometimes"], "--missed must be skip or run-once"),
+                (["--cron", "@daily", "--time-zone", "Nowhere/City"], "is not a time zone name"),
+                (["--cron", "@daily", "--batch", "0"], "--batch"),
+            ]
+            for (arguments, message) in cases {
+                let result = try await fixture.capstan(["schedule", "put", "bad"] + arguments + ["--", "true"])
+                #expect(result.status == 64, "\(arguments)")
+                #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            }
+            let removed = try await fixture.capstan(["schedule", "rm", "nightly"])
+            #expect(removed.status == 0)
+            #expect(try await fixture.client.schedules().items.isEmpty)
+            let again = try await fixture.capstan(["schedule", "rm", "nightly"])
+            #expect(again.status == 1)
+            #expect(again.stderr.contains("not found"))
+        }
+    }
+
     static func post(_ url: String, _ body: String) async throws -> Int {
         let result = try await ChildProcess.runShell(
             "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary @- \(url) <<'EOF'\n\(body)\nEOF",
