@@ -95,14 +95,17 @@ public final class Agent: Sendable {
         let executor = JobExecutor(policy: configuration.execPolicy, logger: logger)
         // One sampler for the agent's life: rates run on across reconnects.
         let sampler = MetricsSource()
+        let checks = CheckRunner(http: http, logger: logger)
         // Commands still running when the agent stops die with it, not after it.
         defer { executor.cancelAll() }
         let worker = TemplateWorker(
             applier: TemplateApplier(allowedPaths: configuration.allowedPaths, logger: logger),
             dataDirectory: configuration.dataDirectory, name: identity.name, logger: logger)
+        // Checks of the last set run from the start: the server resends a set only when it changed.
+        await checks.update(worker.storedSet()?.checks ?? [])
         var attempt = 0
         while !Task.isCancelled {
-            let outcome = await connectOnce(identity, worker: worker, executor: executor, sampler: sampler)
+            let outcome = await connectOnce(identity, worker: worker, executor: executor, sampler: sampler, checks: checks)
             switch outcome {
             case .welcomed:
                 attempt = 0
@@ -194,7 +197,8 @@ public final class Agent: Sendable {
 
     /// One connection, from opening to its end.
     private func connectOnce(
-        _ identity: AgentIdentity, worker: TemplateWorker, executor: JobExecutor, sampler: MetricsSource
+        _ identity: AgentIdentity, worker: TemplateWorker, executor: JobExecutor, sampler: MetricsSource,
+        checks: CheckRunner
     ) async -> Outcome {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
@@ -246,6 +250,10 @@ public final class Agent: Sendable {
                     }
                 }
                 defer { metrics.cancel() }
+                await checks.connected { result in
+                    try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .check, check: result)))
+                    events("check \(result.check) \(result.status.rawValue)")
+                }
                 await worker.connected(facts: facts) { report in
                     try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
                     events("template \(report.template) \(report.state.rawValue)")
@@ -260,6 +268,7 @@ public final class Agent: Sendable {
                         guard let set = decoded.templates else { continue }
                         let sequence = worker.nextSequence()
                         Task { await worker.submit(set, sequence: sequence) }
+                        Task { await checks.update(set.checks ?? [], sequence: sequence) }
                     case .job:
                         guard let job = decoded.job else { continue }
                         // Jobs run beside the connection too; output and the result go back on

@@ -31,10 +31,12 @@ actor TemplateWorker {
 
     /// The digest of the set last received, if any.
     nonisolated func storedDigest() -> String? {
-        guard let data = FileManager.default.contents(atPath: file),
-            let set = try? JSONDecoder.agent.decode(AgentMessage.Templates.self, from: data)
-        else { return nil }
-        return set.digest
+        storedSet()?.digest
+    }
+
+    /// The set last received and applied, if any (its checks run from the start, server or not).
+    nonisolated func storedSet() -> AgentMessage.Templates? {
+        FileManager.default.contents(atPath: file).flatMap { try? JSONDecoder.agent.decode(AgentMessage.Templates.self, from: $0) }
     }
 
     /// Where reports go (the current connection), and the facts templates see; resends the

@@ -13,7 +13,7 @@ public struct CapstanCommand: AsyncParsableCommand {
         version: CapstanVersion.current,
         subcommands: [
             ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, TemplateCommand.self,
-            JobCommand.self, ScheduleCommand.self, StoreCommand.self,
+            JobCommand.self, ScheduleCommand.self, CheckCommand.self, StoreCommand.self,
             VersionCommand.self,
         ]
     )

@@ -15,7 +15,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "ls", abstract: "List nodes: name, status, labels, last seen, agent version.")
+            commandName: "ls", abstract: "List nodes: name, status, checks, labels, last seen, agent version.")
 
         @OptionGroup var global: GlobalOptions
         @Option(name: [.short, .long], help: "Only the nodes this selector picks, e.g. 'env=prod,role in (web,api)'.")
@@ -29,15 +29,27 @@ struct NodeCommand: AsyncParsableCommand {
             let list = try await global.client().nodes(selector: selector)
             try Output.print(list.items, as: global.output) {
                 Output.table(
-                    ["NAME", "STATUS", "LABELS", "LAST SEEN", "AGENT"],
+                    ["NAME", "STATUS", "CHECKS", "LABELS", "LAST SEEN", "AGENT"],
                     list.items.map { node in
                         [
-                            node.name, node.status.rawValue + (node.connected ? "" : " (disconnected)"),
+                            node.name, node.status.rawValue + (node.connected ? "" : " (disconnected)"), NodeCommand.checks(node.checks),
                             NodeCommand.labels(node.labels), node.lastSeen.map(Output.time) ?? "never", node.agentVersion,
                         ]
                     })
             }
         }
+    }
+
+    /// `2 passing, 1 critical (db-port)`, or `-` without checks.
+    static func checks(_ checks: [String: CheckStatus]?) -> String {
+        guard let checks, !checks.isEmpty else { return "-" }
+        var parts: [String] = []
+        for status in CheckStatus.allCases {
+            let names = checks.filter { $0.value == status }.keys.sorted()
+            guard !names.isEmpty else { continue }
+            parts.append("\(names.count) \(status.rawValue)" + (status == .critical ? " (\(names.joined(separator: ", ")))" : ""))
+        }
+        return parts.joined(separator: ", ")
     }
 
     struct Show: AsyncParsableCommand {
@@ -71,6 +83,9 @@ struct NodeCommand: AsyncParsableCommand {
                     text += "\n" + Output.table(
                         ["TEMPLATE", "STATE", "REVISION", "ERROR"],
                         templates.map { [$0.name, $0.state.rawValue, $0.revision.map(String.init) ?? "-", $0.error ?? ""] })
+                }
+                if let checks = node.checks, !checks.isEmpty {
+                    text += "\n" + Output.table(["CHECK", "STATUS"], checks.sorted { $0.key < $1.key }.map { [$0.key, $0.value.rawValue] })
                 }
                 return text
             }

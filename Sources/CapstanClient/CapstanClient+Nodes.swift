@@ -35,3 +35,24 @@ extension CapstanClient {
         try decode(NodeMetricsInfo.self, try await send(.GET, "/v1/nodes/\(Self.percentEncode(name))/metrics"))
     }
 }
+
+extension CapstanClient {
+    public func putCheck(_ name: String, _ spec: CheckSpec) async throws -> CheckInfo {
+        let body = try Self.encoder.encode(spec)
+        let answer = try await send(.PUT, "/v1/checks/\(Self.percentEncode(name))", headers: [("Content-Type", "application/json")], body: body)
+        return try decode(CheckInfo.self, answer)
+    }
+
+    public func checks() async throws -> CheckList {
+        try decode(CheckList.self, try await send(.GET, "/v1/checks"))
+    }
+
+    /// The check with the status of every node it picks.
+    public func check(_ name: String) async throws -> CheckInfo {
+        try decode(CheckInfo.self, try await send(.GET, "/v1/checks/\(Self.percentEncode(name))"))
+    }
+
+    public func removeCheck(_ name: String) async throws {
+        _ = try await send(.DELETE, "/v1/checks/\(Self.percentEncode(name))")
+    }
+}

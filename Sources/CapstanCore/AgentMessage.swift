@@ -36,6 +36,8 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         case jobResult = "job_result"
         /// Agent → server: a host metrics sample, every metrics interval.
         case metrics
+        /// Agent → server: a health check's status changed.
+        case check
     }
 
     public var v: Int
@@ -51,11 +53,13 @@ public struct AgentMessage: Codable, Sendable, Hashable {
     public var jobOutput: JobOutput?
     public var jobResult: JobResult?
     public var metrics: HostSample?
+    public var check: CheckResult?
 
     public init(
         type: Kind, hello: Hello? = nil, welcome: Welcome? = nil, heartbeat: Heartbeat? = nil, templates: Templates? = nil,
         report: TemplateReport? = nil, error: String? = nil, job: JobStart? = nil, jobCancel: JobCancel? = nil,
-        jobOutput: JobOutput? = nil, jobResult: JobResult? = nil, metrics: HostSample? = nil, version: Int = AgentMessage.currentVersion
+        jobOutput: JobOutput? = nil, jobResult: JobResult? = nil, metrics: HostSample? = nil, check: CheckResult? = nil,
+        version: Int = AgentMessage.currentVersion
     ) {
         self.v = version
         self.type = type
@@ -70,6 +74,7 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         self.jobOutput = jobOutput
         self.jobResult = jobResult
         self.metrics = metrics
+        self.check = check
     }
 
     /// The templates that bind a node, as one set: the agent applies it whole.
@@ -81,11 +86,14 @@ public struct AgentMessage: Codable, Sendable, Hashable {
         /// Identifies this set; the agent sends it back in `hello` after a reconnect, and the
         /// server resends the set only when it changed since.
         public var digest: String
+        /// The health checks that bind the node (protocol 2; a set without them has none).
+        public var checks: [CheckAssignment]?
 
-        public init(assignments: [TemplateAssignment], labels: [String: String], digest: String) {
+        public init(assignments: [TemplateAssignment], labels: [String: String], digest: String, checks: [CheckAssignment]? = nil) {
             self.assignments = assignments
             self.labels = labels
             self.digest = digest
+            self.checks = checks
         }
     }
 

@@ -59,6 +59,13 @@ public struct NodeInfo: Codable, Sendable, Hashable {
     public var revision: Int64
     /// The templates that bind the node and how applying each went (in single-node reads).
     public var templates: [TemplateStatus.Node]?
+    /// The health checks that pick the node, with the status its agent reported for each.
+    public var checks: [String: CheckStatus]?
+
+    /// Live (`healthy`) and no check `critical`: what `--only-healthy` asks for.
+    public var isHealthy: Bool {
+        status == .healthy && !(checks ?? [:]).values.contains(.critical)
+    }
 
     public init(
         name: String, id: String, status: NodeStatus, statusSince: Date, connected: Bool, agentLabels: [String: String],

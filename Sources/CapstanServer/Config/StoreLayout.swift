@@ -29,6 +29,16 @@ enum StoreLayout {
 
     static func job(_ id: String) -> String { jobs + id }
 
+    static let checks = root + "checks/"
+    /// Each node's last status of a check, at `check-status/CHECK/NODE`.
+    static let checkStatuses = root + "check-status/"
+
+    static func check(_ name: String) -> String { checks + name }
+
+    static func checkStatusPrefix(_ check: String) -> String { checkStatuses + check + "/" }
+
+    static func checkStatus(_ check: String, node: String) -> String { checkStatusPrefix(check) + node }
+
     static let schedules = root + "schedules/"
 
     static func schedule(_ name: String) -> String { schedules + name }

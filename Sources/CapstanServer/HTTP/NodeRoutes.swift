@@ -9,6 +9,7 @@ struct NodeRoutes<Context: RequestContext> {
     let registry: NodeRegistry
     let templates: TemplateService
     let metrics: NodeMetrics
+    let checks: CheckService
 
     static var maxBody: Int { 256 * 1024 }
 
@@ -29,7 +30,10 @@ struct NodeRoutes<Context: RequestContext> {
         nodes.get { request, _ in
             let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
             let selector = try Selector(text)
-            return try HTTPHelpers.json(NodeList(items: try await registry.list(selector: selector)))
+            var nodes = try await registry.list(selector: selector)
+            let statuses = try await checks.statusesByNode(nodes)
+            for index in nodes.indices { nodes[index].checks = statuses[nodes[index].name] ?? [:] }
+            return try HTTPHelpers.json(NodeList(items: nodes))
         }
         // Every node's latest host metrics: Prometheus text for scrapers, JSON when asked for.
         nodes.get("metrics") { request, _ in
@@ -49,6 +53,7 @@ struct NodeRoutes<Context: RequestContext> {
         nodes.get("{name}") { _, context in
             var node = try await registry.node(context.parameters.require("name"))
             node.templates = try await templates.states(for: node)
+            node.checks = try await checks.statusesByNode([node])[node.name] ?? [:]
             return try HTTPHelpers.json(node)
         }
         nodes.post("{name}/labels") { request, context in

@@ -52,6 +52,8 @@ actor JobRun {
 
     func run() async {
         let spec = info.spec
+        // Nodes settled at submission (skipped with --only-healthy) are stored like the others.
+        dirty.formUnion(info.nodes.filter { $0.state != .pending }.map(\.name))
         let candidates = info.nodes.filter { $0.state == .pending }.map(\.name)
         let size = max(1, spec.batch?.nodes(of: candidates.count) ?? candidates.count)
         let threshold = spec.maxFailures?.nodes(of: info.nodes.count)

@@ -11,6 +11,7 @@ public final class JobService: Sendable {
     let store: any KeyValueStore
     let registry: NodeRegistry
     let links: AgentLinks
+    let checks: CheckService?
     let logger: Logger
     let retention: Retention
     private let active = Mutex<[String: JobRun]>([:])
@@ -28,10 +29,14 @@ public final class JobService: Sendable {
         }
     }
 
-    init(store: any KeyValueStore, registry: NodeRegistry, links: AgentLinks, retention: Retention = Retention(), logger: Logger) {
+    init(
+        store: any KeyValueStore, registry: NodeRegistry, links: AgentLinks, checks: CheckService? = nil, retention: Retention = Retention(),
+        logger: Logger
+    ) {
         self.store = store
         self.registry = registry
         self.links = links
+        self.checks = checks
         self.retention = retention
         self.logger = logger
     }
@@ -49,14 +54,20 @@ public final class JobService: Sendable {
             return try await job(existing)
         }
         let selector = try Selector(spec.selector)
-        let nodes = try await registry.list(selector: selector).sorted { $0.name < $1.name }
+        var nodes = try await registry.list(selector: selector).sorted { $0.name < $1.name }
+        if spec.onlyHealthy, let checks {
+            let statuses = try await checks.statusesByNode(nodes)
+            for index in nodes.indices { nodes[index].checks = statuses[nodes[index].name] ?? [:] }
+        }
         guard !nodes.isEmpty else {
             throw CapstanError(.invalidArgument, "no node matches the selector \(spec.selector.isEmpty ? "(every node)" : spec.selector.quoted)")
         }
         let id = Self.newID()
         let jobNodes = nodes.map { node -> JobNode in
-            guard spec.onlyHealthy, node.status != .healthy else { return JobNode(name: node.name) }
-            return JobNode(name: node.name, state: .skipped, error: "the node was \(node.status.rawValue) when the job started (--only-healthy)")
+            guard spec.onlyHealthy, !node.isHealthy else { return JobNode(name: node.name) }
+            let critical = (node.checks ?? [:]).filter { $0.value == .critical }.keys.sorted()
+            let why = node.status != .healthy ? "the node was \(node.status.rawValue)" : "check \(critical.joined(separator: ", ")) was critical"
+            return JobNode(name: node.name, state: .skipped, error: "\(why) when the job started (--only-healthy)")
         }
         let info = JobInfo(id: id, spec: spec, state: .running, createdAt: Date(), nodes: jobNodes)
         var record = info

@@ -19,6 +19,7 @@ struct AgentGateway: Sendable {
     let pusher: TemplatePusher
     let links: AgentLinks
     let jobs: JobService
+    let checks: CheckService
     let metrics: NodeMetrics
     let metricsInterval: Duration
 
@@ -124,6 +125,11 @@ struct AgentGateway: Sendable {
                 case .report:
                     guard let report = decoded.report else { continue }
                     templates.record(report, from: name)
+                case .check:
+                    if let result = decoded.check {
+                        let checks = self.checks
+                        Task { await checks.record(result, from: name) }
+                    }
                 case .metrics:
                     if let sample = decoded.metrics { metrics.record(sample, from: name) }
                 case .jobResult:

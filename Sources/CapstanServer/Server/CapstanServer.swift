@@ -22,6 +22,7 @@ public enum CapstanServer {
         jobs: JobService? = nil,
         nodeMetrics: NodeMetrics? = nil,
         schedules: ScheduleService? = nil,
+        checks: CheckService? = nil,
         store: any KeyValueStore,
         metrics: ServerMetrics
     ) -> Router<BasicRequestContext> {
@@ -37,9 +38,11 @@ public enum CapstanServer {
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
-        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics()).register(on: router)
+        let checks = checks ?? CheckService(store: store, logger: Logger(label: "capstan.checks"))
+        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks).register(on: router)
+        CheckRoutes(checks: checks, registry: registry).register(on: router)
         TemplateRoutes(templates: templates, registry: registry).register(on: router)
-        let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), logger: Logger(label: "capstan.jobs"))
+        let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
         JobRoutes(jobs: jobs).register(on: router)
         ScheduleRoutes(schedules: schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules")))
             .register(on: router)
@@ -61,17 +64,19 @@ public enum CapstanServer {
             store: store, heartbeatInterval: configuration.heartbeatInterval,
             joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger)
         let templates = TemplateService(store: store, logger: logger)
-        let pusher = TemplatePusher(templates: templates, registry: registry, logger: logger)
+        let checks = CheckService(store: store, logger: logger)
+        let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger)
         let links = AgentLinks()
-        let jobs = JobService(store: store, registry: registry, links: links, retention: configuration.jobRetention, logger: logger)
+        let jobs = JobService(
+            store: store, registry: registry, links: links, checks: checks, retention: configuration.jobRetention, logger: logger)
         let nodeMetrics = NodeMetrics()
         let schedules = ScheduleService(store: store, jobs: jobs, logger: logger)
         let gateway = AgentGateway(
-            registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, metrics: nodeMetrics,
+            registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, checks: checks, metrics: nodeMetrics,
             metricsInterval: configuration.metricsInterval)
         let metrics = ServerMetrics()
         let router = makeRouter(
-            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, store: store,
+            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks, store: store,
             metrics: metrics)
         return Application(
             router: router,

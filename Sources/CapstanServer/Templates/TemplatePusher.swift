@@ -10,6 +10,7 @@ import Synchronization
 /// replica, and a message to an agent only when its set's digest changed.
 final class TemplatePusher: Sendable {
     let templates: TemplateService
+    let checks: CheckService
     let registry: NodeRegistry
     let logger: Logger
 
@@ -28,8 +29,9 @@ final class TemplatePusher: Sendable {
     /// A push is running (`running`), and another was asked for meanwhile (`again`).
     private let pushing = Mutex<(running: Bool, again: Bool)>((false, false))
 
-    init(templates: TemplateService, registry: NodeRegistry, logger: Logger) {
+    init(templates: TemplateService, checks: CheckService, registry: NodeRegistry, logger: Logger) {
         self.templates = templates
+        self.checks = checks
         self.registry = registry
         self.logger = logger
     }
@@ -71,7 +73,9 @@ final class TemplatePusher: Sendable {
                                 return cache[name] != labels
                             }
                             relevant = relevant || changed
-                        } else if key.hasPrefix(StoreLayout.templates) || key.hasPrefix(StoreLayout.configs) {
+                        } else if key.hasPrefix(StoreLayout.templates) || key.hasPrefix(StoreLayout.configs)
+                            || key.hasPrefix(StoreLayout.checks)
+                        {
                             relevant = true
                         }
                     }
@@ -124,10 +128,12 @@ final class TemplatePusher: Sendable {
         do {
             let labels = try await connectedLabels(Set(current.values.map(\.name)))
             let prepared = try await templates.prepared()
+            let preparedChecks = try await checks.prepared()
             // Nodes with the same labels (and so the same set) share one digest and one encoded
             // message: a fleet of 10,000 mostly falls into a handful of groups.
             struct Group: Hashable {
                 var indices: [Int]
+                var checks: [Int]
                 var labels: [String: String]
             }
             var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
@@ -137,15 +143,20 @@ final class TemplatePusher: Sendable {
                 let indices = prepared.indices.filter {
                     prepared[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
                 }
-                let group = Group(indices: indices, labels: nodeLabels)
+                let checkIndices = preparedChecks.indices.filter {
+                    preparedChecks[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
+                }
+                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels)
                 let message: (digest: String, text: ByteBuffer)
                 if let cached = messages[group] {
                     message = cached
                 } else {
                     let set = indices.map { prepared[$0].assignment }
-                    let digest = TemplateService.digest(set, labels: nodeLabels)
+                    let checkSet = checkIndices.map { preparedChecks[$0].assignment }
+                    let digest = TemplateService.digest(set, labels: nodeLabels, checks: checkSet)
                     let text = try AgentMessage.encode(
-                        AgentMessage(type: .templates, templates: .init(assignments: set, labels: nodeLabels, digest: digest)))
+                        AgentMessage(
+                            type: .templates, templates: .init(assignments: set, labels: nodeLabels, digest: digest, checks: checkSet)))
                     message = (digest, ByteBuffer(string: text))
                     messages[group] = message
                 }

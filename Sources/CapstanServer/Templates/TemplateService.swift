@@ -186,14 +186,15 @@ public final class TemplateService: Sendable {
     }
 
     /// A digest that changes whenever the assignments do.
-    static func digest(_ assignments: [TemplateAssignment], labels: [String: String]) -> String {
+    static func digest(_ assignments: [TemplateAssignment], labels: [String: String], checks: [CheckAssignment] = []) -> String {
         struct Digested: Encodable {
             var assignments: [TemplateAssignment]
             var labels: [String: String]
+            var checks: [CheckAssignment]
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let data = (try? encoder.encode(Digested(assignments: assignments, labels: labels))) ?? Data()
+        let data = (try? encoder.encode(Digested(assignments: assignments, labels: labels, checks: checks))) ?? Data()
         return SHA256.hash(data: data).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 

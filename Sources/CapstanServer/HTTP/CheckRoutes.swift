@@ -1,0 +1,31 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/v1/checks`: health checks agents run.
+struct CheckRoutes<Context: RequestContext> {
+    let checks: CheckService
+    let registry: NodeRegistry
+
+    static var maxBody: Int { 64 * 1024 }
+
+    func register(on router: Router<Context>) {
+        let group = router.group("v1/checks")
+        group.get { _, _ in
+            try HTTPHelpers.json(try await checks.list())
+        }
+        group.put("{name}") { request, context in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let spec = try JSONDecoder().decode(CheckSpec.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await checks.put(context.parameters.require("name"), spec))
+        }
+        group.get("{name}") { _, context in
+            try HTTPHelpers.json(try await checks.check(context.parameters.require("name"), nodes: registry))
+        }
+        group.delete("{name}") { _, context in
+            try await checks.remove(context.parameters.require("name"))
+            return Response(status: .noContent)
+        }
+    }
+}
