@@ -68,6 +68,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "How often agents send host metrics (CPU, load, memory, disks, network) (default: 15s).")
     var metricsInterval: String?
 
+    @Option(help: "Finished jobs kept, at most (default: 1000); the oldest go first.")
+    var jobHistory: Int?
+
+    @Option(help: "Finished jobs older than this are removed, e.g. 720h (default: 720h, 30 days).")
+    var jobMaxAge: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -104,6 +110,11 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = try Self.duration(
             heartbeatInterval ?? file["heartbeat-interval"] ?? (dev ? "1s" : "5s"), flag: "--heartbeat-interval",
             minimum: .milliseconds(50))
+        let jobCount = try jobHistory ?? file.integer("job-history") ?? 1000
+        guard jobCount >= 1 else { throw ValidationError("--job-history must be at least 1") }
+        configuration.jobRetention = JobService.Retention(
+            count: jobCount,
+            age: try Self.duration(jobMaxAge ?? file["job-max-age"] ?? "720h", flag: "--job-max-age", minimum: .seconds(60)))
         configuration.metricsInterval = try Self.duration(
             metricsInterval ?? file["metrics-interval"] ?? "15s", flag: "--metrics-interval", minimum: .milliseconds(50))
         if let directory = dataDir ?? file["data-dir"] {

@@ -15,7 +15,7 @@ struct ServerConfigFile {
     static let settings = [
         "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
         "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
-        "metrics-interval",
+        "metrics-interval", "job-history", "job-max-age",
     ]
 
     private var values: [String: String] = [:]

@@ -209,6 +209,32 @@ struct JobTests {
         }
     }
 
+    @Test func aNodeThatStopsHeartbeatingMidRunIsUnreachableAtOnce() async throws {
+        try await withFixture { fixture in
+            let agent = try await fixture.agent("frozen")
+            try await agent.stopping {
+                // Healthy first: only a healthy node's silence counts.
+                try await eventually(timeout: .seconds(10), "the node healthy") {
+                    (try? await fixture.client.node("frozen").status) == .healthy
+                }
+                let pidFile = fixture.directory.file("frozen.pid")
+                let id = try await fixture.detached(["--timeout", "60s", "--shell", "--", "echo $$ > \(pidFile); exec sleep 60"])
+                _ = try await fixture.job(id, until: "the node running") { $0.nodes.first?.state == .running }
+                try await eventually(timeout: .seconds(10), "the command's pid file") { FileManager.default.fileExists(atPath: pidFile) }
+                // Frozen, its connection stays open but says nothing.
+                let started = ContinuousClock.now
+                agent.signal(SIGSTOP)
+                defer { agent.signal(SIGCONT) }
+                let job = try await fixture.job(id, until: "the job to end") { $0.state.isFinished }
+                #expect(started.duration(to: .now) < .seconds(30), "the job waited for its timeout")
+                #expect(job.nodes.first?.state == .unreachable)
+                #expect(job.nodes.first?.error == "the node stopped sending heartbeats during the run")
+                agent.signal(SIGCONT)
+                kill(try Self.pid(in: pidFile), SIGKILL)
+            }
+        }
+    }
+
     @Test func outputIsCappedWithTheCutMarkedAndAKeyReturnsTheSameJob() async throws {
         try await withFixture { fixture in
             let agent = try await fixture.agent("node-1")

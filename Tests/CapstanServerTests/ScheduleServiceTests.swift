@@ -26,7 +26,7 @@ struct ScheduleServiceTests {
 
     /// Job and schedule services over `store`, with one enrolled node (not connected, so its
     /// jobs end at once, `unreachable`).
-    static func services(_ store: any KeyValueStore, clock: Clock) async throws -> Services {
+    static func services(_ store: any KeyValueStore, clock: Clock, retention: JobService.Retention = .init()) async throws -> Services {
         let logger = Logger(label: "test")
         let registry = NodeRegistry(store: store, heartbeatInterval: .seconds(5), joinToken: "join-token-0123456789", logger: logger)
         _ = try? await registry.enroll(
@@ -35,7 +35,7 @@ struct ScheduleServiceTests {
                 facts: NodeFacts(
                     hostname: "h", os: "linux", kernel: "6", arch: "x86_64", cpuCount: 1, memoryBytes: 1, addresses: [], agentVersion: "t",
                     bootTime: nil)))
-        let jobs = JobService(store: store, registry: registry, links: AgentLinks(), logger: logger)
+        let jobs = JobService(store: store, registry: registry, links: AgentLinks(), retention: retention, logger: logger)
         return Services(jobs: jobs, schedules: ScheduleService(store: store, jobs: jobs, logger: logger, now: { clock.now }))
     }
 
@@ -105,6 +105,31 @@ struct ScheduleServiceTests {
             clock.set("2026-01-01T04:00:10Z")
             try await services.schedules.tick()
             #expect(try await services.jobs.list().items.count == 3)
+        }
+    }
+
+    @Test func finishedJobsAreKeptByCountAndAge() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            let services = try await Self.services(
+                store, clock: Clock("2026-01-01T00:00:00Z"), retention: JobService.Retention(count: 2, age: .seconds(3600)))
+            var ids: [String] = []
+            for _ in 0..<3 {
+                let job = try await services.jobs.submit(JobSpec(selector: "", command: ["true"]))
+                _ = try await services.jobs.waitUntilFinished(job.id)
+                ids.append(job.id)
+            }
+            await services.jobs.prune()
+            let kept = try await services.jobs.list().items.map(\.id)
+            #expect(kept.count == 2)
+            #expect(Set(kept).isSubset(of: Set(ids)))
+            await services.jobs.prune(now: Date().addingTimeInterval(7200))
+            #expect(try await services.jobs.list().items.isEmpty)
+            do {
+                _ = try await services.jobs.job(kept[0])
+                Issue.record("a pruned job is still there")
+            } catch let error as CapstanError {
+                #expect(error.code == .notFound)
+            }
         }
     }
 

@@ -37,6 +37,8 @@ actor JobRun {
         case connectionLost
         /// No result within the timeout and its grace.
         case silent
+        /// The node missed its heartbeats during the run.
+        case heartbeatsLapsed
     }
 
     init(info: JobInfo, links: AgentLinks, store: any KeyValueStore, replica: String, logger: Logger) {
@@ -156,6 +158,13 @@ actor JobRun {
                     node.error = result.outcome == .succeeded ? nil : result.error
                 }
                 return
+            case .heartbeatsLapsed:
+                update(name) { node in
+                    node.state = .unreachable
+                    node.error = "the node stopped sending heartbeats during the run"
+                    node.endedAt = Date()
+                }
+                return
             case .silent:
                 update(name) { node in
                     node.state = .unreachable
@@ -222,6 +231,11 @@ actor JobRun {
         guard let entry = waiting[name], entry.attempt == output.attempt else { return }
         liveOutput[name, default: [:]][output.stream, default: ""] += output.text
         publish(JobEvent(type: .output, name: name, stream: output.stream, text: output.text))
+    }
+
+    func silent(_ name: String) {
+        guard let entry = waiting[name] else { return }
+        resolve(name, attempt: entry.attempt, .heartbeatsLapsed)
     }
 
     func disconnected(_ name: String, connection: UInt64) {

@@ -39,6 +39,8 @@ public final class JobService: Sendable {
         self.checks = checks
         self.retention = retention
         self.logger = logger
+        // A node that stops sending heartbeats mid-run is not waited on until the timeout.
+        registry.onSilence { [weak self] name in self?.silent(name) }
     }
 
     static let maxTimeout: Duration = .seconds(24 * 3600)
@@ -222,6 +224,12 @@ public final class JobService: Sendable {
     func received(_ output: AgentMessage.JobOutput, from name: String) {
         guard let run = active.withLock({ $0[output.id] }) else { return }
         Task { await run.received(output, from: name) }
+    }
+
+    func silent(_ name: String) {
+        for run in active.withLock({ Array($0.values) }) {
+            Task { await run.silent(name) }
+        }
     }
 
     func disconnected(_ name: String, connection: UInt64) {

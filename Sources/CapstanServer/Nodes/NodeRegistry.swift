@@ -202,6 +202,13 @@ public final class NodeRegistry: Sendable {
         }
     }
 
+    private let silenceHandlers = Mutex<[@Sendable (String) -> Void]>([])
+
+    /// Calls `handler` with the name of every node that turns unhealthy for missing heartbeats.
+    func onSilence(_ handler: @escaping @Sendable (String) -> Void) {
+        silenceHandlers.withLock { $0.append(handler) }
+    }
+
     /// Nodes silent for `missedToFail` intervals turn unhealthy.
     private func markSilentNodes() {
         let limit = heartbeatInterval * Self.missedToFail
@@ -214,9 +221,11 @@ public final class NodeRegistry: Sendable {
             }
             return failed
         }
+        let handlers = failed.isEmpty ? [] : silenceHandlers.withLock { $0 }
         for name in failed {
             logger.warning("node missed its heartbeats", metadata: ["node": "\(name)"])
             persistLiveState(of: name)
+            for handler in handlers { handler(name) }
         }
     }
 
