@@ -1,4 +1,5 @@
 import CapstanCore
+import CapstanTesting
 import Foundation
 import Testing
 
@@ -109,28 +110,7 @@ struct HostMetricsExpositionTests {
         let text = HostMetricsExposition.render([
             (node: "web-1", sample: Self.web), (node: "db-1", sample: many), (node: "node \"quoted\" \\ \n", sample: Self.web),
         ])
-        let (status, output) = try Self.promtool(text)
+        let (status, output) = try Promtool.check(text)
         #expect(status == 0, "promtool check metrics: \(output)\n\(text)")
-    }
-
-    /// Runs `promtool check metrics` from PATH on `text`, failing the test when promtool is missing.
-    static func promtool(_ text: String) throws -> (status: Int32, output: String) {
-        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
-        let found = directories.map { "\($0)/promtool" }.first(where: FileManager.default.isExecutableFile)
-        let path = try #require(found, "promtool is not on PATH: run apt-get install -y prometheus")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["check", "metrics"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let result = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: result, as: UTF8.self))
     }
 }

@@ -27,32 +27,10 @@ struct OperationsTests {
                 #expect(text.contains("capstan_http_request_duration_seconds_bucket"))
                 #expect(text.contains("capstan_store_revision \(start + 2)"))
                 #expect(text.contains("capstan_store_watches"))
-                let (status, output) = try Self.promtool(text)
+                let (status, output) = try Promtool.check(text)
                 #expect(status == 0, "promtool check metrics: \(output)")
             }
         }
-    }
-
-    /// Runs the real `promtool check metrics` on `text`.
-    static func promtool(_ text: String) throws -> (Int32, String) {
-        guard let path = ["/usr/bin/promtool", "/usr/local/bin/promtool"].first(where: FileManager.default.isExecutableFile) else {
-            Issue.record("promtool is not installed: run scripts/test.sh, which installs it (Debian package prometheus)")
-            return (-1, "")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["check", "metrics"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let result = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: result, as: UTF8.self))
     }
 
     /// Every route the router serves is in the OpenAPI document, and every documented operation

@@ -1,0 +1,29 @@
+import Foundation
+
+/// The real `promtool check metrics`, from PATH (the Debian package `prometheus`, which the
+/// test script installs).
+public enum Promtool {
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String { "promtool is not on PATH: run scripts/test.sh, which installs it (apt-get install -y prometheus)" }
+    }
+
+    /// Checks `text` as Prometheus text exposition; answers promtool's exit status and output.
+    public static func check(_ text: String) throws -> (status: Int32, output: String) {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+        guard let path = directories.map({ "\($0)/promtool" }).first(where: FileManager.default.isExecutableFile) else { throw Missing() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["check", "metrics"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let result = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: result, as: UTF8.self))
+    }
+}
