@@ -235,6 +235,26 @@ struct JobTests {
         }
     }
 
+    @Test func aFollowedJobDoesNotHoldUpAServerShutdown() async throws {
+        try await withFixture { fixture in
+            let agent = try await fixture.agent("node-1")
+            try await agent.stopping {
+                let pidFile = fixture.directory.file("long.pid")
+                let id = try await fixture.detached(["--timeout", "60s", "--shell", "--", "echo $$ > \(pidFile); echo waiting; exec sleep 60"])
+                let follower = try ChildProcess(
+                    path: CapstanBinary.path, arguments: ["job", "logs", id, "--follow"], environment: ["CAPSTAN_ADDR": fixture.server.url])
+                _ = try await follower.waitForLine { $0 == "node-1: waiting" }
+                fixture.server.process.signal(SIGTERM)
+                let status = try await withTimeout(.seconds(20), "the server to exit with a job followed; its log: \(fixture.server.process.errorOutput)") {
+                    await fixture.server.process.exitStatus()
+                }
+                #expect(status == 0)
+                await follower.stop()
+                kill(try Self.pid(in: pidFile), SIGKILL)
+            }
+        }
+    }
+
     @Test func outputIsCappedWithTheCutMarkedAndAKeyReturnsTheSameJob() async throws {
         try await withFixture { fixture in
             let agent = try await fixture.agent("node-1")

@@ -2,6 +2,7 @@ import CapstanCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 
 /// `/v1/jobs`: commands run across nodes.
 struct JobRoutes<Context: RequestContext> {
@@ -30,9 +31,22 @@ struct JobRoutes<Context: RequestContext> {
             return Response(
                 status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
-                    for await event in events {
-                        let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
-                        try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                    // On shutdown the stream ends (the client follows on again, elsewhere or later).
+                    let (relayed, relay) = AsyncStream.makeStream(of: JobEvent.self)
+                    try await withGracefulShutdownHandler {
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                for await event in events { relay.yield(event) }
+                                relay.finish()
+                            }
+                            defer { group.cancelAll() }
+                            for await event in relayed {
+                                let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
+                                try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                            }
+                        }
+                    } onGracefulShutdown: {
+                        relay.finish()
                     }
                     try await writer.finish(nil)
                 })
