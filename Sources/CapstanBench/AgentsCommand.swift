@@ -82,7 +82,7 @@ struct AgentsCommand: AsyncParsableCommand {
         // Measure a settled fleet: each node turns healthy after its second heartbeat, and
         // those status writes are not part of a push.
         progress("\(count) agents: waiting for every node to turn healthy")
-        try await waitUntilHealthy(servers, selector: "fleet=\(fleet.label)", count: count)
+        try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
         // One template that binds every agent, reading a config each run changes.
         let data = "bench/agents-\(round).yaml"
         _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
@@ -145,24 +145,6 @@ struct AgentsCommand: AsyncParsableCommand {
         return revision
     }
 
-    /// Polls the node list until `count` nodes matching `selector` are healthy.
-    private func waitUntilHealthy(_ servers: BenchServers, selector: String, count: Int) async throws {
-        struct List: Decodable {
-            struct Node: Decodable { var status: String }
-            var items: [Node]
-        }
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            let url = "\(servers.capstan.baseURL)/v1/nodes?selector=\(selector.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? selector)"
-            let response = try await servers.client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 28)
-            let nodes = (try? JSONDecoder().decode(List.self, from: Data(buffer: body)))?.items ?? []
-            if nodes.count(where: { $0.status == "healthy" }) >= count { return }
-            try await Task.sleep(for: .seconds(1))
-        }
-        throw BenchError("the \(count) agents did not all turn healthy within 120 s")
-    }
-
     private func putTemplate(_ servers: BenchServers, _ name: String, selector: String, source: String, data: String) async throws {
         let spec = TemplateSpec(selector: selector, source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
         var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/templates/\(name)")
@@ -179,7 +161,8 @@ struct AgentsCommand: AsyncParsableCommand {
 }
 
 /// N simulated agents: each enrolls, holds its own WebSocket, says hello, sends heartbeats at
-/// the interval the server asks, and acknowledges every template set with a report.
+/// the interval the server asks, acknowledges every template set with a report, and answers
+/// every job with a succeeded result at once (it runs nothing).
 final class SimulatedFleet: Sendable {
     let baseURL: String
     let client: HTTPClient
@@ -277,7 +260,13 @@ final class SimulatedFleet: Sendable {
                         }
                         defer { heartbeats.cancel() }
                         while let message = try await messages.next() {
-                            guard case .text(let text) = message, let assignments = TemplatesScan.assignments(in: text) else { continue }
+                            guard case .text(let text) = message else { continue }
+                            // A job is answered at once, as done, without running anything.
+                            if let job = JobScan.start(in: text) {
+                                try await outbound.writeTextMessage(JobScan.succeeded(job))
+                                continue
+                            }
+                            guard let assignments = TemplatesScan.assignments(in: text) else { continue }
                             let now = ContinuousClock.now
                             tracker.seen(index, revision: assignments.map(\.revision).max() ?? 0, at: now)
                             for assignment in assignments {

@@ -12,6 +12,7 @@ final class BenchServers {
     private let capstanPort: Int
     private let etcdPort: Int
     private var children: [ChildProcess] = []
+    private var cleanup: InterruptCleanup?
 
     /// The process id of the server behind `target`.
     func pid(of target: some BenchTarget) throws -> Int32 {
@@ -58,6 +59,7 @@ final class BenchServers {
         let servers = BenchServers(
             directory: directory, client: client, capstanPort: try FreePort.find(), etcdPort: try FreePort.find(),
             value: BenchValue(size: plan.valueSize))
+        servers.cleanup = cleanup
         do {
             try await servers.start(plan: plan, cleanup: cleanup)
             let result = try await body(servers)
@@ -101,6 +103,15 @@ final class BenchServers {
         try await etcd.prepare(client: client)
     }
 
+    /// Starts another child process (an agent, say) with its output in `logPath`: stopped with
+    /// the servers, and killed with them on interruption.
+    func spawn(name: String, executable: String, arguments: [String], logPath: String) throws -> ChildProcess {
+        let child = try ChildProcess(name: name, executable: executable, arguments: arguments, logPath: logPath)
+        children.append(child)
+        cleanup?.watch(processIdentifier: child.pid)
+        return child
+    }
+
     private func waitUntilHealthy(_ target: some BenchTarget, process: ChildProcess) async throws {
         let deadline = ContinuousClock.now + Self.startupDeadline
         while ContinuousClock.now < deadline {
@@ -120,7 +131,8 @@ final class BenchServers {
 
     private func shutdown(cleanup: InterruptCleanup) async {
         try? await client.shutdown()
-        for child in children {
+        // The last started first: agents before the server they talk to.
+        for child in children.reversed() {
             await child.stop()
         }
         try? FileManager.default.removeItem(atPath: directory)

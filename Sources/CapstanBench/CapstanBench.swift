@@ -1,13 +1,13 @@
 import ArgumentParser
 import Logging
 
-/// Measures Capstan against etcd on this machine; see BENCHMARKS.md.
+/// Measures Capstan against etcd (and its jobs against Ansible) on this machine; see BENCHMARKS.md.
 @main
 struct CapstanBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "CapstanBench",
         abstract: "Benchmark Capstan against etcd on this machine.",
-        subcommands: [StoreCommand.self, AgentsCommand.self, ServeCommand.self],
+        subcommands: [StoreCommand.self, AgentsCommand.self, JobsCommand.self, ServeCommand.self],
         defaultSubcommand: StoreCommand.self)
 
     static func main() async {

@@ -314,7 +314,21 @@ actor JobRun {
         }
     }
 
+    /// The flush under way, if any: a flush waits for it, so that once a flush returns every
+    /// result changed before it is in the store (the job's record is written after them).
+    private var flushTask: Task<Void, Never>?
+
     private func flush() async {
+        let previous = flushTask
+        let task = Task {
+            await previous?.value
+            await self.writeDirty()
+        }
+        flushTask = task
+        await task.value
+    }
+
+    private func writeDirty() async {
         while !dirty.isEmpty {
             let names = Array(dirty.sorted().prefix(100))
             dirty.subtract(names)

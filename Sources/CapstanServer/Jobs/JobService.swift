@@ -15,8 +15,12 @@ public final class JobService: Sendable {
     let logger: Logger
     let retention: Retention
     private let active = Mutex<[String: JobRun]>([:])
-    /// Names this replica in job records; its key under `job-runners/` lives while it does.
+    /// Names this replica in job records; its key under `job-runners/` lives while it does
+    /// (from its first job on: a replica that never ran a job writes nothing).
     let replica = UUID().uuidString
+    let runnerTTL: Int64
+    /// The lease the runner key lives under, granted once (again after it was lost).
+    private let runnerLease = Mutex<Task<LeaseID, any Error>?>(nil)
 
     /// How many finished jobs are kept, and for how long.
     public struct Retention: Sendable {
@@ -31,8 +35,9 @@ public final class JobService: Sendable {
 
     init(
         store: any KeyValueStore, registry: NodeRegistry, links: AgentLinks, checks: CheckService? = nil, retention: Retention = Retention(),
-        logger: Logger
+        runnerTTL: Int64 = 10, logger: Logger
     ) {
+        self.runnerTTL = runnerTTL
         self.store = store
         self.registry = registry
         self.links = links
@@ -65,6 +70,7 @@ public final class JobService: Sendable {
             throw CapstanError(.invalidArgument, "no node matches the selector \(spec.selector.isEmpty ? "(every node)" : spec.selector.quoted)")
         }
         let id = Self.newID()
+        _ = try await runnerKey()
         let jobNodes = nodes.map { node -> JobNode in
             guard spec.onlyHealthy, !node.isHealthy else { return JobNode(name: node.name) }
             let critical = (node.checks ?? [:]).filter { $0.value == .critical }.keys.sorted()
@@ -242,21 +248,22 @@ public final class JobService: Sendable {
 
     /// Keeps this replica's runner key alive, closes jobs whose replica stopped, and prunes the
     /// history, until cancelled.
-    func runUpkeep(ttl: Int64) async throws {
-        var lease: LeaseID?
+    func runUpkeep() async throws {
         var sinceRecovery = Duration.seconds(3600)
         var sincePrune = Duration.seconds(3600)
-        let tick = Duration.seconds(max(1, ttl / 3))
+        let tick = Duration.seconds(max(1, runnerTTL / 3))
         while true {
             do {
-                if let current = lease {
-                    _ = try await store.keepAlive(current)
-                } else {
-                    let granted = try await store.grantLease(ttl: ttl)
-                    _ = try await store.put(StoreLayout.jobRunner(replica), Data(), lease: granted.id)
-                    lease = granted.id
+                if let lease = try await runnerLease.withLock({ $0 })?.value {
+                    do {
+                        _ = try await store.keepAlive(lease)
+                    } catch let error as StoreError where error.code == .leaseNotFound {
+                        // Lost (the store was away longer than the lease): a new one, a new key.
+                        runnerLease.withLock { $0 = nil }
+                        _ = try await runnerKey()
+                    }
                 }
-                if sinceRecovery >= .seconds(ttl) {
+                if sinceRecovery >= .seconds(runnerTTL) {
                     sinceRecovery = .zero
                     try await recoverInterrupted()
                 }
@@ -264,9 +271,6 @@ public final class JobService: Sendable {
                     sincePrune = .zero
                     await prune()
                 }
-            } catch let error as StoreError where error.code == .leaseNotFound {
-                lease = nil
-                continue
             } catch is CancellationError {
                 return
             } catch {
@@ -275,6 +279,28 @@ public final class JobService: Sendable {
             try await Task.sleep(for: tick)
             sinceRecovery += tick
             sincePrune += tick
+        }
+    }
+
+    /// Puts this replica's runner key under its lease, once; answers the lease.
+    private func runnerKey() async throws -> LeaseID {
+        let task = runnerLease.withLock { current -> Task<LeaseID, any Error> in
+            if let current { return current }
+            let store = self.store
+            let (key, ttl) = (StoreLayout.jobRunner(replica), runnerTTL)
+            let task = Task {
+                let lease = try await store.grantLease(ttl: ttl)
+                _ = try await store.put(key, Data(), lease: lease.id)
+                return lease.id
+            }
+            current = task
+            return task
+        }
+        do {
+            return try await task.value
+        } catch {
+            runnerLease.withLock { $0 = nil }
+            throw error
         }
     }
 

@@ -68,7 +68,8 @@ public enum CapstanServer {
         let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger)
         let links = AgentLinks()
         let jobs = JobService(
-            store: store, registry: registry, links: links, checks: checks, retention: configuration.jobRetention, logger: logger)
+            store: store, registry: registry, links: links, checks: checks, retention: configuration.jobRetention,
+            runnerTTL: configuration.lockTTL, logger: logger)
         let nodeMetrics = NodeMetrics()
         let schedules = ScheduleService(store: store, jobs: jobs, logger: logger)
         let gateway = AgentGateway(
@@ -94,7 +95,7 @@ public enum CapstanServer {
                 BackgroundService { try await registry.run() },
                 BackgroundService { try await pusher.run() },
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
-                BackgroundService { try await jobs.runUpkeep(ttl: configuration.lockTTL) },
+                BackgroundService { try await jobs.runUpkeep() },
                 BackgroundService { try await schedules.run() },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },

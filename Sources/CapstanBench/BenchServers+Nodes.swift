@@ -1,0 +1,26 @@
+import AsyncHTTPClient
+import Foundation
+import NIOFoundationCompat
+
+extension BenchServers {
+    /// Polls the Capstan server's node list until `count` nodes matching `selector` are healthy
+    /// (a node turns healthy on its second heartbeat).
+    /// - Throws: `BenchError` when they are not all healthy within `limit`.
+    func waitUntilHealthy(selector: String, count: Int, within limit: Duration = .seconds(120)) async throws {
+        struct List: Decodable {
+            struct Node: Decodable { var status: String }
+            var items: [Node]
+        }
+        let encoded = selector.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? selector
+        let url = "\(capstan.baseURL)/v1/nodes?selector=\(encoded)"
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 28)
+            let nodes = (try? JSONDecoder().decode(List.self, from: Data(buffer: body)))?.items ?? []
+            if nodes.count(where: { $0.status == "healthy" }) >= count { return }
+            try await Task.sleep(for: .seconds(1))
+        }
+        throw BenchError("the \(count) agents (\(selector)) did not all turn healthy within \(limit)")
+    }
+}
