@@ -2,6 +2,7 @@ import CapstanCore
 import CapstanStore
 import Foundation
 import Logging
+import NIOCore
 
 /// One job while it runs on this replica: rolls it out batch by batch, dispatches each node's
 /// command on its agent's connection, waits for results (never past the timeout), retries
@@ -189,12 +190,24 @@ actor JobRun {
         }
     }
 
-    /// Sends one attempt and waits for its outcome.
-    private func dispatch(_ name: String, attempt: Int, link: AgentLinks.Link) async -> Outcome {
+    /// The encoded `job` message of each attempt number, shared by every node (the same bytes).
+    private var startMessages: [Int: ByteBuffer] = [:]
+
+    private func startMessage(attempt: Int) -> ByteBuffer? {
+        if let message = startMessages[attempt] { return message }
         let spec = info.spec
         let start = AgentMessage.JobStart(
             id: info.id, attempt: attempt, command: spec.command, shell: spec.shell, timeoutMilliseconds: spec.timeoutMilliseconds,
             outputLimitBytes: spec.outputLimitBytes)
+        guard let text = try? AgentMessage.encode(AgentMessage(type: .job, job: start)) else { return nil }
+        startMessages[attempt] = ByteBuffer(string: text)
+        return startMessages[attempt]
+    }
+
+    /// Sends one attempt and waits for its outcome.
+    private func dispatch(_ name: String, attempt: Int, link: AgentLinks.Link) async -> Outcome {
+        let spec = info.spec
+        let message = startMessage(attempt: attempt)
         let limit = Duration.milliseconds(spec.timeoutMilliseconds) + Self.resultGrace
         let id = info.id
         let deadline = Task {
@@ -204,9 +217,7 @@ actor JobRun {
         defer { deadline.cancel() }
         return await withCheckedContinuation { continuation in
             waiting[name] = (attempt, link.connection, continuation)
-            guard let text = try? AgentMessage.encode(AgentMessage(type: .job, job: start)),
-                link.outbox.send(.init(string: text))
-            else {
+            guard let message, link.outbox.send(message) else {
                 resolve(name, attempt: attempt, .connectionLost)
                 return
             }
@@ -291,8 +302,11 @@ actor JobRun {
     private func update(_ name: String, _ change: (inout JobNode) -> Void) {
         guard let position = index[name] else { return }
         change(&info.nodes[position])
-        dirty.insert(name)
         publish(JobEvent(type: .node, node: info.nodes[position]))
+        // Only settled states are stored: a running node lives in memory (after a server stop
+        // it is unreachable), which halves the writes of a job.
+        guard info.nodes[position].state.isFinished else { return }
+        dirty.insert(name)
         if !flushing {
             flushing = true
             Task { await self.flushSoon() }
@@ -330,18 +344,24 @@ actor JobRun {
 
     private func writeDirty() async {
         while !dirty.isEmpty {
-            let names = Array(dirty.sorted().prefix(100))
-            dirty.subtract(names)
-            let nodes = names.compactMap { index[$0].map { info.nodes[$0] } }
-            do {
-                _ = try await store.txn(
-                    TxnRequest(
-                        success: try nodes.map {
-                            .put(key: StoreLayout.jobNode(info.id, node: $0.name), value: try RecordCoding.encoder.encode($0))
-                        }))
-            } catch {
-                logger.warning("could not store job results", metadata: ["job": "\(info.id)", "error": "\(error)"])
+            let all = dirty.sorted()
+            dirty = []
+            for start in stride(from: 0, to: all.count, by: 100) {
+                await write(Array(all[start..<min(start + 100, all.count)]))
             }
+        }
+    }
+
+    private func write(_ names: [String]) async {
+        let nodes = names.compactMap { index[$0].map { info.nodes[$0] } }
+        do {
+            _ = try await store.txn(
+                TxnRequest(
+                    success: try nodes.map {
+                        .put(key: StoreLayout.jobNode(info.id, node: $0.name), value: try RecordCoding.encoder.encode($0))
+                    }))
+        } catch {
+            logger.warning("could not store job results", metadata: ["job": "\(info.id)", "error": "\(error)"])
         }
     }
 
