@@ -7,6 +7,30 @@ import Testing
 /// run-once work on one of them.
 @Suite("Replicas on one etcd")
 struct ReplicaTests {
+    @Test func aNodeRemovedThroughOneReplicaIsCutOffOnAnother() async throws {
+        try await EtcdProcess.with { etcd in
+            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
+            let directory = try TemporaryDirectory(prefix: "capstan-replicas-rm")
+            defer { directory.remove() }
+            let token = "test-join-token-0123456789"
+            let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "200ms"]
+            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            defer {
+                for server in [first, second] { server.process.signal(SIGKILL) }
+            }
+            // Without a join token: once removed, the agent cannot enroll again by itself.
+            let enrolling = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "web-1", joinToken: token)
+            await enrolling.stop()
+            let agent = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "web-1", joinToken: nil)
+            try await agent.stopping {
+                let removed = try await CapstanBinary.run(["node", "rm", "web-1", "--server", second.url])
+                #expect(removed.status == 0, "\(removed.stderr)")
+                _ = try await agent.waitForLine(timeout: .seconds(15)) { $0 == "agent disconnected" }
+            }
+        }
+    }
+
     @Test func replicasServeTheSameDataAndHandOverTheCompactionLock() async throws {
         try await EtcdProcess.with { etcd in
             let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)

@@ -357,7 +357,8 @@ public final class NodeRegistry: Sendable {
     }
 
     /// Removes a node: its record and presence go, its secret stops working, and its agent's
-    /// connection on this replica is closed (one on another replica fails its next check).
+    /// connection is closed, here at once and on another replica when its store watch sees the
+    /// record go.
     public func remove(_ name: String) async throws {
         let result = try await store.txn(
             TxnRequest(success: [.delete(.key(StoreLayout.node(name))), .delete(.key(StoreLayout.presence(name)))]))
@@ -365,6 +366,13 @@ public final class NodeRegistry: Sendable {
         let connection = live.withLock { $0.removeValue(forKey: name)?.connection }
         if let connection, let close = disconnectHandlers.withLock({ $0[connection] }) { close() }
         logger.info("node removed", metadata: ["node": "\(name)"])
+    }
+
+    /// A node's record was deleted, on this replica or another: its agent's connection here,
+    /// if it has one, is closed (its secret no longer works, so it cannot come back as it was).
+    func recordDeleted(_ name: String) {
+        let connection = live.withLock { $0.removeValue(forKey: name)?.connection }
+        if let connection, let close = disconnectHandlers.withLock({ $0[connection] }) { close() }
     }
 
     // MARK: Helpers

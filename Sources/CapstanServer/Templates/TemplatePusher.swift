@@ -66,6 +66,7 @@ final class TemplatePusher: Sendable {
                         if key.hasPrefix(StoreLayout.nodes) {
                             // The event carries the record: keep the labels without reading them back.
                             let name = String(key.dropFirst(StoreLayout.nodes.count))
+                            if event.kind == .delete { registry.recordDeleted(name) }
                             let record = event.kind == .put ? try? RecordCoding.decoder.decode(NodeRecord.self, from: event.kv.value) : nil
                             let changed = labelCache.withLock { cache -> Bool in
                                 let labels = record?.labels
