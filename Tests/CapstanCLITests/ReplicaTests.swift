@@ -1,3 +1,5 @@
+import CapstanClient
+import CapstanCore
 import CapstanStore
 import CapstanTesting
 import Foundation
@@ -27,6 +29,40 @@ struct ReplicaTests {
                 let removed = try await CapstanBinary.run(["node", "rm", "web-1", "--server", second.url])
                 #expect(removed.status == 0, "\(removed.stderr)")
                 _ = try await agent.waitForLine(timeout: .seconds(15)) { $0 == "agent disconnected" }
+            }
+        }
+    }
+
+    @Test func aReplicaANodeLeftDoesNotMarkItUnhealthyWhereItIsConnected() async throws {
+        try await EtcdProcess.with { etcd in
+            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
+            let directory = try TemporaryDirectory(prefix: "capstan-replicas-move")
+            defer { directory.remove() }
+            let token = "test-join-token-0123456789"
+            let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "200ms"]
+            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            defer {
+                for server in [first, second] { server.process.signal(SIGKILL) }
+            }
+            let client = CapstanClient(server: second.url, author: "test")
+            let before = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "mover", joinToken: token)
+            try await eventually(timeout: .seconds(10), "healthy on the first replica") { (try? await client.node("mover").status) == .healthy }
+            await before.stop()
+            // The node moves to the second replica; the first one sees it fall silent.
+            let after = try await AgentProcess.start(server: second.url, dataDirectory: directory.file("agent"), name: "mover", joinToken: token)
+            try await after.stopping {
+                try await eventually(timeout: .seconds(10), "healthy on the second replica") {
+                    (try? await client.node("mover").status) == .healthy
+                }
+                // Nothing to await for a write that must not come: look for two seconds, ten of
+                // the first replica's heartbeat intervals (it would judge the node after three).
+                // Asked through the first replica, which holds no connection and reads the store.
+                let left = CapstanClient(server: first.url, author: "test")
+                for _ in 0..<20 {
+                    #expect(try await left.node("mover").status == .healthy)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
             }
         }
     }

@@ -262,6 +262,16 @@ public final class NodeRegistry: Sendable {
         Task {
             guard let node = live.withLock({ $0[name] }) else { return }
             do {
+                // A node that connected to another replica meanwhile is that replica's to judge:
+                // this one forgets it instead of writing a stale status over the live one.
+                if node.connection == nil, let presence = try await store.get(StoreLayout.presence(name)),
+                    presence.value != Data(replicaID.utf8)
+                {
+                    live.withLock { live in
+                        if live[name]?.connection == nil { live.removeValue(forKey: name) }
+                    }
+                    return
+                }
                 try await update(name) { record in
                     if record.status != node.status {
                         record.status = node.status
