@@ -259,6 +259,12 @@ struct AgentProtocolTests {
             // Protocol 1 (before jobs) is still welcome.
             let previous = try await RawAgent.exchange(server.url, identity: identity, hello: #"{"v":1,"type":"hello","hello":{"labels":{},"facts":{"hostname":"h","os":"o","kernel":"k","arch":"a","cpuCount":1,"memoryBytes":1,"addresses":[],"agentVersion":"1"}}}"#)
             #expect(previous.contains(#""type":"welcome""#), "\(previous)")
+            // A protocol 1 agent gets no jobs: its node fails them, saying why.
+            let old = try await RawAgent.hold(server.url, identity: identity, hello: #"{"v":1,"type":"hello","hello":{"labels":{},"facts":{"hostname":"h","os":"o","kernel":"k","arch":"a","cpuCount":1,"memoryBytes":1,"addresses":[],"agentVersion":"1"}}}"#)
+            let job = try await CapstanBinary.run(["job", "run", "-s", "name=old-1", "--", "true"], environment: ["CAPSTAN_ADDR": server.url])
+            old.cancel()
+            #expect(job.status == 1)
+            #expect(job.stdout.contains("speaks protocol 1; jobs need protocol 2 (upgrade the agent)"), "\(job.stdout)")
             let garbage = try await RawAgent.exchange(server.url, identity: identity, hello: "not json")
             #expect(garbage.contains("the first message must be a hello"), "\(garbage)")
         }

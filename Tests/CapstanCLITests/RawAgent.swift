@@ -35,4 +35,29 @@ enum RawAgent {
         }
         return answer.withLock { $0 }
     }
+
+    /// Connects as `identity`, sends `hello`, and stays connected (reading and dropping what the
+    /// server sends) until the task is cancelled; answers once the server welcomed it.
+    static func hold(_ server: String, identity: EnrollResponse, hello: String) async throws -> Task<Void, Never> {
+        var options = WebSocketClientConfiguration()
+        options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
+        let (welcomes, welcome) = AsyncStream.makeStream(of: Void.self)
+        let task = Task {
+            _ = try? await WebSocketClient.connect(
+                url: server.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect", configuration: options,
+                logger: Logger(label: "raw-agent")
+            ) { inbound, outbound, _ in
+                try await outbound.writeTextMessage(hello)
+                for try await message in inbound.messages(maxSize: 1 << 20) {
+                    if case .text(let text) = message, text.contains(#""type":"welcome""#) { welcome.yield() }
+                }
+            }
+            welcome.finish()
+        }
+        var iterator = welcomes.makeAsyncIterator()
+        guard await iterator.next() != nil else { throw RawAgentRefused() }
+        return task
+    }
+
+    struct RawAgentRefused: Error {}
 }
