@@ -26,8 +26,12 @@ struct TemplateApplier: Sendable {
         if let problem = assignment.problem { return report(.failed, problem) }
         guard let source = assignment.source, let data = assignment.data else { return report(.failed, "nothing to render") }
         let spec = assignment.spec
+        // The destination's directory is opened once and checked as opened: every later step
+        // goes through it, so a path component swapped for a symbolic link meanwhile cannot
+        // send the write elsewhere.
+        let directory: DestinationDirectory
         do {
-            try PathSafety.check(spec.dest, allowed: allowedPaths)
+            directory = try PathSafety.open(spec.dest, allowed: allowedPaths)
         } catch {
             return report(.failed, error.description)
         }
@@ -38,34 +42,32 @@ struct TemplateApplier: Sendable {
             return report(.failed, error.description)
         }
         let bytes = Data(rendered.utf8)
-        let previous = FileManager.default.contents(atPath: spec.dest)
+        let previous = directory.contents()
         if previous == bytes {
             // Same bytes: no write, no reload; only the mode is put right.
-            if currentMode(spec.dest) != spec.mode { chmod(spec.dest, mode_t(spec.mode)) }
+            if directory.mode() != spec.mode { directory.setMode(spec.mode) }
             return report(.applied)
         }
-        let previousMode = currentMode(spec.dest)
-        let directory = (spec.dest as NSString).deletingLastPathComponent
-        let temporary = directory + "/." + (spec.dest as NSString).lastPathComponent + ".capstan-\(UUID().uuidString.prefix(8))"
+        let previousMode = directory.mode()
+        let temporary = "." + directory.name + ".capstan-\(UUID().uuidString.prefix(8))"
         do {
-            try FileWriting.write(bytes, to: temporary, mode: spec.mode)
+            try FileWriting.write(bytes, in: directory.descriptor, name: temporary, mode: spec.mode)
         } catch {
-            return report(.failed, "cannot write \(temporary): \(error)")
+            return report(.failed, "cannot write \(directory.path(of: temporary)): \(error)")
         }
         if let check = spec.check {
-            let command = check.replacingOccurrences(of: "{{src}}", with: temporary)
+            let command = check.replacingOccurrences(of: "{{src}}", with: directory.path(of: temporary))
             let result = await CommandRunner.run(command, shell: spec.shell, timeout: commandTimeout)
             guard result.succeeded else {
-                unlink(temporary)
+                unlinkat(directory.descriptor, temporary, 0)
                 return report(.failed, "check \(check.quoted) failed: \(result.summary); the file was left as it was")
             }
         }
-        guard rename(temporary, spec.dest) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            return report(.failed, "cannot move the rendered file into \(spec.dest): \(reason)")
+        do {
+            try directory.swapIn(temporary)
+        } catch {
+            return report(.failed, "cannot move the rendered file into \(spec.dest): \(error)")
         }
-        FileWriting.syncDirectory(directory)
         logger.info("template written", metadata: ["template": "\(assignment.name)", "dest": "\(spec.dest)"])
         guard let reload = spec.reload else { return report(.applied) }
         if spec.splayMilliseconds > 0 {
@@ -77,33 +79,29 @@ struct TemplateApplier: Sendable {
         var restored = "the previous file was restored"
         do {
             if let previous {
-                try FileWriting.write(previous, to: temporary, mode: previousMode ?? spec.mode)
-                guard rename(temporary, spec.dest) == 0 else { throw AgentError(String(cString: strerror(errno))) }
+                try FileWriting.write(previous, in: directory.descriptor, name: temporary, mode: previousMode ?? spec.mode)
+                try directory.swapIn(temporary)
             } else {
-                unlink(spec.dest)
+                unlinkat(directory.descriptor, directory.name, 0)
+                fsync(directory.descriptor)
                 restored = "the new file was removed (there was none before)"
             }
-            FileWriting.syncDirectory(directory)
         } catch {
             restored = "restoring the previous file failed too: \(error)"
         }
         return report(.failed, "reload \(reload.quoted) failed: \(result.summary); \(restored)")
-    }
-
-    private func currentMode(_ path: String) -> Int? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        return Int(info.st_mode) & 0o7777
     }
 }
 
 /// Where templates may write: absolute paths inside an allowed directory, no `..`, and no
 /// symbolic link on the way out of it.
 enum PathSafety {
-    static func check(_ path: String, allowed: [String]) throws(CapstanError) {
+    /// Opens the directory of `path` and checks it as opened (by the descriptor's own path, so
+    /// that what is checked is what is written into), and that `path` is not a symbolic link.
+    static func open(_ path: String, allowed: [String]) throws(CapstanError) -> DestinationDirectory {
         guard path.hasPrefix("/") else { throw CapstanError(.invalidArgument, "destination \(path) is not an absolute path") }
         let segments = path.split(separator: "/")
-        guard !segments.contains(".."), !segments.contains(".") else {
+        guard !segments.contains(".."), !segments.contains("."), !path.hasSuffix("/") else {
             throw CapstanError(.invalidArgument, "destination \(path) has \".\" or \"..\" in it")
         }
         guard !allowed.isEmpty else {
@@ -111,12 +109,13 @@ enum PathSafety {
                 .invalidArgument, "destination \(path) refused: this agent allows no template destinations (start it with --allow-path DIR)")
         }
         let directory = (path as NSString).deletingLastPathComponent
-        guard let realDirectory = realPath(directory) else {
+        let descriptor = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else {
             throw CapstanError(.invalidArgument, "destination directory \(directory) does not exist")
         }
-        var info = stat()
-        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            throw CapstanError(.invalidArgument, "destination \(path) is a symbolic link; refusing to write through it")
+        let opened = DestinationDirectory(descriptor: descriptor, name: (path as NSString).lastPathComponent)
+        guard let realDirectory = opened.realPath else {
+            throw CapstanError(.invalidArgument, "destination directory \(directory) cannot be resolved")
         }
         let inside = allowed.contains { root in
             guard let realRoot = realPath(root) else { return false }
@@ -127,6 +126,11 @@ enum PathSafety {
                 .invalidArgument,
                 "destination \(path) is outside the agent's --allow-path directories (\(allowed.joined(separator: ", ")))")
         }
+        var info = stat()
+        if fstatat(descriptor, opened.name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw CapstanError(.invalidArgument, "destination \(path) is a symbolic link; refusing to write through it")
+        }
+        return opened
     }
 
     static func realPath(_ path: String) -> String? {
@@ -136,11 +140,81 @@ enum PathSafety {
     }
 }
 
+/// A destination's directory, held open: reads, writes and the swap go through the descriptor
+/// (`openat`, `renameat`), never through the path again. Closed when released.
+final class DestinationDirectory: Sendable {
+    let descriptor: Int32
+    /// The destination's file name in the directory.
+    let name: String
+
+    init(descriptor: Int32, name: String) {
+        self.descriptor = descriptor
+        self.name = name
+    }
+
+    deinit { close(descriptor) }
+
+    /// Where the directory is now, as the kernel knows it.
+    var realPath: String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/fd/\(descriptor)", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A path for `file` in the directory, for commands (a check gets the temporary file's).
+    func path(of file: String) -> String {
+        (realPath ?? "/proc/self/fd/\(descriptor)") + "/" + file
+    }
+
+    /// The destination's bytes, or nil when there is no such file (a symbolic link is not followed).
+    func contents() -> Data? {
+        let file = openat(descriptor, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = read(file, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return data
+    }
+
+    func mode() -> Int? {
+        var info = stat()
+        guard fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return Int(info.st_mode) & 0o7777
+    }
+
+    func setMode(_ mode: Int) {
+        fchmodat(descriptor, name, mode_t(mode), 0)
+    }
+
+    /// Renames `temporary` over the destination and syncs the directory; the temporary file is
+    /// removed when the rename fails.
+    func swapIn(_ temporary: String) throws {
+        guard renameat(descriptor, temporary, descriptor, name) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlinkat(descriptor, temporary, 0)
+            throw AgentError(reason)
+        }
+        fsync(descriptor)
+    }
+}
+
 enum FileWriting {
     /// Writes `data` to a new file at `path` with `mode`, fsynced. The file must not exist yet
     /// (nor be a symlink); when a step fails, the partial file is removed.
     static func write(_ data: Data, to path: String, mode: Int) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
+        try write(data, in: AT_FDCWD, name: path, mode: mode)
+    }
+
+    /// The same, for `name` in the directory open as `directory` (or a path, with `AT_FDCWD`).
+    static func write(_ data: Data, in directory: Int32, name: String, mode: Int) throws {
+        let descriptor = openat(directory, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
         guard descriptor >= 0 else { throw AgentError(String(cString: strerror(errno))) }
         defer { close(descriptor) }
         do {
@@ -156,7 +230,7 @@ enum FileWriting {
             fchmod(descriptor, mode_t(mode))
             guard fsync(descriptor) == 0 else { throw AgentError(String(cString: strerror(errno))) }
         } catch {
-            unlink(path)
+            unlinkat(directory, name, 0)
             throw error
         }
     }
