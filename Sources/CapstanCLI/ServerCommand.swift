@@ -263,6 +263,7 @@ struct ServerCommand: AsyncParsableCommand {
               printf 'listen {{port}};\\n' | capstan config put dev/app.conf.mustache\(serverFlag)
               capstan template put app --source dev/app.conf.mustache --data dev/app.yaml --dest \(files)/app.conf\(serverFlag)
               cat \(files)/app.conf
+              capstan job run\(serverFlag) -- uname -sr
               capstan config watch dev/\(serverFlag)
 
             Other agents join with:

@@ -156,7 +156,7 @@ struct CLIErrorTests {
             let lines = server.process.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { $0.hasPrefix("capstan ") || $0.hasPrefix("printf ") || $0.hasPrefix("cat ") }
                 .filter { !$0.contains("config watch") && !$0.hasPrefix("capstan agent") }
-            #expect(lines.count == 6, "\(lines)")
+            #expect(lines.count == 7, "\(lines)")
             let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
             let environment = ["PATH": "\(binDirectory):/usr/bin:/bin"]
             for line in lines where !line.hasPrefix("cat ") {
