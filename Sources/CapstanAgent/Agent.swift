@@ -226,12 +226,24 @@ public final class Agent: Sendable {
                 welcomed.set()
                 events("connected")
                 logger.info("connected", metadata: ["node": "\(identity.name)", "heartbeat.ms": "\(interval)"])
+                // Every message goes out through one writer, in order: a message longer than a
+                // frame is written as several, and another task's frame must not come between.
+                let (outgoing, sender) = AsyncStream.makeStream(of: String.self)
+                let writer = Task {
+                    for await text in outgoing { try? await outbound.writeTextMessage(text) }
+                }
+                defer {
+                    sender.finish()
+                    writer.cancel()
+                }
+                let send: @Sendable (AgentMessage) -> Void = { message in
+                    if let text = try? AgentMessage.encode(message) { sender.yield(text) }
+                }
                 let heartbeats = Task {
                     var sequence: Int64 = 0
                     while !Task.isCancelled {
                         sequence += 1
-                        try await outbound.writeTextMessage(
-                            AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                        send(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence)))
                         try await Task.sleep(for: .milliseconds(interval))
                     }
                 }
@@ -241,8 +253,7 @@ public final class Agent: Sendable {
                     while !Task.isCancelled {
                         // Reading /proc takes a moment; a failed read is logged and skipped.
                         do {
-                            let sample = try sampler.sample()
-                            try await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .metrics, metrics: sample)))
+                            send(AgentMessage(type: .metrics, metrics: try sampler.sample()))
                         } catch let error as HostMetricsSampler.FileError {
                             logger.warning("could not sample host metrics", metadata: ["error": "\(error)"])
                         }
@@ -251,11 +262,11 @@ public final class Agent: Sendable {
                 }
                 defer { metrics.cancel() }
                 await checks.connected { result in
-                    try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .check, check: result)))
+                    send(AgentMessage(type: .check, check: result))
                     events("check \(result.check) \(result.status.rawValue)")
                 }
                 await worker.connected(facts: facts) { report in
-                    try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .report, report: report)))
+                    send(AgentMessage(type: .report, report: report))
                     events("template \(report.template) \(report.state.rawValue)")
                 }
                 // Template sets are applied beside the connection: reading goes on meanwhile. A
@@ -272,14 +283,13 @@ public final class Agent: Sendable {
                     case .job:
                         guard let job = decoded.job else { continue }
                         // Jobs run beside the connection too; output and the result go back on
-                        // it. A result that finds it gone is lost: the server retries or marks
-                        // the node unreachable.
+                        // it. When it drops, the commands are killed (below): the server retries
+                        // or marks the node unreachable, and no retry runs beside a first try.
                         Task {
                             let result = await executor.run(job) { stream, text in
-                                let output = AgentMessage.JobOutput(id: job.id, attempt: job.attempt, stream: stream, text: text)
-                                try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .jobOutput, jobOutput: output)))
+                                send(AgentMessage(type: .jobOutput, jobOutput: .init(id: job.id, attempt: job.attempt, stream: stream, text: text)))
                             }
-                            try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .jobResult, jobResult: result)))
+                            send(AgentMessage(type: .jobResult, jobResult: result))
                             events("job \(job.id) \(result.outcome.rawValue)")
                         }
                     case .jobCancel:
@@ -294,6 +304,8 @@ public final class Agent: Sendable {
         } catch {
             logger.warning("connection failed", metadata: ["error": "\(error)"])
         }
+        // Commands started over this connection cannot report any more.
+        executor.cancelAll()
         if welcomed.value {
             events("disconnected")
             return .welcomed

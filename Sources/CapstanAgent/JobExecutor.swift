@@ -37,8 +37,8 @@ public enum ExecPolicy: Sendable, Hashable {
 final class JobExecutor: Sendable {
     let policy: ExecPolicy
     let logger: Logger
-    /// Runs by job id.
-    private let running = Mutex<[String: ChildRun]>([:])
+    /// Runs by job id, and job ids cancelled before their command started.
+    private let running = Mutex<(children: [String: ChildRun], cancelled: Set<String>)>(([:], []))
 
     init(policy: ExecPolicy, logger: Logger) {
         self.policy = policy
@@ -69,8 +69,17 @@ final class JobExecutor: Sendable {
         } catch {
             return result(.failed, error: "cannot start \(arguments[0].quoted): \(error)")
         }
-        running.withLock { $0[job.id] = child }
-        defer { running.withLock { _ = $0.removeValue(forKey: job.id) } }
+        // A cancel that came while the command started takes effect now.
+        let cancelledEarly = running.withLock { state -> Bool in
+            state.children[job.id] = child
+            return state.cancelled.remove(job.id) != nil
+        }
+        if cancelledEarly { child.cancel() }
+        defer {
+            running.withLock { state in
+                if state.children[job.id] === child { state.children.removeValue(forKey: job.id) }
+            }
+        }
         logger.info("job started", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "pid": "\(child.pid)"])
         // Output is forwarded in order, only as much of it as is kept.
         let forwarding = Task {
@@ -127,12 +136,17 @@ final class JobExecutor: Sendable {
 
     /// Kills the process group of a running job; its result says `cancelled`.
     func cancel(_ id: String) {
-        running.withLock { $0[id] }?.cancel()
+        let child = running.withLock { state -> ChildRun? in
+            if let child = state.children[id] { return child }
+            state.cancelled.insert(id)
+            return nil
+        }
+        child?.cancel()
     }
 
-    /// Kills every running job's process group (the agent is stopping).
+    /// Kills every running job's process group (the connection ended, or the agent stops).
     func cancelAll() {
-        for child in running.withLock({ Array($0.values) }) { child.cancel() }
+        for child in running.withLock({ Array($0.children.values) }) { child.cancel() }
     }
 }
 

@@ -110,6 +110,10 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             let (response, server) = try await client.withFailover(idempotent: true) { server in
                 var request = HTTPClientRequest(url: client.url(server, "/v1/watch", query))
                 request.headers.add(name: "Accept", value: "text/event-stream")
+                // A stream has its connection to itself, not one back from the pool: reused after
+                // a stream a shutting-down server ended, it would carry the next request into
+                // that server and keep it from finishing.
+                request.headers.add(name: "Connection", value: "close")
                 if let lastRevision { request.headers.add(name: "Last-Event-ID", value: String(lastRevision)) }
                 return (try await client.watchHTTP.execute(request, deadline: .distantFuture), server)
             }

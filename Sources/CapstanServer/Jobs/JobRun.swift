@@ -116,6 +116,14 @@ actor JobRun {
             }
             // A first attempt goes to the node as it is; a retry gives it a moment to come back.
             let link = attempt == 1 ? links.link(name) : await links.link(name, within: Self.reconnectWait)
+            if cancelRequested {
+                update(name) { node in
+                    node.state = .cancelled
+                    node.error = "the job was cancelled"
+                    node.endedAt = Date()
+                }
+                return
+            }
             guard let link else {
                 update(name) { node in
                     node.state = .unreachable
@@ -343,25 +351,37 @@ actor JobRun {
     }
 
     private func writeDirty() async {
+        // Batches of at most 100 results and about 512 KiB (etcd takes 1.5 MiB a request).
+        var failed: [String] = []
         while !dirty.isEmpty {
             let all = dirty.sorted()
             dirty = []
-            for start in stride(from: 0, to: all.count, by: 100) {
-                await write(Array(all[start..<min(start + 100, all.count)]))
+            var batch: [(key: String, value: Data)] = []
+            var names: [String] = []
+            var bytes = 0
+            for name in all {
+                guard let position = index[name], let value = try? RecordCoding.encoder.encode(info.nodes[position]) else { continue }
+                if !batch.isEmpty, batch.count == 100 || bytes + value.count > 512 * 1024 {
+                    if !(await write(batch)) { failed += names }
+                    (batch, names, bytes) = ([], [], 0)
+                }
+                batch.append((StoreLayout.jobNode(info.id, node: name), value))
+                names.append(name)
+                bytes += value.count
             }
+            if !batch.isEmpty, !(await write(batch)) { failed += names }
         }
+        // Kept for the next flush: a result is never dropped for a failed write.
+        dirty.formUnion(failed)
     }
 
-    private func write(_ names: [String]) async {
-        let nodes = names.compactMap { index[$0].map { info.nodes[$0] } }
+    private func write(_ batch: [(key: String, value: Data)]) async -> Bool {
         do {
-            _ = try await store.txn(
-                TxnRequest(
-                    success: try nodes.map {
-                        .put(key: StoreLayout.jobNode(info.id, node: $0.name), value: try RecordCoding.encoder.encode($0))
-                    }))
+            _ = try await store.txn(TxnRequest(success: batch.map { .put(key: $0.key, value: $0.value) }))
+            return true
         } catch {
-            logger.warning("could not store job results", metadata: ["job": "\(info.id)", "error": "\(error)"])
+            logger.warning("could not store job results; retrying", metadata: ["job": "\(info.id)", "error": "\(error)"])
+            return false
         }
     }
 

@@ -50,7 +50,8 @@ public final class JobService: Sendable {
 
     static let maxTimeout: Duration = .seconds(24 * 3600)
     static let maxRetries = 10
-    static let maxOutputLimit = 16 << 20
+    /// Output kept per node and stream: two of them, escaped, must fit one agent message.
+    static let maxOutputLimit = 1 << 20
 
     // MARK: Submitting
 
@@ -146,7 +147,7 @@ public final class JobService: Sendable {
             throw CapstanError(.invalidArgument, "--retries must be from 0 to \(maxRetries)")
         }
         guard (0...maxOutputLimit).contains(spec.outputLimitBytes) else {
-            throw CapstanError(.invalidArgument, "the output limit must be from 0 to 16 MiB")
+            throw CapstanError(.invalidArgument, "the output limit must be from 0 to 1 MiB")
         }
         if let key = spec.idempotencyKey {
             guard !key.isEmpty, key.count <= 200, key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) })
@@ -195,6 +196,9 @@ public final class JobService: Sendable {
     public func events(_ id: String) async throws -> AsyncStream<JobEvent> {
         if let run = active.withLock({ $0[id] }) { return await run.subscribe() }
         let info = try await job(id)
+        if info.state == .running, try await runsElsewhere(id) {
+            throw CapstanError(.conflict, "job \(id) runs on another server replica; follow it there")
+        }
         return AsyncStream { continuation in
             for node in info.nodes { continuation.yield(JobEvent(type: .node, node: node)) }
             continuation.yield(JobEvent(type: .done, job: info.summary))
@@ -206,6 +210,14 @@ public final class JobService: Sendable {
     public func waitUntilFinished(_ id: String) async throws -> JobInfo {
         if let run = active.withLock({ $0[id] }) { await run.finished() }
         return try await job(id)
+    }
+
+    /// Whether a running job's replica is alive (its runner key is there).
+    private func runsElsewhere(_ id: String) async throws -> Bool {
+        guard let kv = try await store.get(StoreLayout.job(id)), let record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value)
+        else { return false }
+        guard record.replica != replica else { return false }
+        return try await store.get(StoreLayout.jobRunner(record.replica)) != nil
     }
 
     public func cancel(_ id: String) async throws -> JobInfo {
@@ -222,14 +234,17 @@ public final class JobService: Sendable {
 
     // MARK: From agents
 
-    func received(_ result: AgentMessage.JobResult, from name: String) {
+    // Awaited by the connection's reader, so that each agent's messages (output, then the
+    // result, then the disconnect) reach the job in the order they were sent.
+
+    func received(_ result: AgentMessage.JobResult, from name: String) async {
         guard let run = active.withLock({ $0[result.id] }) else { return }
-        Task { await run.received(result, from: name) }
+        await run.received(result, from: name)
     }
 
-    func received(_ output: AgentMessage.JobOutput, from name: String) {
+    func received(_ output: AgentMessage.JobOutput, from name: String) async {
         guard let run = active.withLock({ $0[output.id] }) else { return }
-        Task { await run.received(output, from: name) }
+        await run.received(output, from: name)
     }
 
     func silent(_ name: String) {
@@ -238,9 +253,9 @@ public final class JobService: Sendable {
         }
     }
 
-    func disconnected(_ name: String, connection: UInt64) {
+    func disconnected(_ name: String, connection: UInt64) async {
         for run in active.withLock({ Array($0.values) }) {
-            Task { await run.disconnected(name, connection: connection) }
+            await run.disconnected(name, connection: connection)
         }
     }
 

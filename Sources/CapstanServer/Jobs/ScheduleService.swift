@@ -134,6 +134,10 @@ public final class ScheduleService: Sendable {
         do { try NodeName.validate(name) } catch {
             throw CapstanError(.invalidArgument, error.message.replacingOccurrences(of: "node name", with: "schedule name"))
         }
+        // Each tick's idempotency key (`schedule:NAME:EPOCH`, at most 200 characters) holds the name.
+        guard name.count <= 180 else {
+            throw CapstanError(.invalidArgument, "schedule name is \(name.count) characters long: the limit is 180")
+        }
         let cron: CronExpression
         do { cron = try CronExpression(spec.cron) } catch {
             throw CapstanError(.invalidArgument, "--cron: \(error.description)")

@@ -24,7 +24,8 @@ struct AgentGateway: Sendable {
     let metricsInterval: Duration
 
     static let path = "/v1/agent/connect"
-    static let maxMessageBytes = 1 << 20
+    /// The largest message from an agent: a job result with two 1 MiB outputs, escaped.
+    static let maxMessageBytes = 16 << 20
     static let helloTimeout: Duration = .seconds(10)
     /// The largest frame written: the default that WebSocket peers (the agent's client among
     /// them) accept. Longer messages go as continuation frames.
@@ -126,16 +127,13 @@ struct AgentGateway: Sendable {
                     guard let report = decoded.report else { continue }
                     templates.record(report, from: name)
                 case .check:
-                    if let result = decoded.check {
-                        let checks = self.checks
-                        Task { await checks.record(result, from: name) }
-                    }
+                    if let result = decoded.check { await checks.record(result, from: name) }
                 case .metrics:
                     if let sample = decoded.metrics { metrics.record(sample, from: name) }
                 case .jobResult:
-                    if let result = decoded.jobResult { jobs.received(result, from: name) }
+                    if let result = decoded.jobResult { await jobs.received(result, from: name) }
                 case .jobOutput:
-                    if let output = decoded.jobOutput { jobs.received(output, from: name) }
+                    if let output = decoded.jobOutput { await jobs.received(output, from: name) }
                 case .error:
                     logger.warning("agent reported an error", metadata: ["node": "\(name)", "error": "\(decoded.error ?? "")"])
                 case .hello, .welcome, .templates, .job, .jobCancel:
@@ -147,7 +145,7 @@ struct AgentGateway: Sendable {
         }
         pusher.detach(connection: connection)
         links.remove(name, connection: connection)
-        jobs.disconnected(name, connection: connection)
+        await jobs.disconnected(name, connection: connection)
         await registry.disconnected(name: name, connection: connection)
     }
 

@@ -6,13 +6,22 @@ import Synchronization
 /// sample in full, and the last hour as compact points (about 40 bytes each: 240 points, 10 KB,
 /// per node at the default 15 s).
 public final class NodeMetrics: Sendable {
-    public init() {}
-
     static let window: TimeInterval = 3600
+    /// At most this many points per node, whatever times an agent's samples carry.
+    static let maxPoints = 720
+    /// A node whose latest sample is older than this is left out of `latest()`: its agent went
+    /// away (or to another replica).
+    let staleAfter: TimeInterval
+
+    public init(staleAfter: Duration = .seconds(45)) {
+        self.staleAfter = Double(staleAfter.components.seconds) + Double(staleAfter.components.attoseconds) / 1e18
+    }
 
     private struct Series {
         var latest: HostSample
         var points: [Point]
+        /// When the latest sample came, by this server's clock.
+        var received = Date()
     }
 
     /// A history point in 32-bit fields: seconds since 2001, CPU and rates as Float.
@@ -51,6 +60,8 @@ public final class NodeMetrics: Sendable {
             entry.latest = sample
             entry.points.append(Point(sample))
             if let first = entry.points.firstIndex(where: { $0.time >= cutoff }), first > 0 { entry.points.removeFirst(first) }
+            if entry.points.count > Self.maxPoints { entry.points.removeFirst(entry.points.count - Self.maxPoints) }
+            entry.received = Date()
             series[node] = entry
         }
     }
@@ -61,9 +72,12 @@ public final class NodeMetrics: Sendable {
         }
     }
 
-    /// Every node's latest sample, by node name.
-    func latest() -> [(node: String, sample: HostSample)] {
-        series.withLock { series in series.map { ($0.key, $0.value.latest) }.sorted { $0.node < $1.node } }
+    /// Every node's latest sample, by node name, leaving out nodes that stopped sending.
+    func latest(now: Date = Date()) -> [(node: String, sample: HostSample)] {
+        series.withLock { series in
+            series.filter { now.timeIntervalSince($0.value.received) <= staleAfter }.map { ($0.key, $0.value.latest) }
+                .sorted { $0.node < $1.node }
+        }
     }
 
     func forget(_ node: String) {

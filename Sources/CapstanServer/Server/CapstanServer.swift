@@ -70,7 +70,8 @@ public enum CapstanServer {
         let jobs = JobService(
             store: store, registry: registry, links: links, checks: checks, retention: configuration.jobRetention,
             runnerTTL: configuration.lockTTL, logger: logger)
-        let nodeMetrics = NodeMetrics()
+        // A node that missed three samples is left out of the scrape and `node top`.
+        let nodeMetrics = NodeMetrics(staleAfter: configuration.metricsInterval * 3)
         let schedules = ScheduleService(store: store, jobs: jobs, logger: logger)
         let gateway = AgentGateway(
             registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, checks: checks, metrics: nodeMetrics,
