@@ -9,10 +9,14 @@ import Testing
 /// run-once work on one of them.
 @Suite("Replicas on one etcd")
 struct ReplicaTests {
-    @Test func aNodeRemovedThroughOneReplicaIsCutOffOnAnother() async throws {
+    /// Two replicas on one etcd that agents join with `token` (heartbeats every 200 ms), and a
+    /// scratch directory.
+    static func withTwoAgentReplicas(
+        _ body: @Sendable (ServerProcess, ServerProcess, TemporaryDirectory, String) async throws -> Void
+    ) async throws {
         try await EtcdProcess.with { etcd in
             let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
-            let directory = try TemporaryDirectory(prefix: "capstan-replicas-rm")
+            let directory = try TemporaryDirectory(prefix: "capstan-replicas")
             defer { directory.remove() }
             let token = "test-join-token-0123456789"
             let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "200ms"]
@@ -21,6 +25,12 @@ struct ReplicaTests {
             defer {
                 for server in [first, second] { server.process.signal(SIGKILL) }
             }
+            try await body(first, second, directory, token)
+        }
+    }
+
+    @Test func aNodeRemovedThroughOneReplicaIsCutOffOnAnother() async throws {
+        try await Self.withTwoAgentReplicas { first, second, directory, token in
             // Without a join token: once removed, the agent cannot enroll again by itself.
             let enrolling = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "web-1", joinToken: token)
             await enrolling.stop()
@@ -34,17 +44,7 @@ struct ReplicaTests {
     }
 
     @Test func aReplicaANodeLeftDoesNotMarkItUnhealthyWhereItIsConnected() async throws {
-        try await EtcdProcess.with { etcd in
-            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
-            let directory = try TemporaryDirectory(prefix: "capstan-replicas-move")
-            defer { directory.remove() }
-            let token = "test-join-token-0123456789"
-            let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "200ms"]
-            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
-            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
-            defer {
-                for server in [first, second] { server.process.signal(SIGKILL) }
-            }
+        try await Self.withTwoAgentReplicas { first, second, directory, token in
             let client = CapstanClient(server: second.url, author: "test")
             let before = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "mover", joinToken: token)
             try await eventually(timeout: .seconds(10), "healthy on the first replica") { (try? await client.node("mover").status) == .healthy }
