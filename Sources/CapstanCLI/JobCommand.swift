@@ -26,7 +26,7 @@ struct JobCommand: AsyncParsableCommand {
             discussion: """
                 Follows the job: on a terminal a progress line, and output lines prefixed by node name as \
                 they come; at the end a table of every node. Exits 1 if any node failed, timed out or was \
-                unreachable, or if the job aborted. Example: capstan job run -s role=web --batch 25% -- systemctl restart nginx
+                unreachable, or if the job aborted or was cancelled. Example: capstan job run -s role=web --batch 25% -- systemctl restart nginx
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -162,9 +162,10 @@ struct JobOptions: ParsableArguments {
     var maxFailures: String?
     @Option(help: "Per node, kill the command (its whole process group) after this long.") var timeout: String = "30s"
     @Option(help: "Per node, retries after a dropped connection (a non-zero exit is not retried).") var retries: Int = 0
-    @Flag(help: "Run only on nodes that are healthy now; the others are skipped.") var onlyHealthy = false
+    @Flag(help: "Run only on nodes that are healthy now (live, and no check critical); the others are skipped.") var onlyHealthy = false
     @Flag(help: "Run the command through /bin/sh -c instead of as plain argv.") var shell = false
-    @Option(help: "Per node and stream, the output kept (the rest is dropped and the cut marked).") var outputLimit: String = "64KiB"
+    @Option(help: "Per node and stream, the output kept, at most 1MiB (the rest is dropped and the cut marked).")
+    var outputLimit: String = "64KiB"
 
     /// The job these options describe for `command`; bad input is a usage error.
     func spec(command: [String]) throws -> JobSpec {
