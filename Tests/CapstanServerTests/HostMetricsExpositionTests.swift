@@ -103,14 +103,14 @@ struct HostMetricsExpositionTests {
         #expect(HostMetricsExposition.render([]).isEmpty)
     }
 
-    @Test func promtoolAcceptsTheText() throws {
+    @Test func promtoolAcceptsTheText() async throws {
         var many = Self.db
         many.disks.append(.init(mount: "/", device: "/dev/sda1", fsType: "xfs", usedBytes: 10, totalBytes: 100))
         many.network.append(.init(name: "wlan0", rxBytesPerSecond: .infinity, txBytesPerSecond: .nan))
         let text = HostMetricsExposition.render([
             (node: "web-1", sample: Self.web), (node: "db-1", sample: many), (node: "node \"quoted\" \\ \n", sample: Self.web),
         ])
-        let (status, output) = try Promtool.check(text)
+        let (status, output) = try await Promtool.check(text)
         #expect(status == 0, "promtool check metrics: \(output)\n\(text)")
     }
 }

@@ -27,7 +27,7 @@ struct OperationsTests {
                 #expect(text.contains("capstan_http_request_duration_seconds_bucket"))
                 #expect(text.contains("capstan_store_revision \(start + 2)"))
                 #expect(text.contains("capstan_store_watches"))
-                let (status, output) = try Promtool.check(text)
+                let (status, output) = try await Promtool.check(text)
                 #expect(status == 0, "promtool check metrics: \(output)")
             }
         }

@@ -14,20 +14,24 @@ struct RawHTTPTests {
     @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
         try await LiveServer.with { server in
             let port = try #require(URLComponents(string: server.url)?.port)
-            let connection = try RawConnection(port: port)
-            defer { connection.close() }
-            try connection.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
-            #expect(try connection.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 201"))
-            _ = try connection.receive(until: "}")
-            let body = "port: 8080\n"
-            try connection.send(
-                "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
-                    + "Expect: 100-continue\r\n\r\n")
-            // Nothing of the body is sent yet: the interim answer must come on its own.
-            let interim = try connection.receive(until: "\r\n\r\n")
+            // The socket blocks: it runs on a thread of its own, not on one the server needs.
+            let (created, interim, final) = try await onThread {
+                let connection = try RawConnection(port: port)
+                defer { connection.close() }
+                try connection.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+                let created = try connection.receive(until: "\r\n\r\n")
+                _ = try connection.receive(until: "}")
+                let body = "port: 8080\n"
+                try connection.send(
+                    "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+                        + "Expect: 100-continue\r\n\r\n")
+                // Nothing of the body is sent yet: the interim answer must come on its own.
+                let interim = try connection.receive(until: "\r\n\r\n")
+                try connection.send(body)
+                return (created, interim, try connection.receive(until: "\r\n\r\n"))
+            }
+            #expect(created.hasPrefix("HTTP/1.1 201"))
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
-            try connection.send(body)
-            let final = try connection.receive(until: "\r\n\r\n")
             #expect(final.hasPrefix("HTTP/1.1 200"))
             #expect(try await server.store.get("/capstan/config/prod/app.yaml") != nil)
         }

@@ -8,7 +8,12 @@ public enum Promtool {
     }
 
     /// Checks `text` as Prometheus text exposition; answers promtool's exit status and output.
-    public static func check(_ text: String) throws -> (status: Int32, output: String) {
+    /// (The wait blocks, so it happens on a thread of its own.)
+    public static func check(_ text: String) async throws -> (status: Int32, output: String) {
+        try await onThread { try run(text) }
+    }
+
+    private static func run(_ text: String) throws -> (status: Int32, output: String) {
         let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
         guard let path = directories.map({ "\($0)/promtool" }).first(where: FileManager.default.isExecutableFile) else { throw Missing() }
         let process = Process()
