@@ -319,7 +319,8 @@ struct ConfigServiceTests {
             let waiter = Task { try await service.waitForChange(key, after: first.revision, timeout: .seconds(60)) }
             try await service.put(try Self.key("prod/unrelated.txt"), content: Self.data("x"), author: "t")
             try await service.put(key, content: Self.data("2"), author: "t")
-            try await withTimeout(.seconds(5), "long poll to return") { try await waiter.value }
+            // Generous: the whole suite runs side by side on two cores.
+            try await withTimeout(.seconds(20), "long poll to return") { try await waiter.value }
             let started = ContinuousClock.now
             try await service.waitForChange(key, after: try await store.status().revision, timeout: .milliseconds(200))
             #expect(ContinuousClock.now - started >= .milliseconds(200))

@@ -116,6 +116,7 @@ struct AgentGateway: Sendable {
                     registry.heartbeat(name: name, connection: connection)
                     continue
                 }
+                registry.sawTraffic(name: name, connection: connection)
                 guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else {
                     logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
                     continue

@@ -160,6 +160,15 @@ public final class NodeRegistry: Sendable {
         if persist { persistLiveState(of: name) }
     }
 
+    /// Counts any other message from `name` on `connection` as a sign of life: an agent busy
+    /// sending a large job result may send its heartbeat late, and is not silent meanwhile.
+    func sawTraffic(name: String, connection: UInt64) {
+        live.withLock { live in
+            guard live[name]?.connection == connection else { return }
+            live[name]?.lastHeartbeat = .now
+        }
+    }
+
     /// Forgets `connection` of `name`; the node keeps its status until its silence counts.
     func disconnected(name: String, connection: UInt64) async {
         disconnectHandlers.withLock { _ = $0.removeValue(forKey: connection) }
