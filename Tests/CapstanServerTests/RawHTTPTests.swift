@@ -43,7 +43,8 @@ private final class RawConnection {
     private let descriptor: Int32
     private var buffer = Data()
 
-    init(port: Int, timeoutSeconds: Int = 5) throws {
+    /// Generous: a write is fsynced, and the whole suite runs side by side on two cores.
+    init(port: Int, timeoutSeconds: Int = 30) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw POSIXError(.EBADF) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
