@@ -303,7 +303,7 @@ final class SimulatedFleet: Sendable {
 /// data use neither key elsewhere; a set whose fields do not pair up is decoded in full.
 enum TemplatesScan {
     static func assignments(in text: String) -> [(name: String, revision: Int64)]? {
-        guard text.contains(#""type":"templates""#) else { return nil }
+        guard text.containsBytes(of: #""type":"templates""#) else { return nil }
         var text = text
         let scanned = text.withUTF8 { bytes -> [(name: String, revision: Int64)]? in
             let names = values(after: Array(#""name":""#.utf8), in: bytes) { bytes, start in

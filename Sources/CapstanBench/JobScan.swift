@@ -20,7 +20,7 @@ enum JobScan {
 
     /// The job a message starts, or nil when it is not a `job` message.
     static func start(in text: String) -> Start? {
-        guard text.contains(#""type":"job""#) else { return nil }
+        guard text.containsBytes(of: #""type":"job""#) else { return nil }
         var text = text
         let scanned = text.withUTF8 { bytes -> Start? in
             guard let idStart = position(after: Array(#""id":""#.utf8), in: bytes),
