@@ -117,27 +117,15 @@ actor JobRun {
             // A first attempt goes to the node as it is; a retry gives it a moment to come back.
             let link = attempt == 1 ? links.link(name) : await links.link(name, within: Self.reconnectWait)
             if cancelRequested {
-                update(name) { node in
-                    node.state = .cancelled
-                    node.error = "the job was cancelled"
-                    node.endedAt = Date()
-                }
+                settle(name, .cancelled, "the job was cancelled")
                 return
             }
             guard let link else {
-                update(name) { node in
-                    node.state = .unreachable
-                    node.error = attempt == 1 ? "the node is not connected" : "the node did not reconnect after its connection dropped"
-                    node.endedAt = Date()
-                }
+                settle(name, .unreachable, attempt == 1 ? "the node is not connected" : "the node did not reconnect after its connection dropped")
                 return
             }
             guard link.version >= 2 else {
-                update(name) { node in
-                    node.state = .failed
-                    node.error = "the node's agent speaks protocol \(link.version); jobs need protocol 2 (upgrade the agent)"
-                    node.endedAt = Date()
-                }
+                settle(name, .failed, "the node's agent speaks protocol \(link.version); jobs need protocol 2 (upgrade the agent)")
                 return
             }
             update(name) { node in
@@ -168,27 +156,15 @@ actor JobRun {
                 }
                 return
             case .heartbeatsLapsed:
-                update(name) { node in
-                    node.state = .unreachable
-                    node.error = "the node stopped sending heartbeats during the run"
-                    node.endedAt = Date()
-                }
+                settle(name, .unreachable, "the node stopped sending heartbeats during the run")
                 return
             case .silent:
-                update(name) { node in
-                    node.state = .unreachable
-                    node.error = "no result within the timeout (\(Duration.milliseconds(spec.timeoutMilliseconds))) and \(Self.resultGrace) more"
-                    node.endedAt = Date()
-                }
+                settle(name, .unreachable, "no result within the timeout (\(Duration.milliseconds(spec.timeoutMilliseconds))) and \(Self.resultGrace) more")
                 return
             case .connectionLost:
                 guard attempt <= spec.retries, !cancelRequested else {
                     let state: JobNodeState = cancelRequested ? .cancelled : .unreachable
-                    update(name) { node in
-                        node.state = state
-                        node.error = "the connection to the node dropped during the run" + (attempt > 1 ? " (after \(attempt) attempts)" : "")
-                        node.endedAt = Date()
-                    }
+                    settle(name, state, "the connection to the node dropped during the run" + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
                     return
                 }
                 let ceiling = min(Self.retryBackoff.cap, Self.retryBackoff.initial * (1 << min(attempt - 1, 16)))
@@ -318,6 +294,15 @@ actor JobRun {
         if !flushing {
             flushing = true
             Task { await self.flushSoon() }
+        }
+    }
+
+    /// Ends a node's part with `state` and why, now.
+    private func settle(_ name: String, _ state: JobNodeState, _ error: String) {
+        update(name) { node in
+            node.state = state
+            node.error = error
+            node.endedAt = Date()
         }
     }
 
