@@ -8,12 +8,14 @@ public struct CapstanCommand: AsyncParsableCommand {
         abstract: "Configuration center and fleet orchestrator.",
         discussion: """
             Start a throwaway server with `capstan server --dev`, then use the client commands \
-            against it. The client talks to --server, or $CAPSTAN_ADDR, or http://127.0.0.1:8740.
+            against it. The client talks to --server, or $CAPSTAN_ADDR, or the server capstan login saved, or \
+            http://127.0.0.1:8740, with the token from --token, or $CAPSTAN_TOKEN, or the one saved for that server.
             """,
         version: CapstanVersion.current,
         subcommands: [
             ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, TemplateCommand.self,
-            JobCommand.self, ScheduleCommand.self, CheckCommand.self, StoreCommand.self,
+            JobCommand.self, ScheduleCommand.self, CheckCommand.self, TokenCommand.self, RoleCommand.self, AuditCommand.self,
+            LoginCommand.self, StoreCommand.self,
             VersionCommand.self,
         ]
     )

@@ -213,7 +213,7 @@ struct ConfigCommand: AsyncParsableCommand {
         func run() async throws {
             try ConfigCommand.validatePrefix(prefix)
             var seen = 0
-            for try await event in global.client().watch(prefix, from: from) {
+            for try await event in try global.client().watch(prefix, from: from) {
                 switch global.output {
                 case .json:
                     printLine(try Output.json(event, pretty: false))

@@ -46,7 +46,7 @@ struct JobCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let client = global.client()
+            let client = try global.client()
             let job = try await client.runJob(try spec())
             if detach {
                 if global.output == .table { print(job.id) } else { try Output.print(job, as: global.output) { "" } }
@@ -104,7 +104,7 @@ struct JobCommand: AsyncParsableCommand {
         @Flag(help: "Keep printing output as it comes until the job is done.") var follow = false
 
         func run() async throws {
-            let client = global.client()
+            let client = try global.client()
             if follow {
                 let follower = JobFollower(id: id, total: 0, live: false, node: node)
                 for try await event in client.jobEvents(id) { follower.handle(event) }

@@ -146,7 +146,7 @@ struct NodeCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let client = global.client()
+            let client = try global.client()
             var entries = try await client.nodeTop().items
             if !selector.isEmpty {
                 let picked = Set(try await client.nodes(selector: selector).items.map(\.name))

@@ -74,6 +74,24 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Finished jobs older than this are removed, e.g. 720h (default: 720h, 30 days).")
     var jobMaxAge: String?
 
+    @Option(
+        help: """
+            File holding the root API token to create on the first start (default: $CAPSTAN_ROOT_TOKEN, else a             generated one, printed once). Ignored once the installation has its root token.
+            """)
+    var rootTokenFile: String?
+
+    @Option(help: "API requests per second per token; bursts of twice that pass (default: 500; 0 turns it off).")
+    var rateLimitApi: Double?
+
+    @Option(help: "Failed authentications per second per client address; bursts of 10 times that (default: 1; 0 turns it off).")
+    var rateLimitAuthFailures: Double?
+
+    @Option(help: "Agent enrollments per second per client address; bursts of 10 times that (default: 5; 0 turns it off).")
+    var rateLimitEnroll: Double?
+
+    @Option(help: "Audit entries older than this are removed, e.g. 2160h (default: 2160h, 90 days).")
+    var auditRetention: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -117,6 +135,29 @@ struct ServerCommand: AsyncParsableCommand {
             age: try Self.duration(jobMaxAge ?? file["job-max-age"] ?? "720h", flag: "--job-max-age", minimum: .seconds(60)))
         configuration.metricsInterval = try Self.duration(
             metricsInterval ?? file["metrics-interval"] ?? "15s", flag: "--metrics-interval", minimum: .milliseconds(50))
+        if let path = rootTokenFile ?? file["root-token-file"] {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ValidationError("--root-token-file: cannot read \(path)")
+            }
+            configuration.rootToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let token = GlobalOptions.environment("CAPSTAN_ROOT_TOKEN") {
+            configuration.rootToken = token
+        }
+        if let token = configuration.rootToken {
+            guard token.count >= 16, token.count <= 256, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw ValidationError("the root token (--root-token-file or CAPSTAN_ROOT_TOKEN) must be 16 to 256 characters without spaces")
+            }
+        }
+        func rate(_ value: Double?, _ name: String, _ fallback: Double, burst: Double) throws -> RateLimiter.Limit {
+            let rate = try value ?? file.double(name) ?? fallback
+            guard rate >= 0, rate.isFinite else { throw ValidationError("--\(name) must be 0 or more requests per second; got \(rate)") }
+            return rate == 0 ? .off : RateLimiter.Limit(rate: rate, burst: max(1, rate * burst))
+        }
+        configuration.limits.requests = try rate(rateLimitApi, "rate-limit-api", 500, burst: 2)
+        configuration.limits.authFailures = try rate(rateLimitAuthFailures, "rate-limit-auth-failures", 1, burst: 10)
+        configuration.limits.enrollments = try rate(rateLimitEnroll, "rate-limit-enroll", 5, burst: 10)
+        configuration.auditRetention = try Self.duration(
+            auditRetention ?? file["audit-retention"] ?? "2160h", flag: "--audit-retention", minimum: .seconds(60))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory
         } else if dev {
@@ -202,8 +243,23 @@ struct ServerCommand: AsyncParsableCommand {
                 let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
                 if dev {
                     try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
+                    let local = address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
+                    // The CLI finds the root token without being told: saved for this server, which
+                    // becomes the current one. A reused data dir has no new root token to save.
+                    var saved: String?
+                    var rootToken = started.rootToken
+                    if let token = rootToken {
+                        do {
+                            try Credentials.remember(server: CapstanClient(server: local).server, token: token)
+                            saved = Credentials.path
+                        } catch {
+                            devAgentLogger.warning("the root token was not saved for the CLI", metadata: ["error": "\(error)"])
+                        }
+                    } else {
+                        rootToken = (try? Credentials.load())?.servers[CapstanClient(server: local).server]?.token
+                    }
                     var agentConfiguration = AgentConfiguration(
-                        server: address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1"), joinToken: started.joinToken,
+                        server: local, joinToken: started.joinToken,
                         dataDirectory: URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("agent").path, name: "dev")
                     agentConfiguration.allowedPaths = [devFiles]
                     agentConfiguration.labels = ["env": "dev"]
@@ -211,13 +267,15 @@ struct ServerCommand: AsyncParsableCommand {
                     let agent = Agent(configuration: agentConfiguration, logger: agentLogger)
                     let agentServer = agentConfiguration.server
                     let banner = Self.banner(
-                        address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles)
+                        address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles,
+                        rootToken: started.rootToken, savedIn: saved)
+                    let waitToken = rootToken
                     devAgent.withLock { task in
                         task = Task {
                             // The banner comes once the local agent is in (healthy): its first writes are
                             // done by then, so the revisions a fresh dev server shows are the same every time.
                             let waitForAgent = Task {
-                                let client = CapstanClient(server: agentServer, author: "dev")
+                                let client = CapstanClient(server: agentServer, author: "dev", token: waitToken)
                                 let deadline = ContinuousClock.now + .seconds(15)
                                 while !Task.isCancelled, ContinuousClock.now < deadline, (try? await client.node("dev"))?.status != .healthy {
                                     try? await Task.sleep(for: .milliseconds(50))
@@ -231,6 +289,10 @@ struct ServerCommand: AsyncParsableCommand {
                     }
                 } else {
                     printLine("capstan server listening on \(address), data in \(storeText)")
+                    if let token = started.rootToken {
+                        printLine("root token (shown this once; the server keeps only its hash): \(token)")
+                        printLine("log in with: capstan login --server \(address) --token \(token)")
+                    }
                     printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
                 }
             }
@@ -249,12 +311,21 @@ struct ServerCommand: AsyncParsableCommand {
         }
     }
 
-    static func banner(address: String, store: String, throwaway: Bool, joinToken: String, files: String) -> String {
+    static func banner(
+        address: String, store: String, throwaway: Bool, joinToken: String, files: String, rootToken: String?, savedIn: String?
+    ) -> String {
         let serverFlag = address == "http://127.0.0.1:8740" ? "" : " --server \(address)"
+        let token =
+            switch (rootToken, savedIn) {
+            case (let token?, let path?): "Root token: \(token)\n  (saved in \(path); the commands below use it)"
+            case (let token?, nil): "Root token: \(token)\n  (not saved: pass --token or set CAPSTAN_TOKEN)"
+            default: "Root token: made on this data dir's first start"
+            }
         return """
             Capstan dev server listening on \(address)
             Data\(throwaway ? " (throwaway)" : ""): \(store)
             Local agent: node "dev", allowed to write templates into \(files)
+            \(token)
 
             Try this in another terminal:
               capstan ns create dev\(serverFlag)

@@ -15,7 +15,8 @@ struct ServerConfigFile {
     static let settings = [
         "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
         "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
-        "metrics-interval", "job-history", "job-max-age",
+        "metrics-interval", "job-history", "job-max-age", "root-token-file", "rate-limit-api", "rate-limit-auth-failures",
+        "rate-limit-enroll", "audit-retention",
     ]
 
     private var values: [String: String] = [:]
@@ -46,6 +47,7 @@ struct ServerConfigFile {
             switch value {
             case .string(let string): values[name] = string
             case .int(let number): values[name] = String(number)
+            case .double(let number): values[name] = String(number)
             default:
                 throw ValidationError("config file \(path): \(name) must be a single value, e.g. \(name): ...")
             }
@@ -53,6 +55,13 @@ struct ServerConfigFile {
     }
 
     subscript(_ name: String) -> String? { values[name] }
+
+    /// A number setting.
+    func double(_ name: String) throws -> Double? {
+        guard let text = values[name] else { return nil }
+        guard let number = Double(text) else { throw ValidationError("config file: \(name) must be a number; got \(text)") }
+        return number
+    }
 
     /// A whole-number setting.
     func integer<T: FixedWidthInteger>(_ name: String, as: T.Type = T.self) throws -> T? {

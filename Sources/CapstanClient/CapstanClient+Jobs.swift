@@ -32,6 +32,7 @@ extension CapstanClient {
                         let (response, _) = try await withFailover(idempotent: true) { server in
                             var request = HTTPClientRequest(url: url(server, "/v1/jobs/\(Self.percentEncode(id))/events"))
                             request.headers.add(name: "Accept", value: "text/event-stream")
+                            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
                             // Its own connection, as a config watch has (see there).
                             request.headers.add(name: "Connection", value: "close")
                             return (try await watchHTTP.execute(request, deadline: .distantFuture), server)

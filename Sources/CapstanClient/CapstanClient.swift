@@ -18,6 +18,8 @@ public struct CapstanClient: Sendable {
     public var server: String { servers.joined(separator: ",") }
     /// Recorded as the author of writes.
     public var author: String
+    /// The API token sent as `Authorization: Bearer`; nil sends none.
+    public var token: String?
     /// Requests other than watches and long polls give up after this long.
     public var timeout: TimeAmount = .seconds(30)
     let http: HTTPClient
@@ -61,7 +63,7 @@ public struct CapstanClient: Sendable {
 
     /// - Parameter server: one URL, or several separated by commas (replicas).
     public init(
-        server: String = CapstanClient.defaultServer, author: String = "anonymous",
+        server: String = CapstanClient.defaultServer, author: String = "anonymous", token: String? = nil,
         httpClient: HTTPClient = CapstanClient.sharedHTTPClient,
         watchHTTPClient: HTTPClient = CapstanClient.sharedWatchHTTPClient
     ) {
@@ -75,6 +77,7 @@ public struct CapstanClient: Sendable {
         }
         self.servers = servers.isEmpty ? [Self.defaultServer] : servers
         self.author = author
+        self.token = token
         self.http = httpClient
         self.watchHTTP = watchHTTPClient
     }
@@ -170,6 +173,7 @@ public struct CapstanClient: Sendable {
             request.method = method
             request.headers.add(name: "X-Capstan-Author", value: author)
             request.headers.add(name: "User-Agent", value: "capstan-cli")
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             if let body {
                 request.body = .bytes(ByteBuffer(data: body))

@@ -110,6 +110,7 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             let (response, server) = try await client.withFailover(idempotent: true) { server in
                 var request = HTTPClientRequest(url: client.url(server, "/v1/watch", query))
                 request.headers.add(name: "Accept", value: "text/event-stream")
+                if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
                 // A stream has its connection to itself, not one back from the pool: reused after
                 // a stream a shutting-down server ended, it would carry the next request into
                 // that server and keep it from finishing.

@@ -19,6 +19,8 @@ public struct CapstanError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidEncoding = Code(rawValue: "invalid_encoding")
         public static let invalidSelector = Code(rawValue: "invalid_selector")
         public static let unauthorized = Code(rawValue: "unauthorized")
+        public static let forbidden = Code(rawValue: "forbidden")
+        public static let rateLimited = Code(rawValue: "rate_limited")
         public static let nodeNotFound = Code(rawValue: "node_not_found")
         public static let namespaceNotFound = Code(rawValue: "namespace_not_found")
         public static let namespaceExists = Code(rawValue: "namespace_exists")

@@ -18,7 +18,7 @@ struct CheckTests {
             let agent = try await AgentProcess.start(
                 server: server.url, dataDirectory: directory.file("agent"), name: "web-1", joinToken: Self.joinToken, labels: ["role=web"])
             try await agent.stopping {
-                let client = CapstanClient(server: server.url, author: "test")
+                let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
                 func capstan(_ arguments: [String]) async throws -> CapstanBinary.Result {
                     try await CapstanBinary.run(arguments, environment: ["CAPSTAN_ADDR": server.url])
                 }

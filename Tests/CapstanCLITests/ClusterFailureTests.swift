@@ -98,11 +98,11 @@ struct ClusterFailureTests {
                 first.process.signal(SIGKILL)
                 second.process.signal(SIGKILL)
             }
-            let clients = [first, second].map { CapstanClient(server: $0.url, author: "load") }
+            let clients = [first, second].map { CapstanClient(server: $0.url, author: "load", token: TestAuth.rootToken) }
             // Clients that know both replicas, each preferring one.
             let both = [
-                CapstanClient(server: "\(first.url),\(second.url)", author: "load"),
-                CapstanClient(server: "\(second.url),\(first.url)", author: "load"),
+                CapstanClient(server: "\(first.url),\(second.url)", author: "load", token: TestAuth.rootToken),
+                CapstanClient(server: "\(second.url),\(first.url)", author: "load", token: TestAuth.rootToken),
             ]
             _ = try await clients[0].createNamespace("load")
             let start = try await clients[0].list("load").revision
@@ -165,7 +165,8 @@ struct ClusterFailureTests {
 
             // Both watchers saw exactly what the store recorded: no gap, no duplicate.
             let replay = Seen()
-            let end = listing.revision
+            // The last write under load/ (the store's own revision may be an audit entry's).
+            let end = listing.items.map(\.revision).max() ?? start
             for try await event in clients[1].watch("load/", from: start + 1, includeContent: false) {
                 replay.append(event)
                 if event.revision >= end { break }
@@ -190,7 +191,7 @@ struct ClusterFailureTests {
             let server = try await ServerProcess.start(
                 dataDirectory: nil, extraArguments: ["--store", cluster.storeURL, "--store-timeout", "1s"])
             defer { server.process.signal(SIGKILL) }
-            let client = CapstanClient(server: server.url, author: "load")
+            let client = CapstanClient(server: server.url, author: "load", token: TestAuth.rootToken)
             _ = try await client.createNamespace("load")
             let start = try await client.list("load").revision
             let seen = Seen()

@@ -39,7 +39,11 @@ struct ClusterReadmeTests {
         let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
         let process = try ChildProcess(
             path: "/bin/bash", arguments: ["-c", script],
-            environment: ["PATH": "\(binDirectory):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"])
+            // No token but the one the block makes for itself.
+            environment: [
+                "PATH": "\(binDirectory):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")", "CAPSTAN_TOKEN": "",
+                "CAPSTAN_ROOT_TOKEN": "",
+            ])
         process.closeInput()
         let status: Int32
         do {

@@ -37,7 +37,7 @@ struct CrashDurabilityTests {
     /// Writes from 16 clients and kills the server with SIGKILL while writes are in flight;
     /// answers every write the server acknowledged.
     static func writeUntilKilled(_ server: ServerProcess) async throws -> [Ack] {
-        let client = CapstanClient(server: server.url, author: "crash-test")
+        let client = CapstanClient(server: server.url, author: "crash-test", token: TestAuth.rootToken)
         _ = try await client.createNamespace("dur")
         let acks = Acks()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -68,7 +68,7 @@ struct CrashDurabilityTests {
     }
 
     static func verify(_ acknowledged: [Ack], server restarted: ServerProcess) async throws {
-        let reader = CapstanClient(server: restarted.url)
+        let reader = CapstanClient(server: restarted.url, token: TestAuth.rootToken)
         let listed = try await reader.list("dur")
         let stored = Dictionary(uniqueKeysWithValues: listed.items.map { ($0.key, $0.revision) })
         var missing: [String] = []
@@ -91,7 +91,7 @@ struct CrashDurabilityTests {
     }
 
     static func terminate(_ server: ServerProcess) async throws {
-        let client = CapstanClient(server: server.url)
+        let client = CapstanClient(server: server.url, token: TestAuth.rootToken)
         _ = try await client.createNamespace("term")
         let watcher = Task { for try await _ in client.watch("term/") {} }
         defer { watcher.cancel() }

@@ -52,7 +52,7 @@ struct JobTests {
         return try await ServerProcess.with(
             dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]
         ) { server in
-            try await body(Fixture(server: server, client: CapstanClient(server: server.url, author: "test"), directory: directory))
+            try await body(Fixture(server: server, client: CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken), directory: directory))
         }
     }
 
@@ -394,7 +394,7 @@ struct JobTests {
 
     static func post(_ url: String, _ body: String) async throws -> Int {
         let result = try await ChildProcess.runShell(
-            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary @- \(url) <<'EOF'\n\(body)\nEOF",
+            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H \"Authorization: Bearer $CAPSTAN_TOKEN\" --data-binary @- \(url) <<'EOF'\n\(body)\nEOF",
             environment: [:])
         return Int(result.stdout) ?? 0
     }

@@ -21,7 +21,7 @@ struct NodeAgentTests {
         defer { directory.remove() }
         return try await ServerProcess.with(dataDirectory: directory.file("data"), extraArguments: Self.heartbeatArguments) {
             server in
-            try await body(server, CapstanClient(server: server.url, author: "test"))
+            try await body(server, CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken))
         }
     }
 

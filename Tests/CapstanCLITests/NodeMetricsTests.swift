@@ -20,7 +20,7 @@ struct NodeMetricsTests {
             let agent = try await AgentProcess.start(
                 server: server.url, dataDirectory: directory.file("agent"), name: "box-1", joinToken: Self.joinToken, labels: ["role=db"])
             try await agent.stopping {
-                let client = CapstanClient(server: server.url, author: "test")
+                let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
                 // The second sample carries rates: CPU share and network.
                 var info: NodeMetricsInfo?
                 try await eventually(timeout: .seconds(20), "two samples from box-1: \(String(describing: info))") {
@@ -41,9 +41,9 @@ struct NodeMetricsTests {
                 let shown = try await CapstanBinary.run(["node", "metrics", "box-1", "--server", server.url])
                 #expect(shown.stdout.contains("last hour ("))
 
-                let scrape = try await ChildProcess.runShell("curl -sf \(server.url)/v1/nodes/metrics", environment: [:])
+                let scrape = try await ChildProcess.runShell("curl -sf -H \"Authorization: Bearer $CAPSTAN_TOKEN\" \(server.url)/v1/nodes/metrics", environment: [:])
                 #expect(scrape.stdout.contains(#"capstan_node_memory_total_bytes{node="box-1"}"#))
-                let check = try await ChildProcess.runShell("curl -sf \(server.url)/v1/nodes/metrics | promtool check metrics", environment: [:])
+                let check = try await ChildProcess.runShell("curl -sf -H \"Authorization: Bearer $CAPSTAN_TOKEN\" \(server.url)/v1/nodes/metrics | promtool check metrics", environment: [:])
                 #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
 
                 let unknown = try await CapstanBinary.run(["node", "metrics", "nobody", "--server", server.url])

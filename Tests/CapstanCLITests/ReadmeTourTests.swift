@@ -24,18 +24,25 @@ struct ReadmeTourTests {
     @Test func everyTourLineWorksAsPasted() async throws {
         let lines = try Self.tourLines()
         #expect(lines.count >= 10)
-        try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--dev"]) { server in
-            try await runTour(lines, server: server)
+        // As a new user has it: no token anywhere but what --dev saves for the CLI.
+        let home = try TemporaryDirectory(prefix: "capstan-tour-home")
+        defer { home.remove() }
+        let credentials = home.file("credentials.json")
+        let serverEnvironment = ["CAPSTAN_ROOT_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials]
+        try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--dev"], environment: serverEnvironment) { server in
+            try await runTour(lines, server: server, credentials: credentials)
         }
     }
 
-    private func runTour(_ lines: [String], server: ServerProcess) async throws {
+    private func runTour(_ lines: [String], server: ServerProcess, credentials: String) async throws {
         let workDirectory = try TemporaryDirectory(prefix: "capstan-tour")
         defer { workDirectory.remove() }
         let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
         let environment = [
             "PATH": "\(binDirectory):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")",
             "CAPSTAN_ADDR": server.url,
+            "CAPSTAN_TOKEN": "",
+            "CAPSTAN_CREDENTIALS": credentials,
         ]
         var outputs: [String: CapstanBinary.Result] = [:]
         for line in lines {
@@ -60,12 +67,12 @@ struct ReadmeTourTests {
             outputs.first { $0.key.contains(fragment) }?.value
         }
         #expect(outputs["capstan config get prod/order-service/app.yaml"]?.stdout == "port: 8080\nworkers: 4\n")
-        #expect(byCommand("--revision 8")?.stdout == "port: 9090\nworkers: 4\n")
+        #expect(byCommand("--revision 12")?.stdout == "port: 9090\nworkers: 4\n")
         #expect(byCommand("config diff")?.stdout.contains("-port: 8080\n+port: 9090\n") == true)
         #expect(byCommand("printf 'port: [9090")?.stderr.contains("line 2") == true)
-        #expect(byCommand("--if-revision 7")?.stderr.contains("precondition_failed") == true)
+        #expect(byCommand("--if-revision 10")?.stderr.contains("precondition_failed") == true)
         #expect(byCommand("config ls prod -o json")?.stdout.contains("\"version\" : 3") == true)
-        #expect(byCommand("curl")?.stdout.contains("ETag: \"9\"") == true)
+        #expect(byCommand("curl")?.stdout.contains("ETag: \"14\"") == true)
     }
 
     private func checkWatch(_ command: String, environment: [String: String], directory: String) async throws {
@@ -82,7 +89,7 @@ struct ReadmeTourTests {
         }
         let events = watch.output.split(separator: "\n").prefix(3)
         #expect(events.allSatisfy { $0.hasPrefix("{") && $0.contains("\"key\":\"prod/order-service/app.yaml\"") })
-        #expect(events.first?.contains("\"revision\":7") == true)
+        #expect(events.first?.contains("\"revision\":10") == true)
         #expect(events.first?.contains("\"comment\":\"first version\"") == true)
     }
 

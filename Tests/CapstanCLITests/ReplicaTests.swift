@@ -45,7 +45,7 @@ struct ReplicaTests {
 
     @Test func aReplicaANodeLeftDoesNotMarkItUnhealthyWhereItIsConnected() async throws {
         try await Self.withTwoAgentReplicas { first, second, directory, token in
-            let client = CapstanClient(server: second.url, author: "test")
+            let client = CapstanClient(server: second.url, author: "test", token: TestAuth.rootToken)
             let before = try await AgentProcess.start(server: first.url, dataDirectory: directory.file("agent"), name: "mover", joinToken: token)
             try await eventually(timeout: .seconds(10), "healthy on the first replica") { (try? await client.node("mover").status) == .healthy }
             await before.stop()
@@ -58,7 +58,7 @@ struct ReplicaTests {
                 // Nothing to await for a write that must not come: look for two seconds, ten of
                 // the first replica's heartbeat intervals (it would judge the node after three).
                 // Asked through the first replica, which holds no connection and reads the store.
-                let left = CapstanClient(server: first.url, author: "test")
+                let left = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
                 for _ in 0..<20 {
                     #expect(try await left.node("mover").status == .healthy)
                     try await Task.sleep(for: .milliseconds(100))

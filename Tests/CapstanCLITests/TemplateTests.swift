@@ -55,7 +55,7 @@ struct TemplateTests {
         return try await ServerProcess.with(
             dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]
         ) { server in
-            let client = CapstanClient(server: server.url, author: "test")
+            let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
             _ = try await client.createNamespace("app")
             return try await body(Fixture(server: server, client: client, directory: directory))
         }
@@ -261,7 +261,7 @@ struct TemplateTests {
             return server
         }
         let server = try await startServer()
-        let client = CapstanClient(server: url, author: "test")
+        let client = CapstanClient(server: url, author: "test", token: TestAuth.rootToken)
         var agent = try ChildProcess(path: CapstanBinary.path, arguments: agentArguments(url))
         _ = try await agent.waitForLine { $0 == "agent connected" }
         _ = try await client.createNamespace("app")

@@ -13,7 +13,7 @@ struct ClientLiveTests {
     @Test(arguments: StoreEngine.allCases)
     func watchDeliversChangesInOrderThenResumesFromLastEventID(engine: StoreEngine) async throws {
         try await LiveServer.with(engine: engine) { server in
-            let client = CapstanClient(server: server.url, author: "tester")
+            let client = CapstanClient(server: server.url, author: "tester", token: TestAuth.rootToken)
             _ = try await client.createNamespace("live")
             let start = try await client.put("live/seed.txt", content: Data("0".utf8)).revision
             var watch = client.watch("live/", from: start + 1).makeAsyncIterator()
@@ -27,11 +27,12 @@ struct ClientLiveTests {
             #expect(received.prefix(5).map(\.revision) == written)
             #expect(received.prefix(5).map(\.content) == (1...5).map { "\($0)" })
             #expect(received.last?.type == .delete)
-            #expect(received.first?.author == "tester")
+            #expect(received.first?.author == "tester (token root)")
 
             // A raw request with Last-Event-ID resumes right after that event.
             var request = HTTPClientRequest(url: "\(server.url)/v1/watch?prefix=live/")
             request.headers.add(name: "Last-Event-ID", value: String(written[2]))
+            request.headers.add(name: "Authorization", value: "Bearer \(server.token)")
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             #expect(response.status == .ok)
             #expect(response.headers.first(name: "Content-Type") == "text/event-stream")
@@ -49,7 +50,7 @@ struct ClientLiveTests {
     @Test(arguments: StoreEngine.allCases)
     func watchFromACompactedRevisionAnswers410(engine: StoreEngine) async throws {
         try await LiveServer.with(engine: engine) { server in
-            let client = CapstanClient(server: server.url)
+            let client = CapstanClient(server: server.url, token: TestAuth.rootToken)
             _ = try await client.createNamespace("old")
             var last: Int64 = 0
             for index in 0..<4 { last = try await client.put("old/a.txt", content: Data("\(index)".utf8)).revision }
@@ -68,7 +69,7 @@ struct ClientLiveTests {
     @Test(arguments: StoreEngine.allCases)
     func longPollOverHTTPReturnsWhenTheKeyChanges(engine: StoreEngine) async throws {
         try await LiveServer.with(engine: engine) { server in
-            let client = CapstanClient(server: server.url)
+            let client = CapstanClient(server: server.url, token: TestAuth.rootToken)
             _ = try await client.createNamespace("poll")
             let first = try await client.put("poll/flag.txt", content: Data("off".utf8))
             let current = try await client.get("poll/flag.txt")
@@ -86,7 +87,7 @@ struct ClientLiveTests {
     @Test(arguments: StoreEngine.allCases)
     func errorsCarryTheProblemCode(engine: StoreEngine) async throws {
         try await LiveServer.with(engine: engine) { server in
-            let client = CapstanClient(server: server.url)
+            let client = CapstanClient(server: server.url, token: TestAuth.rootToken)
             do {
                 _ = try await client.put("nowhere/a.yaml", content: Data("a: 1".utf8))
                 Issue.record("put into a missing namespace succeeded")
@@ -165,7 +166,7 @@ final class SilentWatchServer: Sendable {
 extension ClientLiveTests {
     @Test(.timeLimit(.minutes(1))) func aWatchOnASilentServerMovesToTheNextOne() async throws {
         try await LiveServer.with { server in
-            let writer = CapstanClient(server: server.url, author: "tester")
+            let writer = CapstanClient(server: server.url, author: "tester", token: TestAuth.rootToken)
             _ = try await writer.createNamespace("quiet")
             let written = try await writer.put("quiet/a.txt", content: Data("1".utf8)).revision
             let silent = try SilentWatchServer()
@@ -174,7 +175,7 @@ extension ClientLiveTests {
             let watchHTTP = CapstanClient.makeWatchHTTPClient(idleTimeout: .seconds(2))
             // The silent one first: the watch connects there, hears nothing, and resumes on the
             // live server from where it was (the start).
-            let client = CapstanClient(server: "\(silent.url),\(server.url)", author: "tester", watchHTTPClient: watchHTTP)
+            let client = CapstanClient(server: "\(silent.url),\(server.url)", author: "tester", token: TestAuth.rootToken, watchHTTPClient: watchHTTP)
             // The HTTP client must be shut down whatever happens (its deinit traps otherwise).
             do {
                 var events = client.watch("quiet/", from: written).makeAsyncIterator()

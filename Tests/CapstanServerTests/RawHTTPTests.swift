@@ -18,12 +18,12 @@ struct RawHTTPTests {
             let (created, interim, final) = try await onThread {
                 let connection = try RawConnection(port: port)
                 defer { connection.close() }
-                try connection.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+                try connection.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.token)\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
                 let created = try connection.receive(until: "\r\n\r\n")
                 _ = try connection.receive(until: "}")
                 let body = "port: 8080\n"
                 try connection.send(
-                    "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+                    "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(server.token)\r\nContent-Length: \(body.utf8.count)\r\n"
                         + "Expect: 100-continue\r\n\r\n")
                 // Nothing of the body is sent yet: the interim answer must come on its own.
                 let interim = try connection.receive(until: "\r\n\r\n")

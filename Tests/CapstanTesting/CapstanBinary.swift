@@ -85,6 +85,8 @@ public final class ChildProcess: Sendable {
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         merged["CAPSTAN_ADDR"] = nil
+        // Servers bootstrap with the test root token and clients send it, unless a test says otherwise.
+        for (name, value) in TestAuth.environment { merged[name] = value }
         for (name, value) in environment { merged[name] = value }
         process.environment = merged
         let output = Pipe()
@@ -200,10 +202,12 @@ public struct ServerProcess: Sendable {
 
     /// Starts `capstan server --listen 127.0.0.1:0 EXTRA...` and waits until it listens.
     /// Prefer `with`, which also stops it.
-    public static func start(dataDirectory: String?, extraArguments: [String] = []) async throws -> ServerProcess {
+    public static func start(
+        dataDirectory: String?, extraArguments: [String] = [], environment: [String: String] = [:]
+    ) async throws -> ServerProcess {
         var arguments = ["server", "--listen", "127.0.0.1:0", "--log-level", "warning"]
         if let dataDirectory { arguments += ["--data-dir", dataDirectory] }
-        let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments)
+        let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments, environment: environment)
         do {
             let line = try await process.waitForLine { $0.contains("listening on http://") }
             guard let range = line.range(of: #"http://[0-9.:]+"#, options: .regularExpression) else {
@@ -220,9 +224,10 @@ public struct ServerProcess: Sendable {
     public static func with<T: Sendable>(
         dataDirectory: String?,
         extraArguments: [String] = [],
+        environment: [String: String] = [:],
         _ body: (ServerProcess) async throws -> T
     ) async throws -> T {
-        let server = try await start(dataDirectory: dataDirectory, extraArguments: extraArguments)
+        let server = try await start(dataDirectory: dataDirectory, extraArguments: extraArguments, environment: environment)
         do {
             let result = try await body(server)
             await server.process.stop()

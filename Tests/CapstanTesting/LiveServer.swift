@@ -9,6 +9,8 @@ public struct LiveServer: Sendable {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     public let url: String
     public let store: any KeyValueStore
+    /// The root token the server was bootstrapped with.
+    public var token: String { TestAuth.rootToken }
 
     /// Runs a server for the duration of `body`, then stops it and removes its data.
     public static func with<T: Sendable>(
@@ -20,6 +22,7 @@ public struct LiveServer: Sendable {
             var configuration = configuration
             configuration.host = "127.0.0.1"
             configuration.port = 0
+            _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
             let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
             var logger = Logger(label: "capstan.test")
             logger.logLevel = .warning

@@ -37,6 +37,9 @@ public struct ScheduleInfo: Codable, Sendable, Hashable {
     /// Why the last tick started no job, when it did not (no node matched, say).
     public var lastError: String?
     public var nextTick: Date?
+    /// Selectors of the nodes its jobs may run on, from the run rules of the token that saved it;
+    /// nil for any node.
+    public var onlyOn: [String]?
 
     public init(
         name: String, spec: ScheduleSpec, createdAt: Date, lastTick: Date? = nil, lastJob: String? = nil, lastError: String? = nil,

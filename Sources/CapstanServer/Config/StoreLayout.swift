@@ -12,6 +12,21 @@ enum StoreLayout {
     static let presences = root + "presence/"
 
     static let joinToken = root + "join-token"
+
+    /// API tokens and roles, under one prefix so that one watch keeps their cache.
+    static let access = root + "access/"
+    static let tokens = access + "tokens/"
+    static let roles = access + "roles/"
+    /// Written with the root token on the first start: bootstrap runs once per installation.
+    static let accessBootstrapped = access + "bootstrapped"
+
+    static func token(_ id: String) -> String { tokens + id }
+
+    static func role(_ name: String) -> String { roles + name }
+
+    /// The audit log: entries at `audit/SEQUENCE` (zero-padded), the chain's head at `audit-head`.
+    static let audit = root + "audit/"
+    static let auditHead = root + "audit-head"
     static let templates = root + "templates/"
     static let templateStatuses = root + "template-status/"
 

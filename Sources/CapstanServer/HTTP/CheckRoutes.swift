@@ -4,7 +4,9 @@ import HTTPTypes
 import Hummingbird
 
 /// `/v1/checks`: health checks agents run.
-struct CheckRoutes<Context: RequestContext> {
+struct CheckRoutes {
+    typealias Context = CapstanRequestContext
+
     let checks: CheckService
     let registry: NodeRegistry
 
@@ -12,12 +14,16 @@ struct CheckRoutes<Context: RequestContext> {
 
     func register(on router: Router<Context>) {
         let group = router.group("v1/checks")
-        group.get { _, _ in
-            try HTTPHelpers.json(try await checks.list())
+        group.get { _, context in
+            var list = try await checks.list()
+            list.items.removeAll { !context.may(.read, on: .check, target: $0.name) }
+            return try HTTPHelpers.json(list)
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(CheckSpec.self, from: Data(buffer: body))
+            // A command check runs a command on every node it picks.
+            if spec.kind == .command { try context.authorize(.run, on: .check, target: try context.parameters.require("name")) }
             return try HTTPHelpers.json(try await checks.put(context.parameters.require("name"), spec))
         }
         group.get("{name}") { _, context in

@@ -4,7 +4,9 @@ import HTTPTypes
 import Hummingbird
 
 /// Config keys: raw content in and out, listings, history, diff and rollback.
-struct ConfigRoutes<Context: RequestContext> {
+struct ConfigRoutes {
+    typealias Context = CapstanRequestContext
+
     let service: ConfigService
     let metrics: ServerMetrics
 
@@ -12,9 +14,9 @@ struct ConfigRoutes<Context: RequestContext> {
     static var defaultWait: Duration { .seconds(30) }
 
     func register(on router: Router<Context>) {
-        router.put("v1/config/{namespace}/**") { request, _ in try await put(request) }
+        router.put("v1/config/{namespace}/**") { request, context in try await put(request, context) }
         router.get("v1/config/{namespace}/**") { request, _ in try await get(request) }
-        router.delete("v1/config/{namespace}/**") { request, _ in try await delete(request) }
+        router.delete("v1/config/{namespace}/**") { request, context in try await delete(request, context) }
         router.get("v1/configs") { request, _ in try await list(request) }
         router.get("v1/history/{namespace}/**") { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/history/")
@@ -31,16 +33,16 @@ struct ConfigRoutes<Context: RequestContext> {
                 status: .ok, headers: [.contentType: "text/x-diff; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: diff)))
         }
-        router.post("v1/rollback/{namespace}/**") { request, _ in
+        router.post("v1/rollback/{namespace}/**") { request, context in
             let key = try HTTPHelpers.key(request, after: "/v1/rollback/")
             let info = try await service.rollback(
-                key, to: try HTTPHelpers.int64(request, "to"), author: HTTPHelpers.author(request),
+                key, to: try HTTPHelpers.int64(request, "to"), author: context.author(request),
                 comment: HTTPHelpers.string(request, "comment") ?? "", ifRevision: try ifMatch(request))
             return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
         }
     }
 
-    private func put(_ request: Request) async throws -> Response {
+    private func put(_ request: Request, _ context: Context) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
         let limit = service.configuration.maxContentSize
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
@@ -56,7 +58,7 @@ struct ConfigRoutes<Context: RequestContext> {
         let format = try HTTPHelpers.string(request, "format").map { try ConfigFormat(name: $0) }
         let info = try await service.put(
             key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
-            author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
+            author: context.author(request), ifRevision: try ifMatch(request))
         return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
     }
 
@@ -114,9 +116,9 @@ struct ConfigRoutes<Context: RequestContext> {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: entry.content)))
     }
 
-    private func delete(_ request: Request) async throws -> Response {
+    private func delete(_ request: Request, _ context: Context) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
-        let info = try await service.delete(key, author: HTTPHelpers.author(request), ifRevision: try ifMatch(request))
+        let info = try await service.delete(key, author: context.author(request), ifRevision: try ifMatch(request))
         return HTTPHelpers.json(info)
     }
 

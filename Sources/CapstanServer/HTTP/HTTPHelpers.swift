@@ -65,11 +65,6 @@ enum HTTPHelpers {
         return try DurationParser.parse(raw)
     }
 
-    static func author(_ request: Request) -> String {
-        guard let author = request.headers[.capstanAuthor], !author.isEmpty else { return "anonymous" }
-        return String(author.prefix(128))
-    }
-
     /// The config key after `prefix` in the raw path: taken from the path itself so that empty
     /// segments and dot segments reach the key validator instead of being normalized away.
     static func key(_ request: Request, after prefix: String) throws -> ConfigKey {

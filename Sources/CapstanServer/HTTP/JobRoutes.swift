@@ -5,17 +5,19 @@ import Hummingbird
 import ServiceLifecycle
 
 /// `/v1/jobs`: commands run across nodes.
-struct JobRoutes<Context: RequestContext> {
+struct JobRoutes {
+    typealias Context = CapstanRequestContext
+
     let jobs: JobService
 
     static var maxBody: Int { 256 * 1024 }
 
     func register(on router: Router<Context>) {
         let group = router.group("v1/jobs")
-        group.post { request, _ in
+        group.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(JobSpec.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await jobs.submit(spec), status: .created)
+            return try HTTPHelpers.json(try await jobs.submit(spec, onlyOn: context.caller?.role.jobRunSelectors), status: .created)
         }
         group.get { _, _ in
             try HTTPHelpers.json(try await jobs.list())

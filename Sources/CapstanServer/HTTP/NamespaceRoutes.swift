@@ -4,7 +4,9 @@ import HTTPTypes
 import Hummingbird
 
 /// `/v1/namespaces`: create, list, read, delete (when empty).
-struct NamespaceRoutes<Context: RequestContext> {
+struct NamespaceRoutes {
+    typealias Context = CapstanRequestContext
+
     let service: ConfigService
 
     /// Namespace bodies are tiny; anything bigger is a mistake or an attack.
@@ -12,14 +14,17 @@ struct NamespaceRoutes<Context: RequestContext> {
 
     func register(on router: Router<Context>) {
         let group = router.group("v1/namespaces")
-        group.get { _, _ in
-            try HTTPHelpers.json(try await service.listNamespaces())
+        group.get { _, context in
+            var list = try await service.listNamespaces()
+            list.items.removeAll { !context.may(.read, on: .namespace, target: $0.name) }
+            return try HTTPHelpers.json(list)
         }
         group.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let create = try JSONDecoder().decode(CreateNamespaceRequest.self, from: Data(buffer: body))
+            try context.authorize(.write, on: .namespace, target: create.name)
             let info = try await service.createNamespace(
-                create.name, description: create.description ?? "", author: HTTPHelpers.author(request))
+                create.name, description: create.description ?? "", author: context.author(request))
             return try HTTPHelpers.json(info, status: .created)
         }
         group.get("{namespace}") { _, context in

@@ -5,7 +5,9 @@ import Hummingbird
 
 /// `/v1/nodes` (the node registry) and `/v1/agent/*` (enrollment; the agent connection itself is
 /// upgraded to a WebSocket before it reaches the router, so a request that arrives here was not).
-struct NodeRoutes<Context: RequestContext> {
+struct NodeRoutes {
+    typealias Context = CapstanRequestContext
+
     let registry: NodeRegistry
     let templates: TemplateService
     let metrics: NodeMetrics
@@ -27,10 +29,10 @@ struct NodeRoutes<Context: RequestContext> {
             throw HTTPError(.upgradeRequired, message: "connect with a WebSocket upgrade")
         }
         let nodes = router.group("v1/nodes")
-        nodes.get { request, _ in
+        nodes.get { request, context in
             let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
             let selector = try Selector(text)
-            var nodes = try await registry.list(selector: selector)
+            var nodes = try await registry.list(selector: selector).filter { context.may(.read, on: .node, target: $0.name) }
             let statuses = try await checks.statusesByNode(nodes)
             for index in nodes.indices { nodes[index].checks = statuses[nodes[index].name] ?? [:] }
             return try HTTPHelpers.json(NodeList(items: nodes))

@@ -4,7 +4,9 @@ import HTTPTypes
 import Hummingbird
 
 /// `/healthz`, `/readyz`, `/metrics` and the OpenAPI document.
-struct OperationsRoutes<Context: RequestContext> {
+struct OperationsRoutes {
+    typealias Context = CapstanRequestContext
+
     let service: ConfigService
     let metrics: ServerMetrics
     let store: any KeyValueStore

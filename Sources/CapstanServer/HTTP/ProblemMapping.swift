@@ -58,6 +58,8 @@ enum ProblemMapping {
             .futureRevision, .invalidSelector:
             400
         case .unauthorized: 401
+        case .forbidden: 403
+        case .rateLimited: 429
         case .namespaceNotFound, .configNotFound, .revisionNotFound, .notFound, .nodeNotFound: 404
         case .methodNotAllowed: 405
         case .namespaceExists, .namespaceNotEmpty, .conflict: 409

@@ -4,20 +4,30 @@ import HTTPTypes
 import Hummingbird
 
 /// `/v1/schedules`: jobs started on cron ticks.
-struct ScheduleRoutes<Context: RequestContext> {
+struct ScheduleRoutes {
+    typealias Context = CapstanRequestContext
+
     let schedules: ScheduleService
 
     static var maxBody: Int { 256 * 1024 }
 
     func register(on router: Router<Context>) {
         let group = router.group("v1/schedules")
-        group.get { _, _ in
-            try HTTPHelpers.json(try await schedules.list())
+        group.get { _, context in
+            var list = try await schedules.list()
+            list.items.removeAll { !context.may(.read, on: .schedule, target: $0.name) }
+            return try HTTPHelpers.json(list)
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(ScheduleSpec.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await schedules.put(context.parameters.require("name"), spec))
+            // A schedule starts jobs: its author must be able to run them, and its jobs stay
+            // within the author's run rules.
+            let onlyOn = context.caller?.role.jobRunSelectors
+            if onlyOn?.isEmpty == true, let caller = context.caller {
+                throw AccessMiddleware.forbidden(caller, .run, .job, target: nil)
+            }
+            return try HTTPHelpers.json(try await schedules.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}") { _, context in
             try HTTPHelpers.json(try await schedules.schedule(context.parameters.require("name")))

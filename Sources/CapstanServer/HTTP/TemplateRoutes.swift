@@ -4,7 +4,9 @@ import HTTPTypes
 import Hummingbird
 
 /// `/v1/templates`: config files rendered on nodes.
-struct TemplateRoutes<Context: RequestContext> {
+struct TemplateRoutes {
+    typealias Context = CapstanRequestContext
+
     let templates: TemplateService
     let registry: NodeRegistry
 
@@ -12,12 +14,19 @@ struct TemplateRoutes<Context: RequestContext> {
 
     func register(on router: Router<Context>) {
         let group = router.group("v1/templates")
-        group.get { _, _ in
-            try HTTPHelpers.json(try await templates.list())
+        group.get { _, context in
+            var list = try await templates.list()
+            list.items.removeAll { !context.may(.read, on: .template, target: $0.name) }
+            return try HTTPHelpers.json(list)
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(TemplateSpec.self, from: Data(buffer: body))
+            let name = try context.parameters.require("name")
+            // A template puts config on nodes and may run commands there: its author must be
+            // able to read what it renders and, for check and reload commands, to run them.
+            if spec.check != nil || spec.reload != nil { try context.authorize(.run, on: .template, target: name) }
+            for key in [spec.source] + spec.data { try context.authorize(.read, on: .config, target: key) }
             return try HTTPHelpers.json(try await templates.put(context.parameters.require("name"), spec))
         }
         group.get("{name}") { _, context in

@@ -7,7 +7,9 @@ import Hummingbird
 import ServiceLifecycle
 
 /// `GET /v1/watch`: changes under a prefix as Server-Sent Events, resumable with `Last-Event-ID`.
-struct WatchRoutes<Context: RequestContext> {
+struct WatchRoutes {
+    typealias Context = CapstanRequestContext
+
     let service: ConfigService
     let metrics: ServerMetrics
     /// A comment line this often keeps proxies and clients from timing the stream out.

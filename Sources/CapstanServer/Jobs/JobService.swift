@@ -56,13 +56,28 @@ public final class JobService: Sendable {
     // MARK: Submitting
 
     /// Starts a job, or answers the job its idempotency key already started.
-    public func submit(_ spec: JobSpec) async throws -> JobInfo {
+    ///
+    /// - Parameters:
+    ///   - onlyOn: selectors of the nodes the job may run on (the caller's run rules); nil for any.
+    ///   - leaveOutOthers: drop the nodes outside `onlyOn` instead of refusing the job (schedules).
+    public func submit(_ spec: JobSpec, onlyOn: [String]? = nil, leaveOutOthers: Bool = false) async throws -> JobInfo {
         try Self.validate(spec)
         if let key = spec.idempotencyKey, let existing = try await jobID(forKey: key) {
             return try await job(existing)
         }
         let selector = try Selector(spec.selector)
         var nodes = try await registry.list(selector: selector).sorted { $0.name < $1.name }
+        if let onlyOn {
+            let allowed = try onlyOn.map { try Selector($0) }
+            let outside = nodes.filter { node in !allowed.contains { $0.matches(labels: node.labels, name: node.name) } }
+            if !outside.isEmpty, !leaveOutOthers {
+                let names = outside.prefix(5).map(\.name).joined(separator: ", ") + (outside.count > 5 ? " and \(outside.count - 5) more" : "")
+                let rules = onlyOn.isEmpty ? "no job run rule" : onlyOn.map(\.quoted).joined(separator: " or ")
+                throw CapstanError(.forbidden, "the selector picks nodes your role may not run jobs on (only \(rules)): \(names)")
+            }
+            let left = Set(outside.map(\.name))
+            nodes.removeAll { left.contains($0.name) }
+        }
         if spec.onlyHealthy, let checks {
             let statuses = try await checks.statusesByNode(nodes)
             for index in nodes.indices { nodes[index].checks = statuses[nodes[index].name] ?? [:] }

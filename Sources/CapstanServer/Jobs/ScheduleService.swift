@@ -28,7 +28,10 @@ public final class ScheduleService: Sendable {
 
     // MARK: Records
 
-    public func put(_ name: String, _ spec: ScheduleSpec) async throws -> ScheduleInfo {
+    /// Creates or replaces a schedule.
+    /// - Parameter onlyOn: selectors of the nodes its jobs may run on (its author's run rules);
+    ///   nodes outside them are left out of every job it starts. nil for any node.
+    public func put(_ name: String, _ spec: ScheduleSpec, onlyOn: [String]? = nil) async throws -> ScheduleInfo {
         let (cron, zone) = try Self.validate(name: name, spec: spec)
         let key = StoreLayout.schedule(name)
         let created = now()
@@ -36,6 +39,7 @@ public final class ScheduleService: Sendable {
         let existing = try await store.get(key).flatMap { try? RecordCoding.decoder.decode(Record.self, from: $0.value) }
         var info = existing?.info ?? ScheduleInfo(name: name, spec: spec, createdAt: created)
         info.spec = spec
+        info.onlyOn = onlyOn
         info.nextTick = cron.next(after: max(info.lastTick ?? created, created), in: zone)
         _ = try await store.put(key, try RecordCoding.encoder.encode(Record(info: info)))
         logger.info("schedule saved", metadata: ["schedule": "\(name)", "cron": "\(spec.cron)"])
@@ -107,7 +111,7 @@ public final class ScheduleService: Sendable {
                 var spec = info.spec.job
                 spec.idempotencyKey = "schedule:\(info.name):\(Int64(due.timeIntervalSince1970))"
                 do {
-                    let job = try await jobs.submit(spec)
+                    let job = try await jobs.submit(spec, onlyOn: info.onlyOn, leaveOutOthers: true)
                     record.info.lastJob = job.id
                     record.info.lastError = nil
                     logger.info("schedule fired", metadata: ["schedule": "\(info.name)", "tick": "\(due)", "job": "\(job.id)"])

@@ -12,6 +12,8 @@ public enum CapstanServer {
         public var port: Int
         /// The token agents enroll with.
         public var joinToken: String
+        /// The root API token, when this start bootstrapped the installation (shown once).
+        public var rootToken: String?
     }
 
     /// Builds the router with every route and middleware; tests use it in-process.
@@ -23,17 +25,26 @@ public enum CapstanServer {
         nodeMetrics: NodeMetrics? = nil,
         schedules: ScheduleService? = nil,
         checks: CheckService? = nil,
+        access: AccessControl? = nil,
+        audit: AuditLog? = nil,
+        limits: AccessLimits = AccessLimits(),
         store: any KeyValueStore,
         metrics: ServerMetrics
-    ) -> Router<BasicRequestContext> {
+    ) -> Router<CapstanRequestContext> {
         let registry =
             registry
             ?? NodeRegistry(
                 store: store, heartbeatInterval: .seconds(5), joinToken: NodeRegistry.randomJoinToken(),
                 logger: Logger(label: "capstan.nodes"))
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: CapstanRequestContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
+        let access = access ?? AccessControl(store: store)
+        let audit = audit ?? AuditLog(store: store)
+        router.add(
+            middleware: AccessMiddleware(
+                access: access, audit: audit, store: store, limits: limits, maxBody: max(service.configuration.maxContentSize, 1 << 20)))
+        AccessRoutes(access: access, audit: audit).register(on: router)
         NamespaceRoutes(service: service).register(on: router)
         ConfigRoutes(service: service, metrics: metrics).register(on: router)
         WatchRoutes(service: service, metrics: metrics).register(on: router)
@@ -77,9 +88,11 @@ public enum CapstanServer {
             registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, checks: checks, metrics: nodeMetrics,
             metricsInterval: configuration.metricsInterval)
         let metrics = ServerMetrics()
+        let access = AccessControl(store: store, logger: logger)
+        let audit = AuditLog(store: store, logger: logger)
         let router = makeRouter(
-            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks, store: store,
-            metrics: metrics)
+            service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks,
+            access: access, audit: audit, limits: configuration.limits, store: store, metrics: metrics)
         return Application(
             router: router,
             server: .http1WebSocketUpgrade(
@@ -98,6 +111,9 @@ public enum CapstanServer {
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep() },
                 BackgroundService { try await schedules.run() },
+                // Tokens and roles cached in step with the store; the audit log kept to its age.
+                BackgroundService { try await access.run() },
+                BackgroundService { try await audit.runRetention(maxAge: configuration.auditRetention) },
             ],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger
@@ -116,8 +132,9 @@ public enum CapstanServer {
             var configuration = configuration
             let joinToken = try await NodeRegistry.joinToken(store: store, given: configuration.joinToken)
             configuration.joinToken = joinToken
+            let rootToken = try await AccessControl.bootstrap(store: store, given: configuration.rootToken)
             let app = makeApplication(configuration: configuration, store: store, logger: logger) { port in
-                await onRunning(Started(port: port, joinToken: joinToken))
+                await onRunning(Started(port: port, joinToken: joinToken, rootToken: rootToken))
             }
             let group = ServiceGroup(
                 configuration: .init(

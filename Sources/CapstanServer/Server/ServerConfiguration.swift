@@ -29,6 +29,12 @@ public struct ServerConfiguration: Sendable {
     /// Finished jobs kept: at most this many, none older than this.
     public var jobRetention = JobService.Retention()
     public var logLevel: Logger.Level = .info
+    /// The root API token bootstrap creates on the first start; nil generates one (printed once).
+    public var rootToken: String?
+    /// Rate limits per client address and per token.
+    public var limits = AccessLimits()
+    /// Audit entries older than this are removed (the newest is always kept).
+    public var auditRetention: Duration = .seconds(90 * 86_400)
 
     public init() {}
 

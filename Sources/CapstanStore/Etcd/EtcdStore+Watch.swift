@@ -134,11 +134,13 @@ extension EtcdStore: WatchHistory {
             return replay.events.filter { $0.revision >= from && $0.revision <= through && range.contains($0.kv.key) }
         }
         if let recorded { return recorded }
-        // Older than memory: a watch of its own on etcd, read until it passes `through`. When the
-        // range saw no change since `from`, this waits for the next one: there is nothing to
-        // deliver until then anyway.
+        // Older than memory: a watch of its own on etcd over every key, read until it reaches
+        // `through`, keeping the range's events. Every revision the hub saw has an event under
+        // the prefix, so the watch reaches `through`; a watch on the range alone would wait for
+        // the range's next change when its last one is older than `through`.
         let collected = Mutex<[WatchEvent]>([])
-        let watch = try await client.watch(watchRequest(range, from: from)) { response in
+        let reached = Mutex(false)
+        let watch = try await client.watch(watchRequest(.prefix(""), from: from)) { response in
             if response.canceled {
                 if response.compactRevision > 0 {
                     self.compacted.withLock { $0 = max($0, response.compactRevision) }
@@ -150,9 +152,11 @@ extension EtcdStore: WatchHistory {
                 for wire in response.events {
                     let event = self.event(wire)
                     if event.revision > through { throw CollectedThrough() }
-                    collected.append(event)
+                    if event.revision == through { reached.withLock { $0 = true } }
+                    if range.contains(event.kv.key) { collected.append(event) }
                 }
-                if collected.last?.revision == through { throw CollectedThrough() }
+                // A revision's events come in one answer.
+                if reached.withLock({ $0 }) { throw CollectedThrough() }
             }
         }
         do {

@@ -1,0 +1,238 @@
+import CapstanCore
+import CapstanStore
+import Crypto
+import Foundation
+import Logging
+
+/// The audit log: one entry per mutating or denied request, each chained to the one before by
+/// SHA-256, so that an edited, removed or inserted entry breaks the chain (`verify()`).
+///
+/// Entries live at `audit/SEQUENCE`; `audit-head` holds the last sequence and hash. Appends from
+/// every replica go through a compare-and-swap on the head, so the chain has one order. On a
+/// replica, concurrent appends are written together: the first caller writes the batch the others
+/// joined while it waited.
+public actor AuditLog {
+    /// An entry before it is placed in the chain.
+    public struct Draft: Sendable {
+        var actorKind: AuditEntry.ActorKind
+        var actorID: String
+        var actorDescription: String
+        var action: String
+        var method: String
+        var resource: String
+        var client: String
+        var status: Int
+        var allowed: Bool
+        var revisionBefore: Int64?
+        var revisionAfter: Int64?
+        var contentHash: String?
+    }
+
+    struct Head: Codable {
+        var sequence: Int64
+        var hash: String
+    }
+
+    public static let genesisHash = String(repeating: "0", count: 64)
+
+    let store: any KeyValueStore
+    let logger: Logger
+    /// Appends waiting for the writing caller to take them.
+    private var pending: [(Draft, Date, CheckedContinuation<Void, Never>)] = []
+    private var writing = false
+
+    public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.audit")) {
+        self.store = store
+        self.logger = logger
+    }
+
+    /// Appends an entry and returns once it is stored (or its write failed and was logged).
+    ///
+    /// The first caller writes; callers that come while it writes join the next batch, which it
+    /// writes too before it returns.
+    public func append(_ draft: Draft) async {
+        let now = Date()
+        if writing {
+            await withCheckedContinuation { pending.append((draft, now, $0)) }
+            return
+        }
+        writing = true
+        defer { writing = false }
+        var own: (Draft, Date)? = (draft, now)
+        while own != nil || !pending.isEmpty {
+            let joined = Array(pending.prefix(256))
+            pending.removeFirst(joined.count)
+            let batch = (own.map { [$0] } ?? []) + joined.map { ($0.0, $0.1) }
+            own = nil
+            do {
+                try await write(batch)
+            } catch {
+                logger.error("audit entries were not stored", metadata: ["audit.count": "\(batch.count)", "error": "\(error)"])
+            }
+            for (_, _, continuation) in joined { continuation.resume() }
+        }
+    }
+
+    private func write(_ drafts: [(Draft, Date)]) async throws {
+        for _ in 0..<20 {
+            let headKV = try await store.get(StoreLayout.auditHead)
+            var head = try headKV.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) } ?? Head(sequence: 0, hash: Self.genesisHash)
+            var ops: [TxnOp] = []
+            for (draft, time) in drafts {
+                var entry = AuditEntry(
+                    sequence: head.sequence + 1, time: Self.format(time), actorKind: draft.actorKind, actorID: draft.actorID,
+                    actorDescription: draft.actorDescription, action: draft.action, method: draft.method, resource: draft.resource,
+                    client: draft.client, status: draft.status, outcome: draft.allowed ? "allowed" : "denied",
+                    revisionBefore: draft.revisionBefore, revisionAfter: draft.revisionAfter, contentHash: draft.contentHash,
+                    previousHash: head.hash, hash: "")
+                entry.hash = Self.hash(of: entry)
+                ops.append(.put(key: Self.key(entry.sequence), value: try Self.encoder.encode(entry)))
+                head = Head(sequence: entry.sequence, hash: entry.hash)
+            }
+            ops.append(.put(key: StoreLayout.auditHead, value: try RecordCoding.encoder.encode(head)))
+            let result = try await store.txn(
+                TxnRequest(compares: [Compare(key: StoreLayout.auditHead, .modRevision(headKV?.modRevision ?? 0))], success: ops))
+            if result.succeeded { return }
+            // Another replica appended first: chain onto its head.
+        }
+        throw CapstanError(.unavailable, "the audit head kept changing under 20 attempts")
+    }
+
+    // MARK: Reading
+
+    /// Entries newest first, up to `limit`, that pass the filters.
+    public func list(since: Date? = nil, actor: String? = nil, resourcePrefix: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
+        var found: [AuditEntry] = []
+        var end: String? = nil
+        let cutoff = since.map(Self.format)
+        while found.count < limit {
+            let range: KeyRange = end.map { .interval(from: StoreLayout.audit, to: $0) } ?? .prefix(StoreLayout.audit)
+            let page = try await store.range(RangeRequest(range, limit: 500, descending: true))
+            for kv in page.kvs {
+                guard let entry = try? Self.decoder.decode(AuditEntry.self, from: kv.value) else { continue }
+                if let cutoff, entry.time < cutoff { return found }
+                if let actor, !(entry.actorID == actor || entry.actorDescription == actor) { continue }
+                if let resourcePrefix, !entry.resource.hasPrefix(resourcePrefix) { continue }
+                found.append(entry)
+                if found.count == limit { break }
+            }
+            guard page.more, let last = page.kvs.last else { break }
+            end = last.key
+        }
+        return found
+    }
+
+    /// Walks the retained chain from its oldest entry and checks every link and hash.
+    public func verify() async throws -> AuditVerification {
+        var count = 0
+        var first: Int64?
+        var previous: AuditEntry?
+        var start = StoreLayout.audit
+        // The prefix's end: "audit/" with its last byte raised ("audit0").
+        let end = String(StoreLayout.audit.dropLast()) + "0"
+        func broken(_ sequence: Int64?, _ problem: String) -> AuditVerification {
+            AuditVerification(
+                valid: false, entries: count, firstSequence: first, lastSequence: previous?.sequence, headHash: previous?.hash,
+                brokenSequence: sequence, problem: problem)
+        }
+        while true {
+            let page = try await store.range(RangeRequest(.interval(from: start, to: end), limit: 1000))
+            for kv in page.kvs {
+                guard let entry = try? Self.decoder.decode(AuditEntry.self, from: kv.value) else {
+                    return broken(previous.map { $0.sequence + 1 }, "the entry at \(kv.key) is not a readable entry")
+                }
+                if kv.key != Self.key(entry.sequence) {
+                    return broken(entry.sequence, "entry \(entry.sequence) is stored under \(kv.key)")
+                }
+                if let previous {
+                    if entry.sequence != previous.sequence + 1 {
+                        return broken(previous.sequence + 1, "entry \(previous.sequence + 1) is missing")
+                    }
+                    if entry.previousHash != previous.hash {
+                        return broken(entry.sequence, "entry \(entry.sequence) does not link to entry \(previous.sequence)'s hash")
+                    }
+                } else {
+                    first = entry.sequence
+                    if entry.sequence == 1, entry.previousHash != Self.genesisHash {
+                        return broken(1, "the first entry does not start the chain")
+                    }
+                }
+                if Self.hash(of: entry) != entry.hash {
+                    return broken(entry.sequence, "entry \(entry.sequence) was changed after it was written: its hash does not match")
+                }
+                previous = entry
+                count += 1
+            }
+            guard page.more, let last = page.kvs.last else { break }
+            start = last.key + "\u{0}"
+        }
+        let head = try await store.get(StoreLayout.auditHead).map { try RecordCoding.decoder.decode(Head.self, from: $0.value) }
+        if let head, head.sequence != previous?.sequence || head.hash != previous?.hash {
+            return broken(previous.map { $0.sequence + 1 } ?? head.sequence, "the chain ends before its head, entry \(head.sequence)")
+        }
+        return AuditVerification(valid: true, entries: count, firstSequence: first, lastSequence: previous?.sequence, headHash: previous?.hash)
+    }
+
+    // MARK: Retention
+
+    /// Removes entries older than `maxAge`, always keeping the newest, every `interval` until cancelled.
+    public func runRetention(maxAge: Duration, interval: Duration = .seconds(600)) async throws {
+        while true {
+            do {
+                try await prune(olderThan: Date().addingTimeInterval(-TimeInterval(maxAge.components.seconds)))
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("audit retention failed", metadata: ["error": "\(error)"])
+            }
+            try await Task.sleep(for: interval)
+        }
+    }
+
+    /// Deletes the oldest entries written before `cutoff`; the newest entry is always kept so that the
+    /// chain keeps its anchor.
+    func prune(olderThan cutoff: Date) async throws {
+        let cutoffText = Self.format(cutoff)
+        let head = try await store.get(StoreLayout.auditHead).map { try RecordCoding.decoder.decode(Head.self, from: $0.value) }
+        guard let head else { return }
+        while true {
+            let page = try await store.range(RangeRequest(.prefix(StoreLayout.audit), limit: 500))
+            let old = page.kvs.prefix { kv in
+                guard let entry = try? Self.decoder.decode(AuditEntry.self, from: kv.value) else { return false }
+                return entry.time < cutoffText && entry.sequence < head.sequence
+            }
+            guard let last = old.last else { return }
+            _ = try await store.delete(.interval(from: StoreLayout.audit, to: last.key + "\u{0}"))
+            if old.count < page.kvs.count || !page.more { return }
+        }
+    }
+
+    // MARK: Coding
+
+    static func key(_ sequence: Int64) -> String {
+        let digits = String(sequence)
+        return StoreLayout.audit + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static let decoder = JSONDecoder()
+
+    /// SHA-256 over the entry's JSON (sorted keys) with an empty `hash`: every other field is covered.
+    static func hash(of entry: AuditEntry) -> String {
+        var entry = entry
+        entry.hash = ""
+        let data = (try? encoder.encode(entry)) ?? Data()
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    nonisolated static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}

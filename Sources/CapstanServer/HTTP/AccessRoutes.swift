@@ -1,0 +1,71 @@
+import CapstanCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/v1/tokens`, `/v1/roles`, `/v1/whoami` and `/v1/audit`.
+struct AccessRoutes {
+    typealias Context = CapstanRequestContext
+
+    let access: AccessControl
+    let audit: AuditLog
+
+    static var maxBody: Int { 64 * 1024 }
+
+    func register(on router: Router<Context>) {
+        router.get("v1/whoami") { _, context in
+            let caller = try Self.caller(context)
+            return try HTTPHelpers.json(CallerInfo(tokenID: caller.tokenID, description: caller.description, role: caller.role))
+        }
+        let tokens = router.group("v1/tokens")
+        tokens.get { _, _ in
+            try HTTPHelpers.json(try await access.tokens())
+        }
+        tokens.post { request, context in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let spec = try JSONDecoder().decode(TokenSpec.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await access.createToken(spec, by: Self.caller(context)), status: .created)
+        }
+        tokens.delete("{id}") { _, context in
+            try await access.revoke(context.parameters.require("id"))
+            return Response(status: .noContent)
+        }
+        let roles = router.group("v1/roles")
+        roles.get { _, _ in
+            try HTTPHelpers.json(try await access.roles())
+        }
+        roles.get("{name}") { _, context in
+            try HTTPHelpers.json(try await access.role(context.parameters.require("name")))
+        }
+        roles.put("{name}") { request, context in
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let spec = try JSONDecoder().decode(RoleSpec.self, from: Data(buffer: body))
+            return try HTTPHelpers.json(try await access.putRole(context.parameters.require("name"), spec, by: Self.caller(context)))
+        }
+        roles.delete("{name}") { _, context in
+            try await access.removeRole(context.parameters.require("name"))
+            return Response(status: .noContent)
+        }
+        router.get("v1/audit") { request, _ in
+            let since = try HTTPHelpers.string(request, "since").map { text -> Date in
+                if let date = ISO8601DateFormatter().date(from: text) { return date }
+                // A duration back from now: `since=1h`.
+                let duration = try DurationParser.parse(text)
+                return Date().addingTimeInterval(-TimeInterval(duration.components.seconds))
+            }
+            let limit = try HTTPHelpers.int64(request, "limit").map { Int(min($0, 10_000)) } ?? 100
+            let entries = try await audit.list(
+                since: since, actor: HTTPHelpers.string(request, "actor"), resourcePrefix: HTTPHelpers.string(request, "resource"),
+                limit: max(limit, 1))
+            return try HTTPHelpers.json(AuditList(items: entries))
+        }
+        router.get("v1/audit/verify") { _, _ in
+            try HTTPHelpers.json(try await audit.verify())
+        }
+    }
+
+    static func caller(_ context: Context) throws -> Caller {
+        guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+        return caller
+    }
+}

@@ -1,0 +1,41 @@
+import CapstanCore
+import Hummingbird
+import NIOCore
+
+/// The request context of every route: who the request acts as and where it came from.
+public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    /// Set by `AccessMiddleware` once the bearer token checks out; nil on open and agent routes.
+    public var caller: Caller?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The client address as the audit log and rate limits key it.
+    var clientAddress: String {
+        remoteAddress?.ipAddress ?? "local"
+    }
+
+    /// Throws `forbidden` unless the caller may do `action` on all of `target`.
+    func authorize(_ action: AccessRule.Action, on resource: AccessRule.Resource, target: String) throws {
+        guard let caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+        guard caller.role.allows(action, on: resource, target: target) else {
+            throw AccessMiddleware.forbidden(caller, action, resource, target: target)
+        }
+    }
+
+    /// Whether the caller may do `action` on `target`: for filtering listings.
+    func may(_ action: AccessRule.Action, on resource: AccessRule.Resource, target: String) -> Bool {
+        caller?.role.allows(action, on: resource, target: target) ?? false
+    }
+
+    /// The author of a write: the `X-Capstan-Author` the client names, with the token that made it.
+    func author(_ request: Request) -> String {
+        let given = request.headers[.capstanAuthor].map { String($0.prefix(128)) } ?? ""
+        guard let caller else { return given.isEmpty ? "anonymous" : given }
+        return given.isEmpty ? caller.name : "\(given) (token \(caller.tokenID))"
+    }
+}
