@@ -157,6 +157,7 @@ let package = Package(
             name: "CapstanServerTests",
             dependencies: [
                 "CapstanServer", "CapstanTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -12,6 +12,13 @@ public struct TokenSpec: Codable, Sendable, Hashable {
         self.description = description
         self.ttlSeconds = ttlSeconds
     }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        role = try container.decode(String.self, forKey: .role)
+        description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+        ttlSeconds = try container.decodeIfPresent(Int64.self, forKey: .ttlSeconds)
+    }
 }
 
 /// An API token as listings show it: never its secret.
@@ -53,6 +60,12 @@ public struct RoleSpec: Codable, Sendable, Hashable {
     public init(description: String = "", rules: [String]) {
         self.description = description
         self.rules = rules
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+        rules = try container.decode([String].self, forKey: .rules)
     }
 }
 

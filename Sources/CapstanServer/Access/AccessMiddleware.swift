@@ -114,11 +114,12 @@ struct AccessMiddleware: RouterMiddleware {
             return Self.tooManyRequests(wait, "too many enrollments from \(address)")
         }
         var request = request
-        if Self.mutating(request.method), let body = try? await request.collectBody(upTo: NodeRoutes.maxBody),
-            let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let name = object["name"] as? String
-        {
+        if Self.mutating(request.method), let body = try? await request.collectBody(upTo: NodeRoutes.maxBody), body.readableBytes > 0 {
+            draft.contentHash = Self.sha256(body)
             // The node names itself in the enrollment's body.
-            draft.actorID = String(name.prefix(253))
+            if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let name = object["name"] as? String {
+                draft.actorID = String(name.prefix(253))
+            }
         }
         do {
             let response = try await next(request, context)
@@ -152,7 +153,7 @@ struct AccessMiddleware: RouterMiddleware {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
             // Left for the route to refuse with its own message; nothing was hashed.
         } else if let body = try? await request.collectBody(upTo: maxBody), body.readableBytes > 0 {
-            draft.contentHash = SHA256.hash(data: Data(buffer: body)).map { String(format: "%02x", $0) }.joined()
+            draft.contentHash = Self.sha256(body)
         }
         draft.revisionBefore = try? await store.status().revision
         do {
@@ -217,6 +218,10 @@ struct AccessMiddleware: RouterMiddleware {
         case .anyCaller: "token.whoami"
         case .open, .agent: method.lowercased()
         }
+    }
+
+    static func sha256(_ body: ByteBuffer) -> String {
+        SHA256.hash(data: Data(buffer: body)).map { String(format: "%02x", $0) }.joined()
     }
 
     static func mutating(_ method: HTTPRequest.Method) -> Bool {

@@ -1,0 +1,382 @@
+import CapstanCore
+import CapstanServer
+import CapstanStore
+import CapstanTesting
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+/// Tokens, roles, the audit log and rate limits, through the router in-process.
+@Suite("Access control and audit", .timeLimit(.minutes(2)))
+struct AccessTests {
+    static let joinToken = "access-tests-join-token-0001"
+
+    struct Fixture: Sendable {
+        let client: any TestClientProtocol
+        let store: any KeyValueStore
+        /// Every route the router serves, as method and path pattern.
+        let routes: [Route]
+
+        /// Sends with `token` (nil: none at all).
+        func send(
+            _ method: HTTPRequest.Method, _ uri: String, token: String? = TestAuth.rootToken, body: String? = nil,
+            headers: HTTPFields = [:]
+        ) async throws -> TestResponse {
+            var headers = headers
+            if let token { headers[.authorization] = "Bearer \(token)" }
+            return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        }
+
+        /// Creates a role of `rules` and a token holding it.
+        func token(rules: [String], name: String = "r\(UInt32.random(in: 0...UInt32.max))") async throws -> String {
+            let spec = String(decoding: try JSONEncoder().encode(RoleSpec(rules: rules)), as: UTF8.self)
+            let role = try await send(.put, "/v1/roles/\(name)", body: spec)
+            #expect(role.status == .ok, "role \(rules): \(String(buffer: role.body))")
+            let created = try await send(.post, "/v1/tokens", body: #"{"role":"\#(name)","description":"test \#(name)"}"#)
+            #expect(created.status == .created, "\(String(buffer: created.body))")
+            return try AccessTests.decoder.decode(CreatedToken.self, from: Data(buffer: created.body)).token
+        }
+
+        func audit() async throws -> [AuditEntry] {
+            let response = try await send(.get, "/v1/audit?limit=10000")
+            return try JSONDecoder().decode(AuditList.self, from: Data(buffer: response.body)).items
+        }
+
+        func verify() async throws -> AuditVerification {
+            try JSONDecoder().decode(AuditVerification.self, from: Data(buffer: try await send(.get, "/v1/audit/verify").body))
+        }
+    }
+
+    struct Route: Sendable {
+        var method: HTTPRequest.Method
+        var path: String
+    }
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    static func withRouter(
+        engine: StoreEngine = .sqlite, limits: AccessLimits = AccessLimits(), _ body: @escaping @Sendable (Fixture) async throws -> Void
+    ) async throws {
+        try await engine.withStore { store in
+            _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
+            let registry = NodeRegistry(
+                store: store, heartbeatInterval: .seconds(5), joinToken: joinToken, logger: Logger(label: "test"))
+            let router = CapstanServer.makeRouter(
+                service: ConfigService(store: store), registry: registry, limits: limits, store: store, metrics: ServerMetrics())
+            let routes = router.routes.map { Route(method: $0.method, path: $0.path.description) }
+                .sorted { "\($0.path) \($0.method)" < "\($1.path) \($1.method)" }
+            try await Application(router: router).test(.router) { client in
+                try await body(Fixture(client: client, store: store, routes: routes))
+            }
+        }
+    }
+
+    /// The route's path with its parameters filled in.
+    static func concrete(_ path: String) -> String {
+        // A watch that gets through streams forever: a prefix the route refuses ends it at once.
+        if path == "/v1/watch" { return "/v1/watch?prefix=x/../" }
+        return path.replacingOccurrences(of: "{namespace}", with: "prod").replacingOccurrences(of: "**", with: "app.yaml")
+            .replacingOccurrences(of: "{name}", with: "web-1").replacingOccurrences(of: "{id}", with: "x")
+    }
+
+    // MARK: The matrix
+
+    /// Every route that needs a caller, walked from the router: no token is 401; a token whose
+    /// role grants everything but this resource is 403; a role granting exactly this resource and
+    /// action gets past access control (whatever the route answers next).
+    @Test func everyRouteAgainstARoleWithAndWithoutItsRight() async throws {
+        try await Self.withRouter(limits: Self.unlimited) { fixture in
+            var tokens: [String: String] = [:]
+            let resources = AccessRule.Resource.allCases
+            var checked = 0
+            for route in fixture.routes {
+                let (method, path) = (route.method, route.path)
+                guard let (resource, action) = Self.requirement(method, path) else { continue }
+                let uri = Self.concrete(path)
+                let body = [.put, .post].contains(method) ? "{}" : nil
+                let anonymous = try await fixture.send(method, uri, token: nil, body: body)
+                #expect(anonymous.status == .unauthorized, "\(method) \(path) without a token")
+                #expect(anonymous.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+
+                let othersKey = "not-\(resource):\(action)"
+                if tokens[othersKey] == nil {
+                    let others = resources.filter { $0 != resource }.map { "\($0.rawValue)::admin" }
+                    tokens[othersKey] = try await fixture.token(rules: others + ["\(resource.rawValue)::\(Self.other(action).rawValue)"])
+                }
+                let denied = try await fixture.send(method, uri, token: tokens[othersKey], body: body)
+                #expect(denied.status == .forbidden, "\(method) \(path) with everything but \(resource) \(action): \(denied.status)")
+                #expect(String(buffer: denied.body).contains("forbidden"))
+
+                let exactKey = "\(resource):\(action)"
+                if tokens[exactKey] == nil { tokens[exactKey] = try await fixture.token(rules: ["\(resource.rawValue)::\(action.rawValue)"]) }
+                let allowed = try await fixture.send(method, uri, token: tokens[exactKey], body: body)
+                #expect(
+                    ![.unauthorized, .forbidden, .tooManyRequests].contains(allowed.status),
+                    "\(method) \(path) with \(resource)::\(action): \(allowed.status) \(String(buffer: allowed.body))")
+                checked += 1
+            }
+            #expect(checked >= 40, "only \(checked) routes were walked")
+        }
+    }
+
+    /// An action the role does not hold but that is not `admin` (which grants all).
+    static func other(_ action: AccessRule.Action) -> AccessRule.Action {
+        action == .read ? .delete : .read
+    }
+
+    /// What the access table asks of a route, through a request the real middleware answers.
+    static func requirement(_ method: HTTPRequest.Method, _ path: String) -> (AccessRule.Resource, AccessRule.Action)? {
+        let table: [String: (AccessRule.Resource, AccessRule.Action)] = [
+            "namespaces": (.namespace, .read), "config": (.config, .read), "configs": (.config, .read), "history": (.config, .read),
+            "diff": (.config, .read), "rollback": (.config, .write), "watch": (.config, .read), "nodes": (.node, .read),
+            "templates": (.template, .read), "jobs": (.job, .read), "schedules": (.schedule, .read), "checks": (.check, .read),
+            "tokens": (.token, .read), "roles": (.role, .read), "audit": (.audit, .read),
+        ]
+        let family = path.split(separator: "/").dropFirst().first.map(String.init) ?? ""
+        guard path.hasPrefix("/v1/"), let (resource, read) = table[family] else { return nil }
+        if family == "rollback" { return (resource, .write) }
+        switch method {
+        case .get: return (resource, read)
+        case .delete: return (resource, .delete)
+        default:
+            if family == "jobs" { return (resource, .run) }
+            return (resource, .write)
+        }
+    }
+
+    static var unlimited: AccessLimits {
+        var limits = AccessLimits()
+        limits.requests = .off
+        limits.authFailures = .off
+        return limits
+    }
+
+    // MARK: Scopes
+
+    @Test func prefixRulesReachOnlyTheirPrefix() async throws {
+        try await Self.withRouter { fixture in
+            for namespace in ["prod", "dev"] {
+                #expect(try await fixture.send(.post, "/v1/namespaces", body: #"{"name":"\#(namespace)"}"#).status == .created)
+            }
+            let token = try await fixture.token(rules: ["config:prod/order-service/:read,write", "namespace:prod:read"])
+            #expect(try await fixture.send(.put, "/v1/config/prod/order-service/app.yaml", token: token, body: "a: 1\n").status == .ok)
+            #expect(try await fixture.send(.get, "/v1/config/prod/order-service/app.yaml", token: token).status == .ok)
+            #expect(try await fixture.send(.put, "/v1/config/prod/billing/app.yaml", token: token, body: "a: 1\n").status == .forbidden)
+            #expect(try await fixture.send(.put, "/v1/config/dev/order-service/app.yaml", token: token, body: "a: 1\n").status == .forbidden)
+            #expect(try await fixture.send(.delete, "/v1/config/prod/order-service/app.yaml", token: token).status == .forbidden)
+            // A listing or a watch must lie inside the rule.
+            #expect(try await fixture.send(.get, "/v1/configs?prefix=prod/order-service/", token: token).status == .ok)
+            #expect(try await fixture.send(.get, "/v1/configs?prefix=prod/", token: token).status == .forbidden)
+            #expect(try await fixture.send(.get, "/v1/watch?prefix=prod/", token: token).status == .forbidden)
+            // Listings of named things show only what the role may read.
+            let namespaces = try await fixture.send(.get, "/v1/namespaces", token: token)
+            let names = try Self.decoder.decode(NamespaceList.self, from: Data(buffer: namespaces.body)).items.map(\.name)
+            #expect(names == ["prod"])
+            // The author of the write names the token.
+            let history = try await fixture.send(.get, "/v1/history/prod/order-service/app.yaml")
+            #expect(String(buffer: history.body).contains("(token "))
+        }
+    }
+
+    @Test func jobsRunOnlyWhereTheRoleAllows() async throws {
+        try await Self.withRouter { fixture in
+            for (name, env) in [("stage-1", "staging"), ("prod-1", "prod")] {
+                let facts = NodeFacts(
+                    hostname: name, os: "linux", kernel: "6", arch: "x86_64", cpuCount: 1, memoryBytes: 1, addresses: [], agentVersion: "t",
+                    bootTime: nil)
+                let enroll = EnrollRequest(joinToken: Self.joinToken, name: name, labels: ["env": env], facts: facts)
+                let body = String(decoding: try JSONEncoder().encode(enroll), as: UTF8.self)
+                #expect(try await fixture.send(.post, "/v1/agent/enroll", token: nil, body: body).status == .created)
+            }
+            let token = try await fixture.token(rules: ["job:env=staging:run,read"])
+            let everywhere = try await fixture.send(.post, "/v1/jobs", token: token, body: #"{"command":["true"]}"#)
+            #expect(everywhere.status == .forbidden)
+            #expect(String(buffer: everywhere.body).contains("prod-1"))
+            #expect(!String(buffer: everywhere.body).contains("stage-1"))
+            let staging = try await fixture.send(.post, "/v1/jobs", token: token, body: #"{"command":["true"],"selector":"env=staging"}"#)
+            #expect(staging.status == .created, "\(String(buffer: staging.body))")
+            // A schedule saved by this token keeps its jobs on staging nodes; a token without any
+            // run rule may not save one.
+            let schedule = try await fixture.token(rules: ["schedule::write", "job:env=staging:run"])
+            let saved = try await fixture.send(
+                .put, "/v1/schedules/nightly", token: schedule, body: #"{"cron":"0 3 * * *","timeZone":"UTC","missed":"skip","job":{"command":["true"]}}"#)
+            #expect(saved.status == .ok, "\(String(buffer: saved.body))")
+            #expect(try Self.decoder.decode(ScheduleInfo.self, from: Data(buffer: saved.body)).onlyOn == ["env=staging"])
+            let noRun = try await fixture.token(rules: ["schedule::write"])
+            let refused = try await fixture.send(
+                .put, "/v1/schedules/other", token: noRun, body: #"{"cron":"0 3 * * *","timeZone":"UTC","missed":"skip","job":{"command":["true"]}}"#)
+            #expect(refused.status == .forbidden)
+        }
+    }
+
+    @Test func nobodyHandsOutMoreThanTheyHold() async throws {
+        try await Self.withRouter { fixture in
+            let limited = try await fixture.token(rules: ["token::write", "role::write", "config:dev/:read"])
+            let admin = try await fixture.send(.post, "/v1/tokens", token: limited, body: #"{"role":"admin"}"#)
+            #expect(admin.status == .forbidden)
+            let wider = try await fixture.send(.put, "/v1/roles/wider", token: limited, body: #"{"rules":["config::read"]}"#)
+            #expect(wider.status == .forbidden)
+            let narrower = try await fixture.send(.put, "/v1/roles/narrower", token: limited, body: #"{"rules":["config:dev/app/:read"]}"#)
+            #expect(narrower.status == .ok)
+            #expect(try await fixture.send(.post, "/v1/tokens", token: limited, body: #"{"role":"narrower"}"#).status == .created)
+            #expect(try await fixture.send(.put, "/v1/roles/admin", body: #"{"rules":["config::read"]}"#).status == .conflict)
+            #expect(try await fixture.send(.delete, "/v1/roles/narrower").status == .conflict)
+            let bad = try await fixture.send(.put, "/v1/roles/bad", body: #"{"rules":["config:prod/:fly"]}"#)
+            #expect(bad.status == .badRequest)
+            #expect(String(buffer: bad.body).contains("unknown action"))
+        }
+    }
+
+    // MARK: Tokens
+
+    @Test func aRevokedOrExpiredTokenIsRefused() async throws {
+        try await Self.withRouter { fixture in
+            let token = try await fixture.token(rules: ["config::read"])
+            #expect(try await fixture.send(.get, "/v1/whoami", token: token).status == .ok)
+            let id = try #require(token.split(separator: "_").dropFirst().first.map(String.init))
+            let listed = try await fixture.send(.get, "/v1/tokens")
+            #expect(String(buffer: listed.body).contains(id))
+            #expect(!String(buffer: listed.body).contains(token), "a listing shows a token's secret")
+            #expect(try await fixture.send(.delete, "/v1/tokens/\(id)").status == .noContent)
+            let revoked = try await fixture.send(.get, "/v1/whoami", token: token)
+            #expect(revoked.status == .unauthorized)
+            #expect(try await fixture.send(.get, "/v1/whoami", token: "cap_\(id)_wrong").status == .unauthorized)
+            #expect(try await fixture.send(.get, "/v1/whoami", token: "garbage").status == .unauthorized)
+
+            _ = try await fixture.send(.put, "/v1/roles/reader", body: #"{"rules":["config::read"]}"#)
+            let short = try await fixture.send(.post, "/v1/tokens", body: #"{"role":"reader","ttlSeconds":1}"#)
+            let expiring = try Self.decoder.decode(CreatedToken.self, from: Data(buffer: short.body)).token
+            try await eventually(timeout: .seconds(10), "the token to expire") {
+                (try? await fixture.send(.get, "/v1/whoami", token: expiring))?.status == .unauthorized
+            }
+            #expect(String(buffer: try await fixture.send(.get, "/v1/whoami", token: expiring).body).contains("expired"))
+        }
+    }
+
+    // MARK: Audit
+
+    /// Every mutating route, walked from the router, leaves one entry; so does a denied read.
+    @Test func everyMutatingRouteAndEveryDenialIsAudited() async throws {
+        try await Self.withRouter(limits: Self.unlimited) { fixture in
+            var mutating = 0
+            for route in fixture.routes where ![.get, .head].contains(route.method) {
+                let (method, path) = (route.method, route.path)
+                let before = try await fixture.audit().first?.sequence ?? 0
+                let uri = Self.concrete(path)
+                let body = [.put, .post].contains(method) ? "{}" : nil
+                let response = try await fixture.send(method, uri, body: body)
+                let entries = try await fixture.audit().filter { $0.sequence > before && $0.resource != "/v1/audit?limit=10000" }
+                #expect(entries.count == 1, "\(method) \(path) left \(entries.count) entries")
+                let entry = try #require(entries.first)
+                #expect(entry.method == method.rawValue)
+                #expect(entry.resource.hasPrefix(uri))
+                #expect(entry.status == Int(response.status.code))
+                if body != nil { #expect(entry.contentHash?.count == 64, "\(method) \(path) has no content hash") }
+                mutating += 1
+            }
+            #expect(mutating >= 20)
+            let before = try await fixture.audit().first?.sequence ?? 0
+            #expect(try await fixture.send(.get, "/v1/configs", token: "wrong-token-wrong-token").status == .unauthorized)
+            let denied = try #require(try await fixture.audit().first { $0.sequence > before })
+            #expect(denied.outcome == "denied")
+            #expect(denied.status == 401)
+            #expect(denied.actorKind == .anonymous)
+            #expect(try await fixture.verify().valid)
+        }
+    }
+
+    @Test(arguments: StoreEngine.allCases)
+    func theChainFindsAnEditedARemovedAndARewrittenEntry(engine: StoreEngine) async throws {
+        try await Self.withRouter(engine: engine) { fixture in
+            #expect(try await fixture.send(.post, "/v1/namespaces", body: #"{"name":"prod"}"#).status == .created)
+            for index in 1...4 {
+                #expect(try await fixture.send(.put, "/v1/config/prod/k\(index).txt", body: "\(index)").status == .ok)
+            }
+            let intact = try await fixture.verify()
+            #expect(intact.valid)
+            #expect(intact.entries >= 5)
+            let key = "/capstan/audit/" + String(repeating: "0", count: 19) + "3"
+            let original = try #require(try await fixture.store.get(key)).value
+
+            // Edited: another status in entry 3.
+            var edited = try JSONSerialization.jsonObject(with: original) as! [String: Any]
+            edited["status"] = 500
+            _ = try await fixture.store.put(key, try JSONSerialization.data(withJSONObject: edited, options: [.sortedKeys]))
+            let afterEdit = try await fixture.verify()
+            #expect(!afterEdit.valid)
+            #expect(afterEdit.brokenSequence == 3)
+            #expect(afterEdit.problem?.contains("changed") == true)
+
+            // Rewritten with a fresh hash of its own: entry 4 no longer links to it.
+            var entry = try JSONDecoder().decode(AuditEntry.self, from: original)
+            entry.status = 500
+            entry.hash = Self.hash(entry)
+            _ = try await fixture.store.put(key, try Self.encode(entry))
+            let afterRewrite = try await fixture.verify()
+            #expect(!afterRewrite.valid)
+            #expect(afterRewrite.brokenSequence == 4)
+
+            // Removed.
+            _ = try await fixture.store.delete(.key(key))
+            let afterRemoval = try await fixture.verify()
+            #expect(!afterRemoval.valid)
+            #expect(afterRemoval.brokenSequence == 3)
+            #expect(afterRemoval.problem?.contains("missing") == true)
+
+            _ = try await fixture.store.put(key, original)
+            #expect(try await fixture.verify().valid)
+        }
+    }
+
+    static func encode(_ entry: AuditEntry) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(entry)
+    }
+
+    /// The chain's hash, computed here independently: SHA-256 of the JSON with an empty hash.
+    static func hash(_ entry: AuditEntry) -> String {
+        var entry = entry
+        entry.hash = ""
+        return SHA256.hash(data: (try? encode(entry)) ?? Data()).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Rate limits
+
+    @Test func guessingAndFloodingAnswer429WithRetryAfter() async throws {
+        var limits = AccessLimits()
+        limits.authFailures = RateLimiter.Limit(rate: 0.01, burst: 3)
+        limits.requests = RateLimiter.Limit(rate: 0.01, burst: 5)
+        limits.enrollments = RateLimiter.Limit(rate: 0.01, burst: 2)
+        try await Self.withRouter(limits: limits) { fixture in
+            // A flood from one token.
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<7 { statuses.append(try await fixture.send(.get, "/v1/configs").status) }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .ok })
+            let flooded = try await fixture.send(.get, "/v1/configs")
+            #expect(flooded.status == .tooManyRequests)
+            #expect(Int(flooded.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            #expect(String(buffer: flooded.body).contains("rate_limited"))
+
+            // Enrollments from one address.
+            var enrolls: [HTTPResponse.Status] = []
+            for _ in 0..<3 { enrolls.append(try await fixture.send(.post, "/v1/agent/enroll", token: nil, body: "{}").status) }
+            #expect(enrolls.last == .tooManyRequests)
+
+            // Guessing tokens: after three failures the address waits, even with a good token.
+            for _ in 0..<3 { #expect(try await fixture.send(.get, "/v1/whoami", token: "guess-guess-guess-guess").status == .unauthorized) }
+            let blocked = try await fixture.send(.get, "/v1/whoami", token: "guess-guess-guess-guess")
+            #expect(blocked.status == .tooManyRequests)
+            #expect(blocked.headers[.retryAfter] != nil)
+            #expect(try await fixture.send(.get, "/v1/whoami").status == .tooManyRequests)
+        }
+    }
+}
