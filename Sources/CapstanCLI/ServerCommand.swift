@@ -92,6 +92,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Audit entries older than this are removed, e.g. 2160h (default: 2160h, 90 days).")
     var auditRetention: String?
 
+    @Option(help: "A connection's first request head must arrive whole within this, e.g. 10s (default: 10s).")
+    var requestHeadTimeout: String?
+
+    @Option(help: "A connection with no request in progress is closed after this, e.g. 60s (default: 60s).")
+    var idleTimeout: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -158,6 +164,9 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.limits.enrollments = try rate(rateLimitEnroll, "rate-limit-enroll", 5, burst: 10)
         configuration.auditRetention = try Self.duration(
             auditRetention ?? file["audit-retention"] ?? "2160h", flag: "--audit-retention", minimum: .seconds(60))
+        configuration.requestHeadTimeout = try Self.duration(
+            requestHeadTimeout ?? file["request-head-timeout"] ?? "10s", flag: "--request-head-timeout", minimum: .milliseconds(100))
+        configuration.idleTimeout = try Self.duration(idleTimeout ?? file["idle-timeout"] ?? "60s", flag: "--idle-timeout", minimum: .seconds(1))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory
         } else if dev {

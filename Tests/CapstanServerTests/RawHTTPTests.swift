@@ -1,3 +1,4 @@
+import CapstanServer
 import CapstanTesting
 import Foundation
 import Testing
@@ -34,6 +35,59 @@ struct RawHTTPTests {
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(final.hasPrefix("HTTP/1.1 200"))
             #expect(try await server.store.get("/capstan/config/prod/app.yaml") != nil)
+        }
+    }
+}
+
+extension RawHTTPTests {
+    /// A client that drips its first request head is cut off at the head timeout, whatever it
+    /// keeps sending; a whole request on another connection is served meanwhile.
+    @Test func aDrippedRequestHeadIsCutOff() async throws {
+        var configuration = ServerConfiguration()
+        configuration.requestHeadTimeout = .seconds(1)
+        try await LiveServer.with(configuration: configuration) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let (ended, elapsed, healthy) = try await onThread { () throws -> (Bool, Duration, String) in
+                let slow = try RawConnection(port: port)
+                defer { slow.close() }
+                let started = ContinuousClock.now
+                try slow.send("GET /healthz HTTP/1.1\r\n")
+                let fast = try RawConnection(port: port)
+                defer { fast.close() }
+                try fast.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                let healthy = try fast.receive(until: "\r\n\r\n")
+                // One header line every 300 ms: each resets no timer.
+                var ended = false
+                for index in 0..<40 {
+                    do { try slow.send("X-Drip-\(index): 1\r\n") } catch { ended = true; break }
+                    if slow.closedWithin(milliseconds: 300) { ended = true; break }
+                }
+                return (ended, ContinuousClock.now - started, healthy)
+            }
+            #expect(healthy.hasPrefix("HTTP/1.1 200"))
+            #expect(ended, "the dripping connection was still open")
+            #expect(elapsed < .seconds(10))
+        }
+    }
+
+    /// Headers past the limits are refused without harm: nothing is routed and the server serves
+    /// the next request. (On a connection's first request the upgrade-aware decoder answers
+    /// nothing; the connection stays until the client leaves or the idle timeout.)
+    @Test func oversizedHeadersAreRefused() async throws {
+        try await LiveServer.with { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let (answer, after) = try await onThread { () throws -> (String, String) in
+                let big = try RawConnection(port: port, timeoutSeconds: 3)
+                defer { big.close() }
+                try? big.send("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n")
+                let answer = (try? big.receive(until: "\r\n\r\n")) ?? "closed"
+                let next = try RawConnection(port: port)
+                defer { next.close() }
+                try next.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (answer, try next.receive(until: "\r\n\r\n"))
+            }
+            #expect(answer == "closed" || answer.hasPrefix("HTTP/1.1 4"), "\(answer)")
+            #expect(after.hasPrefix("HTTP/1.1 200"))
         }
     }
 }
@@ -88,6 +142,14 @@ private final class RawConnection {
             guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
             buffer.append(contentsOf: chunk[..<count])
         }
+    }
+
+    /// Whether the peer closed the connection within the time (data that arrives is dropped).
+    func closedWithin(milliseconds: Int) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(milliseconds)) > 0 else { return false }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        return recv(descriptor, &chunk, chunk.count, Int32(MSG_DONTWAIT)) == 0
     }
 
     func close() { Glibc.close(descriptor) }

@@ -1,8 +1,10 @@
 import CapstanStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// Assembles the server: store, services, HTTP routes.
@@ -95,10 +97,16 @@ public enum CapstanServer {
             access: access, audit: audit, limits: configuration.limits, store: store, metrics: metrics)
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                configuration: .init(http1: .init(additionalChannelHandlers: [ExpectContinueHandler()]))
-            ) { request, _, logger in
-                await gateway.shouldUpgrade(request, logger: logger)
+            server: HTTPServerBuilder { responder in
+                // Slow clients: the first request head must arrive whole within the head timeout,
+                // an idle connection closes after the idle timeout, and headers are capped.
+                let http1 = HTTP1Channel.Configuration(
+                    additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: TimeAmount(configuration.idleTimeout),
+                    httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100))
+                let upgrade = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1)) { request, _, logger in
+                    await gateway.shouldUpgrade(request, logger: logger)
+                }
+                return HeadDeadlineChannel(base: upgrade, timeout: TimeAmount(configuration.requestHeadTimeout))
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [

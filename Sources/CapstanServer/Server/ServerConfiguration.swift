@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     public var rootToken: String?
     /// Rate limits per client address and per token.
     public var limits = AccessLimits()
+    /// A connection's first request head must arrive whole within this.
+    public var requestHeadTimeout: Duration = .seconds(10)
+    /// A connection with no request in progress closes after this.
+    public var idleTimeout: Duration = .seconds(60)
     /// Audit entries older than this are removed (the newest is always kept).
     public var auditRetention: Duration = .seconds(90 * 86_400)
 
