@@ -133,7 +133,7 @@ struct AgentsCommand: AsyncParsableCommand {
 
     /// Writes a config through the API; answers its revision.
     private func put(_ servers: BenchServers, _ key: String, _ content: String) async throws -> Int64 {
-        var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/config/\(key)")
+        var request = HTTPClientRequest.capstan("\(servers.capstan.baseURL)/v1/config/\(key)")
         request.method = .PUT
         request.body = .bytes(ByteBuffer(string: content))
         let response = try await servers.client.execute(request, timeout: .seconds(30))
@@ -147,7 +147,7 @@ struct AgentsCommand: AsyncParsableCommand {
 
     private func putTemplate(_ servers: BenchServers, _ name: String, selector: String, source: String, data: String) async throws {
         let spec = TemplateSpec(selector: selector, source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
-        var request = HTTPClientRequest(url: "\(servers.capstan.baseURL)/v1/templates/\(name)")
+        var request = HTTPClientRequest.capstan("\(servers.capstan.baseURL)/v1/templates/\(name)")
         request.method = .PUT
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(spec)))
         let response = try await servers.client.execute(request, timeout: .seconds(30))
@@ -193,7 +193,7 @@ final class SimulatedFleet: Sendable {
                 let name = "sim-\(round)-\(next)"
                 next += 1
                 group.addTask {
-                    var request = HTTPClientRequest(url: self.baseURL + "/v1/agent/enroll")
+                    var request = HTTPClientRequest.capstan(self.baseURL + "/v1/agent/enroll")
                     request.method = .POST
                     let body = EnrollRequest(joinToken: Self.joinToken, name: name, labels: ["fleet": self.label], facts: facts)
                     request.body = .bytes(ByteBuffer(data: try JSONEncoder.benchISO.encode(body)))

@@ -15,7 +15,7 @@ extension BenchServers {
         let url = "\(capstan.baseURL)/v1/nodes?selector=\(encoded)"
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            let response = try await client.execute(HTTPClientRequest.capstan(url), timeout: .seconds(30))
             let body = try await response.body.collect(upTo: 1 << 28)
             let nodes = (try? JSONDecoder().decode(List.self, from: Data(buffer: body)))?.items ?? []
             if nodes.count(where: { $0.status == "healthy" }) >= count { return }

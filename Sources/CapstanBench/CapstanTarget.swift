@@ -11,10 +11,10 @@ struct CapstanTarget: BenchTarget {
 
     var name: String { "Capstan" }
 
-    var healthRequest: HTTPClientRequest { HTTPClientRequest(url: baseURL + "/healthz") }
+    var healthRequest: HTTPClientRequest { HTTPClientRequest.capstan(baseURL + "/healthz") }
 
     func prepare(client: HTTPClient) async throws {
-        var request = HTTPClientRequest(url: baseURL + "/v1/namespaces")
+        var request = HTTPClientRequest.capstan(baseURL + "/v1/namespaces")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: #"{"name":"\#(Self.namespace)"}"#))
@@ -26,7 +26,7 @@ struct CapstanTarget: BenchTarget {
     }
 
     func putRequest(key: String) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "\(baseURL)/v1/config/\(Self.namespace)/\(key)")
+        var request = HTTPClientRequest.capstan("\(baseURL)/v1/config/\(Self.namespace)/\(key)")
         request.method = .PUT
         request.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         request.body = .bytes(value.bytes)
@@ -34,11 +34,11 @@ struct CapstanTarget: BenchTarget {
     }
 
     func getRequest(key: String) -> HTTPClientRequest {
-        HTTPClientRequest(url: "\(baseURL)/v1/config/\(Self.namespace)/\(key)")
+        HTTPClientRequest.capstan("\(baseURL)/v1/config/\(Self.namespace)/\(key)")
     }
 
     func watchRequest(prefix: String) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "\(baseURL)/v1/watch?prefix=\(Self.namespace)/\(prefix)")
+        var request = HTTPClientRequest.capstan("\(baseURL)/v1/watch?prefix=\(Self.namespace)/\(prefix)")
         request.headers.add(name: "Accept", value: "text/event-stream")
         return request
     }

@@ -17,7 +17,7 @@ struct JobTimeline: Sendable {
     /// Submits `spec` and follows the job to its end.
     /// - Throws: `BenchError` when the server refuses the job or the stream ends before `done`.
     static func run(_ spec: JobSpec, baseURL: String, client: HTTPClient, timeout: Duration) async throws -> JobTimeline {
-        var request = HTTPClientRequest(url: baseURL + "/v1/jobs")
+        var request = HTTPClientRequest.capstan(baseURL + "/v1/jobs")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(spec)))
@@ -30,7 +30,7 @@ struct JobTimeline: Sendable {
             throw BenchError("POST /v1/jobs failed: \(response.status) \(String(buffer: body).prefix(500))")
         }
         let stream = try await client.execute(
-            HTTPClientRequest(url: "\(baseURL)/v1/jobs/\(id)/events"), timeout: .nanoseconds(timeout.nanoseconds))
+            HTTPClientRequest.capstan("\(baseURL)/v1/jobs/\(id)/events"), timeout: .nanoseconds(timeout.nanoseconds))
         guard stream.status.code == 200 else { throw BenchError("GET /v1/jobs/\(id)/events failed: \(stream.status)") }
         var parser = ServerSentEventParser()
         var succeeded: [String: ContinuousClock.Instant] = [:]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import CapstanServer
 import Logging
 
@@ -17,6 +18,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The join token of the server under test (the simulated agents of `agents` enroll with it).
     static let benchJoinToken = "capstan-bench-join-token"
+    /// The root API token of the server under test: every benchmark request carries it.
+    static let benchRootToken = "capstan-bench-root-token"
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1-65535") }
@@ -32,8 +35,22 @@ struct ServeCommand: AsyncParsableCommand {
         if let store { configuration.store = try StoreLocation(parsing: store) }
         configuration.storePrefix = storePrefix
         configuration.joinToken = Self.benchJoinToken
+        configuration.rootToken = Self.benchRootToken
+        // One process stands for a fleet and its operators: no rate limits in the way.
+        configuration.limits.requests = .off
+        configuration.limits.authFailures = .off
+        configuration.limits.enrollments = .off
         var logger = Logger(label: "capstan.bench.server")
         logger.logLevel = configuration.logLevel
         try await CapstanServer.run(configuration: configuration, logger: logger)
+    }
+}
+
+extension HTTPClientRequest {
+    /// A request to the Capstan server under test, with its root token.
+    static func capstan(_ url: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer \(ServeCommand.benchRootToken)")
+        return request
     }
 }

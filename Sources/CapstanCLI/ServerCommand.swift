@@ -92,6 +92,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Audit entries older than this are removed, e.g. 2160h (default: 2160h, 90 days).")
     var auditRetention: String?
 
+    @Option(help: "The longest a long poll blocks; longer waits are cut to it, e.g. 10m (default: 10m).")
+    var maxWait: String?
+
     @Option(help: "A connection's first request head must arrive whole within this, e.g. 10s (default: 10s).")
     var requestHeadTimeout: String?
 
@@ -164,6 +167,7 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.limits.enrollments = try rate(rateLimitEnroll, "rate-limit-enroll", 5, burst: 10)
         configuration.auditRetention = try Self.duration(
             auditRetention ?? file["audit-retention"] ?? "2160h", flag: "--audit-retention", minimum: .seconds(60))
+        configuration.config.maxWait = try Self.duration(maxWait ?? file["max-wait"] ?? "10m", flag: "--max-wait", minimum: .milliseconds(100))
         configuration.requestHeadTimeout = try Self.duration(
             requestHeadTimeout ?? file["request-head-timeout"] ?? "10s", flag: "--request-head-timeout", minimum: .milliseconds(100))
         configuration.idleTimeout = try Self.duration(idleTimeout ?? file["idle-timeout"] ?? "60s", flag: "--idle-timeout", minimum: .seconds(1))

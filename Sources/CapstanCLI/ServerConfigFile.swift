@@ -16,7 +16,7 @@ struct ServerConfigFile {
         "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
         "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
         "metrics-interval", "job-history", "job-max-age", "root-token-file", "rate-limit-api", "rate-limit-auth-failures",
-        "rate-limit-enroll", "audit-retention", "request-head-timeout", "idle-timeout",
+        "rate-limit-enroll", "audit-retention", "request-head-timeout", "idle-timeout", "max-wait",
     ]
 
     private var values: [String: String] = [:]
