@@ -125,9 +125,7 @@ public final class AccessControl: Sendable {
         guard caller.role.covers(role) else {
             throw CapstanError(.forbidden, "role \(role.name.quoted) grants more than your own role \(caller.role.name.quoted)")
         }
-        guard spec.description.count <= 256, !spec.description.contains(where: \.isNewline) else {
-            throw CapstanError(.invalidArgument, "the description must be one line of at most 256 characters")
-        }
+        try Self.validate(description: spec.description)
         if let ttl = spec.ttlSeconds, ttl < 1 || ttl > 10 * 365 * 86_400 {
             throw CapstanError(.invalidArgument, "the time to live must be between 1 second and 10 years, got \(ttl) s")
         }
@@ -155,7 +153,7 @@ public final class AccessControl: Sendable {
 
     /// Revokes a token at once: on this replica now, on the others when their watch delivers it.
     public func revoke(_ id: String) async throws {
-        guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+        guard Self.isTokenID(id) else {
             throw CapstanError(.invalidArgument, "token id \(id.quoted) is not a token id (see capstan token ls)")
         }
         let (deleted, _) = try await store.delete(.key(StoreLayout.token(id)))
@@ -163,10 +161,21 @@ public final class AccessControl: Sendable {
         cache.withLock { _ = $0.tokens.removeValue(forKey: id) }
     }
 
+    /// Ids are letters and digits: they are keys in the store.
+    static func isTokenID(_ id: String) -> Bool {
+        id.count <= 64 && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    static func validate(description: String) throws {
+        guard description.count <= 256, !description.contains(where: \.isNewline) else {
+            throw CapstanError(.invalidArgument, "the description must be one line of at most 256 characters")
+        }
+    }
+
     private func tokenRecord(_ id: String) async throws -> TokenRecord? {
         let (loaded, cached) = cache.withLock { ($0.loaded, $0.tokens[id]) }
         if loaded { return cached }
-        guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { return nil }
+        guard Self.isTokenID(id) else { return nil }
         return try await store.get(StoreLayout.token(id)).flatMap { try? RecordCoding.decoder.decode(TokenRecord.self, from: $0.value) }
     }
 
@@ -181,9 +190,7 @@ public final class AccessControl: Sendable {
         guard !spec.rules.isEmpty, spec.rules.count <= 100 else {
             throw CapstanError(.invalidArgument, "a role has 1 to 100 rules, got \(spec.rules.count)")
         }
-        guard spec.description.count <= 256, !spec.description.contains(where: \.isNewline) else {
-            throw CapstanError(.invalidArgument, "the description must be one line of at most 256 characters")
-        }
+        try Self.validate(description: spec.description)
         let role = Role(name: name, description: spec.description, rules: try spec.rules.map { try AccessRule(parsing: $0) })
         guard caller.role.covers(role) else {
             throw CapstanError(.forbidden, "role \(name.quoted) would grant more than your own role \(caller.role.name.quoted)")
