@@ -114,7 +114,7 @@ public final class AccessControl: Sendable {
     }
 
     static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        ConfigRecord.hex(SHA256.hash(data: Data(secret.utf8)))
     }
 
     // MARK: Tokens
@@ -129,7 +129,7 @@ public final class AccessControl: Sendable {
         if let ttl = spec.ttlSeconds, ttl < 1 || ttl > 10 * 365 * 86_400 {
             throw CapstanError(.invalidArgument, "the time to live must be between 1 second and 10 years, got \(ttl) s")
         }
-        let id = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let id = ConfigRecord.hex((0..<8).map { _ in UInt8.random(in: 0...255) })
         let secret = NodeRegistry.randomSecret()
         let now = Date()
         let record = TokenRecord(

@@ -221,7 +221,7 @@ struct AccessMiddleware: RouterMiddleware {
     }
 
     static func sha256(_ body: ByteBuffer) -> String {
-        SHA256.hash(data: Data(buffer: body)).map { String(format: "%02x", $0) }.joined()
+        ConfigRecord.hex(SHA256.hash(data: Data(buffer: body)))
     }
 
     static func mutating(_ method: HTTPRequest.Method) -> Bool {

@@ -227,12 +227,13 @@ public actor AuditLog {
         var entry = entry
         entry.hash = ""
         let data = (try? encoder.encode(entry)) ?? Data()
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return ConfigRecord.hex(SHA256.hash(data: data))
     }
 
+    /// `2026-11-21T23:59:01.123Z`: a value type, so no formatter is made per entry.
+    static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
     nonisolated static func format(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        date.formatted(timeFormat)
     }
 }

@@ -17,7 +17,7 @@ struct NodeRecord: Codable, Sendable, Hashable {
     var enrolledAt: Date
 
     static func hash(secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        ConfigRecord.hex(SHA256.hash(data: Data(secret.utf8)))
     }
 
     /// Whether `secret` is this node's, compared in constant time.

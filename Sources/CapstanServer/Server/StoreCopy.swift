@@ -92,7 +92,7 @@ public enum StoreCopy {
                 hash.update(data: field)
             }
         }
-        return Digest(count: kvs.count, checksum: "sha256:" + hash.finalize().map { String(format: "%02x", $0) }.joined())
+        return Digest(count: kvs.count, checksum: "sha256:" + ConfigRecord.hex(hash.finalize()))
     }
 
     /// The digest of what `store` holds under `prefix` now (leased keys left out).

@@ -195,7 +195,7 @@ public final class TemplateService: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let data = (try? encoder.encode(Digested(assignments: assignments, labels: labels, checks: checks))) ?? Data()
-        return SHA256.hash(data: data).prefix(16).map { String(format: "%02x", $0) }.joined()
+        return ConfigRecord.hex(SHA256.hash(data: data).prefix(16))
     }
 
     /// The configs templates read, read once for many nodes.
