@@ -336,6 +336,32 @@ struct AccessTests {
         }
     }
 
+    /// Two replicas appending at once on one store keep one chain: no fork, no lost entry.
+    @Test(arguments: StoreEngine.allCases)
+    func twoReplicasAppendingAtOnceKeepOneChain(engine: StoreEngine) async throws {
+        try await engine.withStore { store in
+            let replicas = [AuditLog(store: store), AuditLog(store: store)]
+            await withTaskGroup(of: Void.self) { group in
+                for (index, log) in replicas.enumerated() {
+                    for number in 0..<40 {
+                        group.addTask {
+                            await log.append(
+                                AuditLog.Draft(
+                                    actorKind: .token, actorID: "r\(index)", actorDescription: "", action: "config.write", method: "PUT",
+                                    resource: "/v1/config/prod/\(index)-\(number)", client: "127.0.0.1", status: 200, allowed: true))
+                        }
+                    }
+                }
+            }
+            let verification = try await replicas[0].verify()
+            #expect(verification.valid, "\(verification.problem ?? "")")
+            #expect(verification.entries == 80)
+            #expect(verification.lastSequence == 80)
+            let entries = try await replicas[1].list(limit: 1000)
+            #expect(Set(entries.map(\.resource)).count == 80)
+        }
+    }
+
     static func encode(_ entry: AuditEntry) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -26,6 +26,24 @@ public actor AuditLog {
         var revisionBefore: Int64?
         var revisionAfter: Int64?
         var contentHash: String?
+
+        public init(
+            actorKind: AuditEntry.ActorKind, actorID: String, actorDescription: String, action: String, method: String, resource: String,
+            client: String, status: Int, allowed: Bool, revisionBefore: Int64? = nil, revisionAfter: Int64? = nil, contentHash: String? = nil
+        ) {
+            self.actorKind = actorKind
+            self.actorID = actorID
+            self.actorDescription = actorDescription
+            self.action = action
+            self.method = method
+            self.resource = resource
+            self.client = client
+            self.status = status
+            self.allowed = allowed
+            self.revisionBefore = revisionBefore
+            self.revisionAfter = revisionAfter
+            self.contentHash = contentHash
+        }
     }
 
     struct Head: Codable {
@@ -40,6 +58,8 @@ public actor AuditLog {
     /// Appends waiting for the writing caller to take them.
     private var pending: [(Draft, Date, CheckedContinuation<Void, Never>)] = []
     private var writing = false
+    /// The head as this replica last wrote it, with its revision: saves a read per batch.
+    private var knownHead: (Head, Int64)?
 
     public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.audit")) {
         self.store = store
@@ -75,8 +95,16 @@ public actor AuditLog {
 
     private func write(_ drafts: [(Draft, Date)]) async throws {
         for _ in 0..<20 {
-            let headKV = try await store.get(StoreLayout.auditHead)
-            var head = try headKV.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) } ?? Head(sequence: 0, hash: Self.genesisHash)
+            // The head this replica wrote last, unless another replica may have moved it since.
+            let (start, startRevision): (Head, Int64)
+            if let known = knownHead {
+                (start, startRevision) = known
+            } else {
+                let headKV = try await store.get(StoreLayout.auditHead)
+                start = try headKV.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) } ?? Head(sequence: 0, hash: Self.genesisHash)
+                startRevision = headKV?.modRevision ?? 0
+            }
+            var head = start
             var ops: [TxnOp] = []
             for (draft, time) in drafts {
                 var entry = AuditEntry(
@@ -91,9 +119,13 @@ public actor AuditLog {
             }
             ops.append(.put(key: StoreLayout.auditHead, value: try RecordCoding.encoder.encode(head)))
             let result = try await store.txn(
-                TxnRequest(compares: [Compare(key: StoreLayout.auditHead, .modRevision(headKV?.modRevision ?? 0))], success: ops))
-            if result.succeeded { return }
+                TxnRequest(compares: [Compare(key: StoreLayout.auditHead, .modRevision(startRevision))], success: ops))
+            if result.succeeded {
+                knownHead = (head, result.revision)
+                return
+            }
             // Another replica appended first: chain onto its head.
+            knownHead = nil
         }
         throw CapstanError(.unavailable, "the audit head kept changing under 20 attempts")
     }
