@@ -147,9 +147,19 @@ struct CLIErrorTests {
     }
 
     @Test func devServerPrintsItsBannerAndServes() async throws {
-        let dataDirectory = try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--dev"]) { server in
+        // No token anywhere but what --dev generates, prints and saves for the CLI.
+        let home = try TemporaryDirectory(prefix: "capstan-dev-banner")
+        defer { home.remove() }
+        let credentials = home.file("credentials.json")
+        let dataDirectory = try await ServerProcess.with(
+            dataDirectory: nil, extraArguments: ["--dev"], environment: ["CAPSTAN_ROOT_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials]
+        ) { server in
             _ = try await server.process.waitForLine { $0.contains("capstan config watch dev/") }
             #expect(server.process.output.contains("Capstan dev server listening on \(server.url)"))
+            let tokenLine = try #require(server.process.output.split(separator: "\n").first { $0.hasPrefix("Root token: ") })
+            let rootToken = String(tokenLine.dropFirst("Root token: ".count))
+            #expect(rootToken.hasPrefix("cap_root_"))
+            #expect(try String(contentsOfFile: credentials, encoding: .utf8).contains(rootToken))
             let dataLine = try #require(server.process.output.split(separator: "\n").first { $0.hasPrefix("Data (throwaway): ") })
             let dataDirectory = String(dataLine.dropFirst("Data (throwaway): ".count))
             #expect(dataDirectory.hasPrefix(FileManager.default.temporaryDirectory.path))
@@ -161,7 +171,7 @@ struct CLIErrorTests {
                 .filter { !$0.contains("config watch") && !$0.hasPrefix("capstan agent") }
             #expect(lines.count == 7, "\(lines)")
             let binDirectory = URL(fileURLWithPath: CapstanBinary.path).deletingLastPathComponent().path
-            let environment = ["PATH": "\(binDirectory):/usr/bin:/bin"]
+            let environment = ["PATH": "\(binDirectory):/usr/bin:/bin", "CAPSTAN_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials]
             for line in lines where !line.hasPrefix("cat ") {
                 let result = try await ChildProcess.runShell(line, environment: environment)
                 #expect(result.status == 0, "\(line): \(result.stderr)")
@@ -172,7 +182,8 @@ struct CLIErrorTests {
                 shown = try await ChildProcess.runShell(cat, environment: environment).stdout
                 return shown == "listen 8080;\n"
             }
-            let node = try await CapstanBinary.run(["node", "ls", "--server", server.url])
+            let node = try await CapstanBinary.run(
+                ["node", "ls", "--server", server.url], environment: ["CAPSTAN_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials])
             #expect(node.stdout.contains("dev "), "\(node.stdout)")
             return dataDirectory
         }
