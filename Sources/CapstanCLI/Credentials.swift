@@ -45,14 +45,20 @@ struct Credentials: Codable, Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let temporary = directory.appendingPathComponent(".credentials.\(getpid()).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
-        else {
-            throw ValidationError("cannot write the credentials file \(url.path)")
+        // Created 0600 from the start (never readable by others for a moment), never through a
+        // symlink, under a name nobody can guess, then renamed over the file.
+        let temporary = directory.appendingPathComponent(".credentials.\(UUID().uuidString).tmp").path
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw ValidationError("cannot write the credentials file \(url.path): \(String(cString: strerror(errno)))")
         }
-        guard rename(temporary.path, url.path) == 0 else {
+        let data = try encoder.encode(self)
+        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == data.count, synced, rename(temporary, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
+            unlink(temporary)
             throw ValidationError("cannot write the credentials file \(url.path): \(reason)")
         }
     }

@@ -303,8 +303,13 @@ struct ServerCommand: AsyncParsableCommand {
                 } else {
                     printLine("capstan server listening on \(address), data in \(storeText)")
                     if let token = started.rootToken {
-                        printLine("root token (shown this once; the server keeps only its hash): \(token)")
-                        printLine("log in with: capstan login --server \(address) --token \(token)")
+                        // A token the operator supplied is theirs already: it is not echoed into logs.
+                        if configuration.rootToken == nil {
+                            printLine("root token (shown this once; the server keeps only its hash): \(token)")
+                        } else {
+                            printLine("root token: the one given (--root-token-file or CAPSTAN_ROOT_TOKEN), set up now")
+                        }
+                        printLine("log in with: capstan login --server \(address)   (it reads the token from standard input)")
                     }
                     printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
                 }

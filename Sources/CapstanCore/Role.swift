@@ -34,8 +34,12 @@ public struct Role: Sendable, Hashable, Codable {
 
     /// Where the role may run jobs: nil for every node, else the selectors of its `job` run rules
     /// (a node must match one of them); empty when it may run none.
-    public var jobRunSelectors: [String]? {
-        let rules = rules.filter { $0.grants(.run, on: .job) }
+    public var jobRunSelectors: [String]? { jobSelectors(for: .run) }
+
+    /// The nodes whose jobs the role may `action` (read, run): nil for every node, else the
+    /// selectors of its `job` rules granting it (a job's every node must match one); empty for none.
+    public func jobSelectors(for action: AccessRule.Action) -> [String]? {
+        let rules = rules.filter { $0.grants(action, on: .job) }
         if rules.contains(where: { $0.scope.isEmpty }) { return nil }
         return rules.map(\.scope)
     }

@@ -10,6 +10,8 @@ public struct Caller: Sendable {
     public var tokenID: String
     public var description: String
     public var role: Role
+    /// When the token stops working; nil for never.
+    public var expiresAt: Date?
 
     /// How history and the audit log name it.
     public var name: String { description.isEmpty ? "token \(tokenID)" : "\(description) (token \(tokenID))" }
@@ -69,6 +71,11 @@ public final class AccessControl: Sendable {
             guard given.count >= 16, given.count <= 256, given.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
                 throw CapstanError(.invalidArgument, "the root token must be 16 to 256 characters without spaces")
             }
+            // A given token shaped like cap_ID_SECRET would be checked by its SECRET alone.
+            let (id, secret) = parse(given)
+            guard given == secret || (id == rootID && secret.count >= 16) else {
+                throw CapstanError(.invalidArgument, "a root token that starts with cap_ must be cap_root_ and a secret of at least 16 characters")
+            }
         }
         let token = given ?? "cap_\(rootID)_\(NodeRegistry.randomSecret())"
         let secret = Self.parse(token).secret
@@ -101,7 +108,7 @@ public final class AccessControl: Sendable {
         guard let role = try await roleIfAny(record.role) else {
             throw CapstanError(.unauthorized, "token \(record.id) holds role \(record.role.quoted), which no longer exists")
         }
-        return Caller(tokenID: record.id, description: record.description, role: role)
+        return Caller(tokenID: record.id, description: record.description, role: role, expiresAt: record.expiresAt)
     }
 
     /// Splits `cap_ID_SECRET`; any other text is taken as a root token given at bootstrap.
@@ -132,9 +139,11 @@ public final class AccessControl: Sendable {
         let id = ConfigRecord.hex((0..<8).map { _ in UInt8.random(in: 0...255) })
         let secret = NodeRegistry.randomSecret()
         let now = Date()
+        // A token outlives neither its own time to live nor its creator's.
+        let asked = spec.ttlSeconds.map { now.addingTimeInterval(TimeInterval($0)) }
+        let expiresAt = [asked, caller.expiresAt].compactMap { $0 }.min()
         let record = TokenRecord(
-            id: id, role: role.name, description: spec.description, createdAt: now,
-            expiresAt: spec.ttlSeconds.map { now.addingTimeInterval(TimeInterval($0)) }, createdBy: caller.tokenID,
+            id: id, role: role.name, description: spec.description, createdAt: now, expiresAt: expiresAt, createdBy: caller.tokenID,
             secretHash: Self.hash(secret))
         let result = try await store.txn(
             TxnRequest(
@@ -152,9 +161,15 @@ public final class AccessControl: Sendable {
     }
 
     /// Revokes a token at once: on this replica now, on the others when their watch delivers it.
-    public func revoke(_ id: String) async throws {
+    /// The caller must hold everything the token's role grants: nobody revokes a stronger token.
+    public func revoke(_ id: String, by caller: Caller) async throws {
         guard Self.isTokenID(id) else {
             throw CapstanError(.invalidArgument, "token id \(id.quoted) is not a token id (see capstan token ls)")
+        }
+        if let record = try await store.get(StoreLayout.token(id)).flatMap({ try? RecordCoding.decoder.decode(TokenRecord.self, from: $0.value) }),
+            let role = try await roleIfAny(record.role), !caller.role.covers(role)
+        {
+            throw CapstanError(.forbidden, "token \(id) holds role \(role.name.quoted), which grants more than your own role \(caller.role.name.quoted)")
         }
         let (deleted, _) = try await store.delete(.key(StoreLayout.token(id)))
         guard deleted > 0 else { throw CapstanError(.notFound, "no token \(id)") }

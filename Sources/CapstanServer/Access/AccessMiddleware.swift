@@ -65,18 +65,17 @@ struct AccessMiddleware: RouterMiddleware {
         var draft = AuditLog.Draft(
             actorKind: .anonymous, actorID: "", actorDescription: "", action: Self.action(policy, method: method), method: method,
             resource: request.uri.description, client: address, status: 0, allowed: false)
-        if let wait = authFailures.wait(address) {
-            return Self.tooManyRequests(wait, "too many failed authentications from \(address)")
-        }
+        // Failed authentications are limited per address; a valid token passes whatever others
+        // behind the same address (a NAT, a proxy) got wrong.
         guard let token = Self.bearer(request.headers) else {
-            _ = authFailures.take(address)
+            if let wait = authFailures.take(address) { return Self.tooManyRequests(wait, "too many failed authentications from \(address)") }
             return await deny(&draft, CapstanError(.unauthorized, "this request needs a token: pass --token, set CAPSTAN_TOKEN or run capstan login"))
         }
         let caller: Caller
         do {
             caller = try await access.authenticate(token)
         } catch let error as CapstanError where error.code == .unauthorized {
-            _ = authFailures.take(address)
+            if let wait = authFailures.take(address) { return Self.tooManyRequests(wait, "too many failed authentications from \(address)") }
             return await deny(&draft, error)
         }
         draft.actorKind = .token
@@ -107,9 +106,6 @@ struct AccessMiddleware: RouterMiddleware {
             actorKind: .anonymous, actorID: request.headers[.capstanNode] ?? "", actorDescription: "",
             action: method == "POST" ? "agent.enroll" : "agent.connect", method: method, resource: request.uri.path, client: address,
             status: 0, allowed: true)
-        if let wait = authFailures.wait(address) {
-            return Self.tooManyRequests(wait, "too many failed authentications from \(address)")
-        }
         if Self.mutating(request.method), let wait = enrollments.take(address) {
             return Self.tooManyRequests(wait, "too many enrollments from \(address)")
         }
@@ -131,13 +127,14 @@ struct AccessMiddleware: RouterMiddleware {
             return response
         } catch {
             let status = ProblemMapping.problem(for: error).status
-            if status == 401 || status == 403 {
-                _ = authFailures.take(address)
-                draft.allowed = false
-            }
-            if status == 401 || status == 403 || Self.mutating(request.method) {
+            let refused = status == 401 || status == 403
+            if refused { draft.allowed = false }
+            if refused || Self.mutating(request.method) {
                 draft.status = status
                 await audit.append(draft)
+            }
+            if refused, let wait = authFailures.take(address) {
+                return Self.tooManyRequests(wait, "too many failed authentications from \(address)")
             }
             throw error
         }

@@ -55,8 +55,9 @@ public actor AuditLog {
 
     let store: any KeyValueStore
     let logger: Logger
-    /// Appends waiting for the writing caller to take them.
-    private var pending: [(Draft, Date, CheckedContinuation<Void, Never>)] = []
+    /// Appends waiting for the writing caller to take them. A waiter is resumed with `true` once
+    /// its entry is stored, or with `false` to write the next batch itself.
+    private var pending: [(Draft, Date, CheckedContinuation<Bool, Never>)] = []
     private var writing = false
     /// The head as this replica last wrote it, with its revision: saves a read per batch.
     private var knownHead: (Head, Int64)?
@@ -68,28 +69,30 @@ public actor AuditLog {
 
     /// Appends an entry and returns once it is stored (or its write failed and was logged).
     ///
-    /// The first caller writes; callers that come while it writes join the next batch, which it
-    /// writes too before it returns.
+    /// The first caller writes; callers that come while it writes wait, and the next batch is
+    /// written by the first of them, with the others' entries.
     public func append(_ draft: Draft) async {
         let now = Date()
         if writing {
-            await withCheckedContinuation { pending.append((draft, now, $0)) }
-            return
+            let stored = await withCheckedContinuation { pending.append((draft, now, $0)) }
+            if stored { return }
+            // Handed the lead: write this entry and what joined since.
         }
         writing = true
-        defer { writing = false }
-        var own: (Draft, Date)? = (draft, now)
-        while own != nil || !pending.isEmpty {
-            let joined = Array(pending.prefix(256))
-            pending.removeFirst(joined.count)
-            let batch = (own.map { [$0] } ?? []) + joined.map { ($0.0, $0.1) }
-            own = nil
-            do {
-                try await write(batch)
-            } catch {
-                logger.error("audit entries were not stored", metadata: ["audit.count": "\(batch.count)", "error": "\(error)"])
-            }
-            for (_, _, continuation) in joined { continuation.resume() }
+        let joined = Array(pending.prefix(255))
+        pending.removeFirst(joined.count)
+        let batch = [(draft, now)] + joined.map { ($0.0, $0.1) }
+        do {
+            try await write(batch)
+        } catch {
+            logger.error("audit entries were not stored", metadata: ["audit.count": "\(batch.count)", "error": "\(error)"])
+        }
+        for (_, _, continuation) in joined { continuation.resume(returning: true) }
+        // The next waiter writes the next batch: no caller waits on more than one batch after its own.
+        if pending.isEmpty {
+            writing = false
+        } else {
+            pending.removeFirst().2.resume(returning: false)
         }
     }
 
@@ -106,6 +109,7 @@ public actor AuditLog {
             }
             var head = start
             var ops: [TxnOp] = []
+            var compares = [Compare(key: StoreLayout.auditHead, .modRevision(startRevision))]
             for (draft, time) in drafts {
                 var entry = AuditEntry(
                     sequence: head.sequence + 1, time: Self.format(time), actorKind: draft.actorKind, actorID: draft.actorID,
@@ -115,11 +119,13 @@ public actor AuditLog {
                     previousHash: head.hash, hash: "")
                 entry.hash = Self.hash(of: entry)
                 ops.append(.put(key: Self.key(entry.sequence), value: try Self.encoder.encode(entry)))
+                // An entry is never overwritten, whatever happened to the head.
+                compares.append(.absent(Self.key(entry.sequence)))
                 head = Head(sequence: entry.sequence, hash: entry.hash)
             }
             ops.append(.put(key: StoreLayout.auditHead, value: try RecordCoding.encoder.encode(head)))
             let result = try await store.txn(
-                TxnRequest(compares: [Compare(key: StoreLayout.auditHead, .modRevision(startRevision))], success: ops))
+                TxnRequest(compares: compares, success: ops))
             if result.succeeded {
                 knownHead = (head, result.revision)
                 return
@@ -199,6 +205,9 @@ public actor AuditLog {
             start = last.key + "\u{0}"
         }
         let head = try await store.get(StoreLayout.auditHead).map { try RecordCoding.decoder.decode(Head.self, from: $0.value) }
+        if head == nil, let previous {
+            return broken(previous.sequence, "the chain's head is gone while entries remain")
+        }
         if let head, head.sequence != previous?.sequence || head.hash != previous?.hash {
             return broken(previous.map { $0.sequence + 1 } ?? head.sequence, "the chain ends before its head, entry \(head.sequence)")
         }

@@ -27,7 +27,7 @@ struct AccessRoutes {
             return try HTTPHelpers.json(try await access.createToken(spec, by: Self.caller(context)), status: .created)
         }
         tokens.delete("{id}") { _, context in
-            try await access.revoke(context.parameters.require("id"))
+            try await access.revoke(context.parameters.require("id"), by: Self.caller(context))
             return Response(status: .noContent)
         }
         let roles = router.group("v1/roles")

@@ -12,24 +12,41 @@ struct JobRoutes {
 
     static var maxBody: Int { 256 * 1024 }
 
+    /// The selectors the caller's job rules for `action` reach (nil: every node); fails closed
+    /// without a caller.
+    static func selectors(_ context: Context, _ action: AccessRule.Action) throws -> [String]? {
+        guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+        return caller.role.jobSelectors(for: action)
+    }
+
     func register(on router: Router<Context>) {
         let group = router.group("v1/jobs")
         group.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(JobSpec.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await jobs.submit(spec, onlyOn: context.caller?.role.jobRunSelectors), status: .created)
+            // Schedules key their jobs `schedule:NAME:TICK`: a client may not take a tick's key.
+            if spec.idempotencyKey?.hasPrefix("schedule:") == true {
+                throw CapstanError(.invalidArgument, "idempotency keys starting with schedule: are the scheduler's")
+            }
+            return try HTTPHelpers.json(try await jobs.submit(spec, onlyOn: try Self.selectors(context, .run)), status: .created)
         }
-        group.get { _, _ in
-            try HTTPHelpers.json(try await jobs.list())
+        group.get { _, context in
+            try HTTPHelpers.json(try await jobs.list(within: try Self.selectors(context, .read)))
         }
         group.get("{id}") { _, context in
-            try HTTPHelpers.json(try await jobs.job(context.parameters.require("id")))
+            let id = try context.parameters.require("id")
+            try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
+            return try HTTPHelpers.json(try await jobs.job(id))
         }
         group.post("{id}/cancel") { _, context in
-            try HTTPHelpers.json(try await jobs.cancel(context.parameters.require("id")))
+            let id = try context.parameters.require("id")
+            try await jobs.ensure(id, within: try Self.selectors(context, .run), action: "cancel")
+            return try HTTPHelpers.json(try await jobs.cancel(id))
         }
         group.get("{id}/events") { _, context in
-            let events = try await jobs.events(context.parameters.require("id"))
+            let id = try context.parameters.require("id")
+            try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
+            let events = try await jobs.events(id)
             return Response(
                 status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in

@@ -23,10 +23,9 @@ struct ScheduleRoutes {
             let spec = try JSONDecoder().decode(ScheduleSpec.self, from: Data(buffer: body))
             // A schedule starts jobs: its author must be able to run them, and its jobs stay
             // within the author's run rules.
-            let onlyOn = context.caller?.role.jobRunSelectors
-            if onlyOn?.isEmpty == true, let caller = context.caller {
-                throw AccessMiddleware.forbidden(caller, .run, .job, target: nil)
-            }
+            guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+            let onlyOn = caller.role.jobRunSelectors
+            if onlyOn?.isEmpty == true { throw AccessMiddleware.forbidden(caller, .run, .job, target: nil) }
             return try HTTPHelpers.json(try await schedules.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}") { _, context in

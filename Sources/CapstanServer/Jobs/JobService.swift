@@ -63,6 +63,8 @@ public final class JobService: Sendable {
     public func submit(_ spec: JobSpec, onlyOn: [String]? = nil, leaveOutOthers: Bool = false) async throws -> JobInfo {
         try Self.validate(spec)
         if let key = spec.idempotencyKey, let existing = try await jobID(forKey: key) {
+            // The job a key started is answered only to a caller who may read it.
+            try await ensure(existing, within: onlyOn, action: "read")
             return try await job(existing)
         }
         let selector = try Selector(spec.selector)
@@ -189,14 +191,21 @@ public final class JobService: Sendable {
     }
 
     /// Every job, newest first.
-    public func list() async throws -> JobList {
+    /// - Parameter within: selectors of the nodes the caller's job rules reach: only jobs all of
+    ///   whose nodes match one are listed. nil lists every job.
+    public func list(within selectors: [String]? = nil) async throws -> JobList {
         let kvs = try await store.range(RangeRequest(.prefix(StoreLayout.jobs))).kvs
+        var allowed: Set<String>?
+        if let selectors { allowed = try await nodeNames(matching: selectors) }
         var items: [JobSummary] = []
         for kv in kvs.reversed() {
             let id = String(kv.key.dropFirst(StoreLayout.jobs.count))
             if let run = active.withLock({ $0[id] }) {
-                items.append(await run.info.summary)
+                let info = await run.info
+                if let allowed, !info.nodes.allSatisfy({ allowed.contains($0.name) }) { continue }
+                items.append(info.summary)
             } else if let record = try? RecordCoding.decoder.decode(JobRecord.self, from: kv.value) {
+                if let allowed, !record.nodeNames.allSatisfy({ allowed.contains($0) }) { continue }
                 var summary = record.info.summary
                 summary.total = record.nodeNames.count
                 summary.succeeded = record.succeeded
@@ -205,6 +214,27 @@ public final class JobService: Sendable {
             }
         }
         return JobList(items: items)
+    }
+
+    /// The names of the nodes one of `selectors` picks now.
+    func nodeNames(matching selectors: [String]) async throws -> Set<String> {
+        var names = Set<String>()
+        for text in selectors {
+            for node in try await registry.list(selector: try Selector(text)) { names.insert(node.name) }
+        }
+        return names
+    }
+
+    /// Throws `forbidden` unless every node of the job matches one of `selectors` (nil: any node).
+    public func ensure(_ id: String, within selectors: [String]?, action: String) async throws {
+        guard let selectors else { return }
+        let info = try await job(id)
+        let allowed = try await nodeNames(matching: selectors)
+        let outside = info.nodes.map(\.name).filter { !allowed.contains($0) }
+        guard outside.isEmpty else {
+            throw CapstanError(
+                .forbidden, "job \(id) ran on nodes your role's job rules do not reach, so you may not \(action) it: \(outside.prefix(5).joined(separator: ", "))")
+        }
     }
 
     /// The job's events (see `JobRun.subscribe`); for a job not running here, its stored state.
