@@ -34,8 +34,8 @@ struct TemplateCommand: AsyncParsableCommand {
         @Flag(help: "Run --check and --reload through /bin/sh -c instead of as plain argv.") var shell = false
 
         func spec() throws -> TemplateSpec {
-            guard let modeValue = Int(mode.hasPrefix("0o") ? String(mode.dropFirst(2)) : mode, radix: 8), (0...0o7777).contains(modeValue)
-            else { throw ValidationError("--mode must be an octal file mode such as 0644; got \(mode)") }
+            guard let modeValue = Int(mode.hasPrefix("0o") ? String(mode.dropFirst(2)) : mode, radix: 8), (0...0o777).contains(modeValue)
+            else { throw ValidationError("--mode must be octal permission bits such as 0644 (no setuid, setgid or sticky); got \(mode)") }
             let splayDuration: Duration
             do { splayDuration = try DurationParser.parse(splay) } catch { throw ValidationError("--splay: \(error.message)") }
             return TemplateSpec(

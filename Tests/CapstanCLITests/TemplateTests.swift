@@ -228,6 +228,15 @@ struct TemplateTests {
             #expect(selector.stderr.contains("column 8"), "\(selector.stderr)")
             let mode = try await put(["--source", "app/t", "--dest", "/x.conf", "--mode", "999"])
             #expect(mode.status == 64)
+            let setuid = try await put(["--source", "app/t", "--dest", "/x.conf", "--mode", "4755"])
+            #expect(setuid.status == 64)
+            #expect(setuid.stderr.contains("no setuid"), "\(setuid.stderr)")
+            // The API refuses it too, for clients other than the CLI.
+            let api = try await ChildProcess.runShell(
+                "curl -s -X PUT -H \"Authorization: Bearer $CAPSTAN_TOKEN\" --data-binary "
+                    + #"'{"selector":"","source":"app/t","dest":"/x.conf","data":[],"mode":2541,"splayMilliseconds":0,"shell":false}' "#
+                    + "\(fixture.server.url)/v1/templates/t", environment: [:])
+            #expect(api.stdout.contains("permission bits only"), "\(api.stdout)")
             let source = try await put(["--source", "app/", "--dest", "/x.conf"])
             #expect(source.status == 1)
             #expect(source.stderr.contains("--source"), "\(source.stderr)")

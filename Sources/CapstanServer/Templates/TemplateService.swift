@@ -300,8 +300,10 @@ public final class TemplateService: Sendable {
             }
         }
         try validateDestination(spec.dest)
-        guard (0...0o7777).contains(spec.mode) else {
-            throw CapstanError(.invalidArgument, "mode \(String(spec.mode, radix: 8)) is not a file mode (0 to 7777, octal)")
+        // Permission bits only: a rendered config file is never setuid, setgid or sticky.
+        guard (0...0o777).contains(spec.mode) else {
+            throw CapstanError(
+                .invalidArgument, "mode \(String(spec.mode, radix: 8)) is not a config file's mode: permission bits only, 0 to 777 (octal)")
         }
         guard spec.splayMilliseconds >= 0, spec.splayMilliseconds <= 3_600_000 else {
             throw CapstanError(.invalidArgument, "splay must be between 0 and 1h")
