@@ -14,7 +14,7 @@ struct AccessRoutes {
 
     func register(on router: Router<Context>) {
         router.get("v1/whoami") { _, context in
-            let caller = try Self.caller(context)
+            let caller = try context.requireCaller()
             return try HTTPHelpers.json(CallerInfo(tokenID: caller.tokenID, description: caller.description, role: caller.role))
         }
         let tokens = router.group("v1/tokens")
@@ -24,10 +24,10 @@ struct AccessRoutes {
         tokens.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(TokenSpec.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await access.createToken(spec, by: Self.caller(context)), status: .created)
+            return try HTTPHelpers.json(try await access.createToken(spec, by: context.requireCaller()), status: .created)
         }
         tokens.delete("{id}") { _, context in
-            try await access.revoke(context.parameters.require("id"), by: Self.caller(context))
+            try await access.revoke(context.parameters.require("id"), by: context.requireCaller())
             return Response(status: .noContent)
         }
         let roles = router.group("v1/roles")
@@ -40,7 +40,7 @@ struct AccessRoutes {
         roles.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(RoleSpec.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await access.putRole(context.parameters.require("name"), spec, by: Self.caller(context)))
+            return try HTTPHelpers.json(try await access.putRole(context.parameters.require("name"), spec, by: context.requireCaller()))
         }
         roles.delete("{name}") { _, context in
             try await access.removeRole(context.parameters.require("name"))
@@ -62,10 +62,5 @@ struct AccessRoutes {
         router.get("v1/audit/verify") { _, _ in
             try HTTPHelpers.json(try await audit.verify())
         }
-    }
-
-    static func caller(_ context: Context) throws -> Caller {
-        guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
-        return caller
     }
 }

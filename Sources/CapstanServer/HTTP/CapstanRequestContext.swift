@@ -19,9 +19,15 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
         remoteAddress?.ipAddress ?? "local"
     }
 
+    /// The caller; `unauthorized` on a route that let the request through without one (fails closed).
+    func requireCaller() throws -> Caller {
+        guard let caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+        return caller
+    }
+
     /// Throws `forbidden` unless the caller may do `action` on all of `target`.
     func authorize(_ action: AccessRule.Action, on resource: AccessRule.Resource, target: String) throws {
-        guard let caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+        let caller = try requireCaller()
         guard caller.role.allows(action, on: resource, target: target) else {
             throw AccessMiddleware.forbidden(caller, action, resource, target: target)
         }

@@ -15,8 +15,7 @@ struct JobRoutes {
     /// The selectors the caller's job rules for `action` reach (nil: every node); fails closed
     /// without a caller.
     static func selectors(_ context: Context, _ action: AccessRule.Action) throws -> [String]? {
-        guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
-        return caller.role.jobSelectors(for: action)
+        try context.requireCaller().role.jobSelectors(for: action)
     }
 
     func register(on router: Router<Context>) {

@@ -23,7 +23,7 @@ struct ScheduleRoutes {
             let spec = try JSONDecoder().decode(ScheduleSpec.self, from: Data(buffer: body))
             // A schedule starts jobs: its author must be able to run them, and its jobs stay
             // within the author's run rules.
-            guard let caller = context.caller else { throw CapstanError(.unauthorized, "this request needs a token") }
+            let caller = try context.requireCaller()
             let onlyOn = caller.role.jobRunSelectors
             if onlyOn?.isEmpty == true { throw AccessMiddleware.forbidden(caller, .run, .job, target: nil) }
             return try HTTPHelpers.json(try await schedules.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
