@@ -43,13 +43,15 @@ done
 [ -n "${url:-}" ] || { echo "the server did not start:"; cat "$work/server.err"; exit 1; }
 token="$(cat "$work/root-token")"
 
-# Streams (watch, job events) never end by themselves: excluded, as is the WebSocket route.
+# Streams (watch, job events) never end by themselves: excluded, as is the WebSocket route. One
+# worker: with two, hypothesis's source cache raced ("AST constructor recursion depth mismatch")
+# and the run failed with an error of the tool's own.
 status=0
 schemathesis run "$url/v1/openapi.yaml" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path '/v1/watch' --exclude-path '/v1/jobs/{id}/events' --exclude-path '/v1/agent/connect' \
-    --max-examples "$examples" --request-timeout 20 --workers 2 --suppress-health-check all \
+    --max-examples "$examples" --request-timeout 20 --workers 1 --suppress-health-check all \
     || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server crashed during the fuzzing:"; cat "$work/server.err"; exit 1
