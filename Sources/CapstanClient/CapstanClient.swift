@@ -99,7 +99,14 @@ public struct CapstanClient: Sendable {
             let index = (start + offset) % servers.count
             let server = servers[index]
             do {
-                let result = try await attempt(server)
+                let result: T
+                do {
+                    result = try await attempt(server)
+                } catch let error as HTTPClientError where idempotent && error == .remoteConnectionClosed {
+                    // A pooled connection the server closed (idle timeout, restart) just as the
+                    // request went out on it: once more, on a fresh connection, as browsers do.
+                    result = try await attempt(server)
+                }
                 if offset > 0 { preferred.index.withLock { $0 = index } }
                 return result
             } catch let error as ClientError {

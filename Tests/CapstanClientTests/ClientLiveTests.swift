@@ -5,6 +5,7 @@ import CapstanServer
 import CapstanStore
 import CapstanTesting
 import Foundation
+import Synchronization
 import NIOCore
 import Testing
 
@@ -188,5 +189,86 @@ extension ClientLiveTests {
             }
             try await watchHTTP.shutdown()
         }
+    }
+}
+
+extension ClientLiveTests {
+    /// A read whose connection the server closed before answering (an idle connection closed just
+    /// as it was reused) is sent once more; a write is not, and the error says it may have applied.
+    @Test func aReadIsSentAgainOnAClosedConnectionAndAWriteIsNot() async throws {
+        let server = try HangUpOnceServer()
+        defer { server.stop() }
+        let client = CapstanClient(server: server.url, token: "cap_x_y")
+        do {
+            _ = try await client.whoami()
+            Issue.record("the read succeeded against a server that only answers 404")
+        } catch let error as ClientError {
+            #expect(error.problem?.detail == "answered on the second connection", "\(error)")
+        }
+        #expect(server.requests == 2)
+
+        let writes = try HangUpOnceServer()
+        defer { writes.stop() }
+        let writer = CapstanClient(server: writes.url, token: "cap_x_y")
+        do {
+            _ = try await writer.createNamespace("once")
+            Issue.record("the write succeeded against a server that hung up")
+        } catch let error as ClientError {
+            #expect(error.message.contains("may or may not have been applied"), "\(error)")
+        }
+        #expect(writes.requests == 1)
+    }
+}
+
+/// A server that reads the first request and closes the connection without a word, then answers
+/// every later request with a 404 problem.
+final class HangUpOnceServer: Sendable {
+    let url: String
+    private let descriptor: Int32
+    private let count = Mutex(0)
+
+    var requests: Int { count.withLock { $0 } }
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        descriptor = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
+                    && getsockname(listener, pointer, &length) == 0
+            }
+        }
+        guard listening else { throw POSIXError(.EADDRINUSE) }
+        url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        Thread { [self] in
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { break }
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                guard read(connection, &buffer, buffer.count) > 0 else {
+                    close(connection)
+                    continue
+                }
+                let number = self.count.withLock { value in
+                    value += 1
+                    return value
+                }
+                if number > 1 {
+                    let body = #"{"type":"about:blank","title":"Not Found","status":404,"detail":"answered on the second connection","code":"not_found"}"#
+                    let answer = "HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                    _ = answer.withCString { write(connection, $0, strlen($0)) }
+                }
+                close(connection)
+            }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
+        close(descriptor)
     }
 }

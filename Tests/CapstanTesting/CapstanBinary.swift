@@ -239,6 +239,31 @@ public struct ServerProcess: Sendable {
     }
 }
 
+/// An error from a test body that ran against server processes, with each server's state and
+/// the end of its log: a failure under load then says whether a server died and what it logged.
+public struct FailureWithServerLogs: Error, CustomStringConvertible {
+    public var error: any Error
+    public var logs: [String]
+    public var description: String { "\(error)\n" + logs.joined(separator: "\n") }
+}
+
+extension ServerProcess {
+    /// Runs `body`; if it throws, rethrows the error with the servers' states and log tails.
+    public static func explaining<T>(
+        _ servers: [String: ServerProcess], _ body: () async throws -> T
+    ) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            let logs = servers.sorted { $0.key < $1.key }.map { name, server in
+                let state = server.process.isDead ? "dead" : "running"
+                return "--- \(name) (\(server.url), \(state)), end of its log:\n" + String(server.process.errorOutput.suffix(4000))
+            }
+            throw FailureWithServerLogs(error: error, logs: logs)
+        }
+    }
+}
+
 extension ChildProcess {
     /// Runs `body` with this process and stops the process afterwards, whatever happens.
     public func stopping<T: Sendable>(after body: () async throws -> T) async throws -> T {
