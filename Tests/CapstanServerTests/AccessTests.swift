@@ -400,6 +400,43 @@ struct AccessTests {
 
     // MARK: Rate limits
 
+    /// The scheme is matched in any case and blanks around the token are dropped; anything else
+    /// is no bearer token at all.
+    @Test func authorizationHeadersAreReadAsRFC6750Says() async throws {
+        try await Self.withRouter(limits: Self.unlimited) { fixture in
+            for header in ["Bearer \(TestAuth.rootToken)", "bearer \(TestAuth.rootToken)", "BEARER   \(TestAuth.rootToken) \t"] {
+                let response = try await fixture.send(.get, "/v1/whoami", token: nil, headers: [.authorization: header])
+                #expect(response.status == .ok, "\(header.debugDescription)")
+            }
+            for header in ["Bearer", "Bearer ", "Bearer  \t ", "Basic \(TestAuth.rootToken)", "Bearer\(TestAuth.rootToken)", TestAuth.rootToken] {
+                let response = try await fixture.send(.get, "/v1/whoami", token: nil, headers: [.authorization: header])
+                #expect(response.status == .unauthorized, "\(header.debugDescription)")
+            }
+        }
+    }
+
+    /// An entry's stored JSON carries the hash of its JSON without it, even when a field holds
+    /// the text of the hash field itself.
+    @Test func anAuditEntryIsHashedOverItsOwnJSON() async throws {
+        try await Self.withRouter(limits: Self.unlimited) { fixture in
+            // The token's description lands in the entry as written.
+            let created = try await fixture.send(.post, "/v1/tokens", body: #"{"role":"admin","description":"x\"hash\":\"\"y"}"#)
+            #expect(created.status == .created)
+            let token = try AccessTests.decoder.decode(CreatedToken.self, from: Data(buffer: created.body)).token
+            #expect(try await fixture.send(.post, "/v1/namespaces", token: token, body: #"{"name":"sealed"}"#).status == .created)
+            let kvs = try await fixture.store.range(RangeRequest(.prefix("/capstan/audit/")))
+            let last = try #require(kvs.kvs.last)
+            var entry = try JSONDecoder().decode(AuditEntry.self, from: last.value)
+            #expect(entry.actorDescription == #"x"hash":""y"#)
+            let hash = entry.hash
+            entry.hash = ""
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            #expect(SHA256.hash(data: try encoder.encode(entry)).map { String(format: "%02x", $0) }.joined() == hash)
+            #expect(try await fixture.verify().valid)
+        }
+    }
+
     @Test func guessingAndFloodingAnswer429WithRetryAfter() async throws {
         var limits = AccessLimits()
         limits.authFailures = RateLimiter.Limit(rate: 0.01, burst: 3)

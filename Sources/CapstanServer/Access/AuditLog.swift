@@ -117,8 +117,9 @@ public actor AuditLog {
                     client: draft.client, status: draft.status, outcome: draft.allowed ? "allowed" : "denied",
                     revisionBefore: draft.revisionBefore, revisionAfter: draft.revisionAfter, contentHash: draft.contentHash,
                     previousHash: head.hash, hash: "")
-                entry.hash = Self.hash(of: entry)
-                ops.append(.put(key: Self.key(entry.sequence), value: try Self.encoder.encode(entry)))
+                let (hash, stored) = try Self.sealed(entry)
+                entry.hash = hash
+                ops.append(.put(key: Self.key(entry.sequence), value: stored))
                 // An entry is never overwritten, whatever happened to the head.
                 compares.append(.absent(Self.key(entry.sequence)))
                 head = Head(sequence: entry.sequence, hash: entry.hash)
@@ -270,6 +271,24 @@ public actor AuditLog {
         let data = (try? encoder.encode(entry)) ?? Data()
         return ConfigRecord.hex(SHA256.hash(data: data))
     }
+
+    /// The entry's hash and its stored JSON, from one encoding: the JSON with an empty `hash` is
+    /// hashed, then the hash is written into that empty value. Keys are sorted and quotes inside
+    /// strings are escaped, so `"hash":""` occurs exactly once, as the key.
+    static func sealed(_ entry: AuditEntry) throws -> (hash: String, stored: Data) {
+        var entry = entry
+        entry.hash = ""
+        let unsealed = try encoder.encode(entry)
+        let hash = ConfigRecord.hex(SHA256.hash(data: unsealed))
+        guard let slot = unsealed.range(of: emptyHash) else {
+            throw CapstanError(.internal, "an audit entry's JSON has no hash field")
+        }
+        var stored = unsealed
+        stored.replaceSubrange(slot, with: Data(#""hash":"\#(hash)""#.utf8))
+        return (hash, stored)
+    }
+
+    private static let emptyHash = Data(#""hash":"""#.utf8)
 
     /// `2026-11-21T23:59:01.123Z`: a value type, so no formatter is made per entry.
     static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
