@@ -112,12 +112,16 @@ public struct EnrollRequest: Codable, Sendable, Hashable {
     public var name: String
     public var labels: [String: String]
     public var facts: NodeFacts
+    /// A PKCS #10 request (PEM) for the node's client certificate; required when the server
+    /// speaks TLS.
+    public var certificateRequest: String?
 
-    public init(joinToken: String, name: String, labels: [String: String], facts: NodeFacts) {
+    public init(joinToken: String, name: String, labels: [String: String], facts: NodeFacts, certificateRequest: String? = nil) {
         self.joinToken = joinToken
         self.name = name
         self.labels = labels
         self.facts = facts
+        self.certificateRequest = certificateRequest
     }
 }
 
@@ -127,10 +131,34 @@ public struct EnrollResponse: Codable, Sendable, Hashable {
     public var name: String
     public var id: String
     public var secret: String
+    /// The node's client certificate (PEM), when the server speaks TLS.
+    public var certificate: String?
 
-    public init(name: String, id: String, secret: String) {
+    public init(name: String, id: String, secret: String, certificate: String? = nil) {
         self.name = name
         self.id = id
         self.secret = secret
+        self.certificate = certificate
+    }
+}
+
+/// `POST /v1/agent/renew`: a new client certificate for the node's (new) key, asked for over the
+/// node's mutual-TLS connection before the current one expires.
+public struct CertificateRenewal: Codable, Sendable, Hashable {
+    public var certificateRequest: String
+
+    public init(certificateRequest: String) {
+        self.certificateRequest = certificateRequest
+    }
+}
+
+/// The answer to a renewal: the new certificate (PEM); the one before it stops working.
+public struct RenewedCertificate: Codable, Sendable, Hashable {
+    public var certificate: String
+    public var expires: Date
+
+    public init(certificate: String, expires: Date) {
+        self.certificate = certificate
+        self.expires = expires
     }
 }

@@ -104,7 +104,7 @@ struct AccessMiddleware: RouterMiddleware {
         let method = request.method.rawValue
         var draft = AuditLog.Draft(
             actorKind: .anonymous, actorID: request.headers[.capstanNode] ?? "", actorDescription: "",
-            action: method == "POST" ? "agent.enroll" : "agent.connect", method: method, resource: request.uri.path, client: address,
+            action: "agent." + (request.uri.path.split(separator: "/").last.map(String.init) ?? "connect"), method: method, resource: request.uri.path, client: address,
             status: 0, allowed: true)
         if Self.mutating(request.method), let wait = enrollments.take(address) {
             return Self.tooManyRequests(wait, "too many enrollments from \(address)")

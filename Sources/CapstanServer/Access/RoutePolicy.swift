@@ -55,6 +55,8 @@ enum RoutePolicy {
         "DELETE /v1/nodes/{name}": .caller(.node, .delete, .parameter("name")),
         "POST /v1/agent/enroll": .agent,
         "GET /v1/agent/connect": .agent,
+        "POST /v1/agent/renew": .agent,
+        "GET /v1/agent/ca": .open,
 
         "GET /v1/templates": .caller(.template, .read, .some),
         "PUT /v1/templates/{name}": .caller(.template, .write, .parameter("name")),

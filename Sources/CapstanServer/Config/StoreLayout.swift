@@ -12,6 +12,8 @@ enum StoreLayout {
     static let presences = root + "presence/"
 
     static let joinToken = root + "join-token"
+    /// The installation's certificate authority (certificate and key, PEM).
+    static let tlsAuthority = root + "tls/authority"
 
     /// API tokens and roles, under one prefix so that one watch keeps their cache.
     static let access = root + "access/"

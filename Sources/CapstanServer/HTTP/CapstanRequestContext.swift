@@ -8,10 +8,13 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     public let remoteAddress: SocketAddress?
     /// Set by `AccessMiddleware` once the bearer token checks out; nil on open and agent routes.
     public var caller: Caller?
+    /// The connection, for the client certificate an agent presents.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.channel = source.channel
     }
 
     /// The client address as the audit log and rate limits key it.

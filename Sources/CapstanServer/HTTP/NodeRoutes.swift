@@ -12,6 +12,8 @@ struct NodeRoutes {
     let templates: TemplateService
     let metrics: NodeMetrics
     let checks: CheckService
+    /// The PEM certificate clients verify this server by; nil on plain HTTP.
+    let tlsAnchor: String?
 
     static var maxBody: Int { 256 * 1024 }
 
@@ -21,12 +23,30 @@ struct NodeRoutes {
             let enroll = try JSONDecoder.iso8601.decode(EnrollRequest.self, from: Data(buffer: body))
             return try HTTPHelpers.json(try await registry.enroll(enroll), status: .created)
         }
-        router.get("v1/agent/connect") { request, _ -> Response in
+        router.get("v1/agent/connect") { request, context -> Response in
             guard let (name, secret) = AgentGateway.credentials(request.headers) else {
                 throw CapstanError(.unauthorized, "an agent connection needs X-Capstan-Node and Authorization: Bearer SECRET")
             }
-            _ = try await registry.authenticate(name: name, secret: secret)
+            let serial = await context.channel.verifiedClientCertificateSerial()
+            _ = try await registry.authenticate(name: name, secret: secret, certificateSerial: serial)
             throw HTTPError(.upgradeRequired, message: "connect with a WebSocket upgrade")
+        }
+        router.post("v1/agent/renew") { request, context in
+            guard let (name, secret) = AgentGateway.credentials(request.headers) else {
+                throw CapstanError(.unauthorized, "a renewal needs X-Capstan-Node and Authorization: Bearer SECRET")
+            }
+            let body = try await request.body.collect(upTo: Self.maxBody)
+            let renewal = try JSONDecoder.iso8601.decode(CertificateRenewal.self, from: Data(buffer: body))
+            let serial = await context.channel.verifiedClientCertificateSerial()
+            return try HTTPHelpers.json(try await registry.renew(name: name, secret: secret, certificateSerial: serial, request: renewal))
+        }
+        // The certificate agents and clients verify this server by; a join token pins its fingerprint.
+        router.get("v1/agent/ca") { _, _ -> Response in
+            guard let anchor = tlsAnchor else {
+                throw CapstanError(.notFound, "this server speaks plain HTTP: it has no CA certificate")
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: anchor)))
         }
         let nodes = router.group("v1/nodes")
         nodes.get { request, context in

@@ -56,7 +56,9 @@ struct HeadDeadlineChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(timeout: timeout), position: .first)
+            // After TLS, when there is TLS (it reads plaintext), before the HTTP decoder; its clock
+            // starts at once, so a stalled handshake is cut off too.
+            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(timeout: timeout), position: .last)
         }.flatMap {
             base.setup(channel: channel, logger: logger)
         }

@@ -32,13 +32,14 @@ struct AgentGateway: Sendable {
     static let maxFrameBytes = 1 << 14
 
     /// Whether to upgrade `request`: only a node's own, authenticated request to the agent path.
-    func shouldUpgrade(_ request: HTTPRequest, logger: Logger) async -> ShouldUpgradeResult<
+    func shouldUpgrade(_ request: HTTPRequest, channel: any Channel, logger: Logger) async -> ShouldUpgradeResult<
         WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
     > {
         guard let path = request.path, path.split(separator: "?").first.map(String.init) == Self.path,
-            let (name, secret) = Self.credentials(request.headerFields),
-            (try? await registry.authenticate(name: name, secret: secret)) != nil
+            let (name, secret) = Self.credentials(request.headerFields)
         else { return .dontUpgrade }
+        let serial = await channel.verifiedClientCertificateSerial()
+        guard (try? await registry.authenticate(name: name, secret: secret, certificateSerial: serial)) != nil else { return .dontUpgrade }
         return .upgrade([:]) { inbound, outbound, context in
             try await serve(name: name, inbound: inbound, outbound: outbound, logger: context.logger)
         }

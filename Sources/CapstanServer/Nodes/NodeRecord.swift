@@ -15,6 +15,10 @@ struct NodeRecord: Codable, Sendable, Hashable {
     var statusSince: Date
     var lastSeen: Date?
     var enrolledAt: Date
+    /// The serial (hex) of the client certificate the node holds now, when the server speaks
+    /// TLS: the only one its connections are accepted with.
+    var certificateSerial: String?
+    var certificateExpires: Date?
 
     static func hash(secret: String) -> String {
         ConfigRecord.hex(SHA256.hash(data: Data(secret.utf8)))

@@ -1,5 +1,6 @@
 import CapstanCore
 import CapstanStore
+import CapstanTLS
 import Crypto
 import Foundation
 import Logging
@@ -42,12 +43,24 @@ public final class NodeRegistry: Sendable {
     static let heartbeatsToRecover = 2
     static let missedToFail = 3
 
-    public init(store: any KeyValueStore, heartbeatInterval: Duration, joinToken: String, logger: Logger) {
+    /// With TLS: the CA that issues node certificates, and how long they last.
+    let authority: CertificateAuthority?
+    let certificateLifetime: Duration
+
+    public init(
+        store: any KeyValueStore, heartbeatInterval: Duration, joinToken: String, logger: Logger,
+        authority: CertificateAuthority? = nil, certificateLifetime: Duration = .seconds(30 * 86_400)
+    ) {
         self.store = store
         self.heartbeatInterval = heartbeatInterval
         self.joinToken = joinToken
         self.logger = logger
+        self.authority = authority
+        self.certificateLifetime = certificateLifetime
     }
+
+    /// Whether agents must hold a client certificate from this installation's CA.
+    var requiresCertificates: Bool { authority != nil }
 
     // MARK: Enrollment and identity
 
@@ -65,6 +78,18 @@ public final class NodeRegistry: Sendable {
         try Labels.validate(request.labels)
         let secret = Self.randomSecret()
         let now = Date()
+        var issued: IssuedCertificate?
+        if let authority {
+            guard let csr = request.certificateRequest else {
+                throw CapstanError(
+                    .invalidArgument, "this server speaks TLS: an enrollment must carry a certificate request (an agent older than the server?)")
+            }
+            do {
+                issued = try authority.issueNodeCertificate(csrPEM: csr, name: request.name, validFor: certificateLifetime.timeInterval)
+            } catch let error as TLSError {
+                throw CapstanError(.invalidArgument, error.description)
+            }
+        }
         while true {
             let existing = try await store.range(RangeRequest(.key(StoreLayout.node(request.name)))).kvs.first
             var record: NodeRecord
@@ -72,28 +97,67 @@ public final class NodeRegistry: Sendable {
                 old.secretHash = NodeRecord.hash(secret: secret)
                 old.agentLabels = request.labels
                 old.facts = request.facts
+                old.certificateSerial = issued?.serial
+                old.certificateExpires = issued?.notAfter
                 record = old
             } else {
                 record = NodeRecord(
                     name: request.name, id: UUID().uuidString.lowercased(), secretHash: NodeRecord.hash(secret: secret),
                     agentLabels: request.labels, serverLabels: [:], facts: request.facts, status: .unhealthy, statusSince: now,
-                    lastSeen: nil, enrolledAt: now)
+                    lastSeen: nil, enrolledAt: now, certificateSerial: issued?.serial, certificateExpires: issued?.notAfter)
             }
             if try await write(record, expecting: existing?.modRevision ?? 0) != nil {
                 logger.info(
                     "node enrolled", metadata: ["node": "\(record.name)", "node.id": "\(record.id)", "reenrolled": "\(existing != nil)"])
-                return EnrollResponse(name: record.name, id: record.id, secret: secret)
+                return EnrollResponse(name: record.name, id: record.id, secret: secret, certificate: issued?.certificatePEM)
             }
         }
     }
 
     /// The node `name` if `secret` is its own; `unauthorized` otherwise (also for unknown names,
     /// so that a guess learns nothing).
-    func authenticate(name: String, secret: String) async throws -> NodeRecord {
+    ///
+    /// With TLS the connection must also carry the node's current client certificate: one the
+    /// CA issued (checked in the handshake) whose serial is the one the node record holds. A
+    /// certificate of a removed node, or one replaced by renewal, is refused.
+    func authenticate(name: String, secret: String, certificateSerial: String?) async throws -> NodeRecord {
         guard let (record, _) = try await read(name), record.accepts(secret: secret) else {
             throw CapstanError(.unauthorized, "node \(name.quoted) is unknown or its secret is wrong: enroll it again with a join token")
         }
+        if requiresCertificates {
+            guard let certificateSerial else {
+                throw CapstanError(.unauthorized, "node \(name.quoted) connected without its client certificate: this server speaks mutual TLS to agents")
+            }
+            guard let current = record.certificateSerial, Self.constantTimeEqual(current, certificateSerial) else {
+                throw CapstanError(
+                    .unauthorized, "node \(name.quoted) presented a client certificate that is no longer its own (revoked or renewed): enroll it again")
+            }
+        }
         return record
+    }
+
+    /// Issues node `name` a new certificate for the key of `request`; the node proved itself with
+    /// its secret and current certificate. The certificate before it stops working.
+    func renew(name: String, secret: String, certificateSerial: String?, request: CertificateRenewal) async throws -> RenewedCertificate {
+        guard let authority else { throw CapstanError(.invalidArgument, "this server does not speak TLS: there is no certificate to renew") }
+        while true {
+            _ = try await authenticate(name: name, secret: secret, certificateSerial: certificateSerial)
+            guard let (record, revision) = try await read(name) else { throw Self.notFound(name) }
+            let issued: IssuedCertificate
+            do {
+                issued = try authority.issueNodeCertificate(
+                    csrPEM: request.certificateRequest, name: name, validFor: certificateLifetime.timeInterval)
+            } catch let error as TLSError {
+                throw CapstanError(.invalidArgument, error.description)
+            }
+            var renewed = record
+            renewed.certificateSerial = issued.serial
+            renewed.certificateExpires = issued.notAfter
+            if try await write(renewed, expecting: revision) != nil {
+                logger.info("node certificate renewed", metadata: ["node": "\(name)", "expires": "\(issued.notAfter)"])
+                return RenewedCertificate(certificate: issued.certificatePEM, expires: issued.notAfter)
+            }
+        }
     }
 
     // MARK: Connections and heartbeats

@@ -1,6 +1,8 @@
+import CapstanCore
 import CapstanStore
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
@@ -16,6 +18,13 @@ public enum CapstanServer {
         public var joinToken: String
         /// The root API token, when this start bootstrapped the installation (shown once).
         public var rootToken: String?
+        /// TLS as served; nil on plain HTTP.
+        public var tls: ServingTLS?
+
+        /// The join token as agents are given it: with TLS it pins the CA's fingerprint.
+        public var agentJoinToken: String {
+            JoinToken(secret: joinToken, fingerprint: tls?.anchorFingerprint).description
+        }
     }
 
     /// Builds the router with every route and middleware; tests use it in-process.
@@ -31,7 +40,8 @@ public enum CapstanServer {
         audit: AuditLog? = nil,
         limits: AccessLimits = AccessLimits(),
         store: any KeyValueStore,
-        metrics: ServerMetrics
+        metrics: ServerMetrics,
+        tlsAnchor: String? = nil
     ) -> Router<CapstanRequestContext> {
         let registry =
             registry
@@ -52,7 +62,8 @@ public enum CapstanServer {
         WatchRoutes(service: service, metrics: metrics).register(on: router)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
         let checks = checks ?? CheckService(store: store, logger: Logger(label: "capstan.checks"))
-        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks).register(on: router)
+        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks, tlsAnchor: tlsAnchor)
+            .register(on: router)
         CheckRoutes(checks: checks, registry: registry).register(on: router)
         TemplateRoutes(templates: templates, registry: registry).register(on: router)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
@@ -70,12 +81,14 @@ public enum CapstanServer {
         configuration: ServerConfiguration,
         store: any KeyValueStore,
         logger: Logger,
+        tls: ServingTLS? = nil,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let service = ConfigService(store: store, configuration: configuration.config)
         let registry = NodeRegistry(
             store: store, heartbeatInterval: configuration.heartbeatInterval,
-            joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger)
+            joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger,
+            authority: tls?.authority, certificateLifetime: configuration.nodeCertificateLifetime)
         let templates = TemplateService(store: store, logger: logger)
         let checks = CheckService(store: store, logger: logger)
         let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger)
@@ -94,7 +107,7 @@ public enum CapstanServer {
         let audit = AuditLog(store: store, logger: logger)
         let router = makeRouter(
             service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks,
-            access: access, audit: audit, limits: configuration.limits, store: store, metrics: metrics)
+            access: access, audit: audit, limits: configuration.limits, store: store, metrics: metrics, tlsAnchor: tls?.anchorPEM)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
@@ -103,10 +116,12 @@ public enum CapstanServer {
                 let http1 = HTTP1Channel.Configuration(
                     additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: TimeAmount(configuration.idleTimeout),
                     httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100))
-                let upgrade = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1)) { request, _, logger in
-                    await gateway.shouldUpgrade(request, logger: logger)
+                let upgrade = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1)) { request, channel, logger in
+                    await gateway.shouldUpgrade(request, channel: channel, logger: logger)
                 }
-                return HeadDeadlineChannel(base: upgrade, timeout: TimeAmount(configuration.requestHeadTimeout))
+                let plain = HeadDeadlineChannel(base: upgrade, timeout: TimeAmount(configuration.requestHeadTimeout))
+                guard let tls else { return plain }
+                return try TLSChannel(plain, tlsConfiguration: tls.configuration)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [
@@ -141,8 +156,13 @@ public enum CapstanServer {
             let joinToken = try await NodeRegistry.joinToken(store: store, given: configuration.joinToken)
             configuration.joinToken = joinToken
             let rootToken = try await AccessControl.bootstrap(store: store, given: configuration.rootToken)
-            let app = makeApplication(configuration: configuration, store: store, logger: logger) { port in
-                await onRunning(Started(port: port, joinToken: joinToken, rootToken: rootToken))
+            var serving: ServingTLS?
+            if let settings = configuration.tls {
+                serving = try await ServingTLS.prepare(settings, store: store, host: configuration.host)
+            }
+            let tls = serving
+            let app = makeApplication(configuration: configuration, store: store, logger: logger, tls: tls) { port in
+                await onRunning(Started(port: port, joinToken: joinToken, rootToken: rootToken, tls: tls))
             }
             let group = ServiceGroup(
                 configuration: .init(
