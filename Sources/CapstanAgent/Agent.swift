@@ -1,10 +1,12 @@
 import AsyncHTTPClient
 import CapstanCore
+import CapstanTLS
 import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import NIOSSL
 import HummingbirdWSClient
 import Synchronization
 
@@ -26,6 +28,9 @@ public struct AgentConfiguration: Sendable {
     public var maxBackoff: Duration = .seconds(30)
     /// First wait after a lost connection (doubled per failed attempt, with full jitter).
     public var initialBackoff: Duration = .milliseconds(500)
+    /// The CA certificate (PEM file) to verify an HTTPS server by, instead of the one the join
+    /// token pins.
+    public var caCertificateFile: String?
 
     public init(server: String, joinToken: String?, dataDirectory: String, name: String? = nil) {
         self.server = server
@@ -40,6 +45,10 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
     public var name: String
     public var id: String
     public var secret: String
+    /// With TLS: the node's client certificate and key, and the CA the server is verified by (PEM).
+    public var certificate: String?
+    public var key: String?
+    public var caCertificate: String?
 
     static func file(in directory: String) -> String {
         URL(fileURLWithPath: directory).appendingPathComponent("identity.json").path
@@ -64,6 +73,16 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
 public struct AgentError: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The identity in use, replaced when the certificate is renewed.
+final class CurrentIdentity: Sendable {
+    private let value: Mutex<AgentIdentity>
+    init(_ identity: AgentIdentity) { value = Mutex(identity) }
+    var identity: AgentIdentity {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
 }
 
 /// `capstan agent`: enrolls once, then keeps one WebSocket to the server, says hello with the
@@ -91,7 +110,11 @@ public final class Agent: Sendable {
     /// Runs until cancelled; throws only what retrying cannot fix (no identity and no join
     /// token, a refused join token).
     public func run() async throws {
-        var identity = try await loadOrEnroll()
+        let current = CurrentIdentity(try await loadOrEnroll())
+        // With TLS the certificate is renewed beside the connection, a third of its life before it ends.
+        let renewals = Task { await renewCertificates(current) }
+        defer { renewals.cancel() }
+        var identity: AgentIdentity { current.identity }
         let executor = JobExecutor(policy: configuration.execPolicy, logger: logger)
         // One sampler for the agent's life: rates run on across reconnects.
         let sampler = MetricsSource()
@@ -105,7 +128,12 @@ public final class Agent: Sendable {
         await checks.update(worker.storedSet()?.checks ?? [])
         var attempt = 0
         while !Task.isCancelled {
-            let outcome = await connectOnce(identity, worker: worker, executor: executor, sampler: sampler, checks: checks)
+            var outcome = Outcome.unauthorized
+            if let expires = AgentTLS.schedule(identity)?.expires, expires < Date() {
+                logger.warning("this node's client certificate expired", metadata: ["expired": "\(expires)"])
+            } else {
+                outcome = await connectOnce(identity, worker: worker, executor: executor, sampler: sampler, checks: checks)
+            }
             switch outcome {
             case .welcomed:
                 attempt = 0
@@ -116,7 +144,7 @@ public final class Agent: Sendable {
                         "the server refuses node \(identity.name)'s identity and no --join-token was given to enroll again")
                 }
                 logger.warning("the server refused this node's identity; enrolling again", metadata: ["node": "\(identity.name)"])
-                identity = try await enroll()
+                current.identity = try await enroll()
                 continue
             case .failed:
                 attempt += 1
@@ -150,16 +178,46 @@ public final class Agent: Sendable {
         return try await enroll()
     }
 
-    /// Enrolls with the join token, retrying while the server cannot be reached.
+    /// Whether the server is reached over HTTPS (and so enrollment carries a certificate request).
+    var speaksTLS: Bool { configuration.server.lowercased().hasPrefix("https://") }
+
+    /// Enrolls with the join token, retrying while the server cannot be reached. Over HTTPS the
+    /// server's CA is found first (by the token's pin) and a key made for the node's certificate.
     private func enroll() async throws -> AgentIdentity {
         let name = configuration.name ?? HostFacts.collect().hostname.lowercased()
-        let body = EnrollRequest(
-            joinToken: configuration.joinToken ?? "", name: name, labels: configuration.labels, facts: HostFacts.collect())
+        let joinToken: JoinToken
+        do { joinToken = try JoinToken(parsing: configuration.joinToken ?? "") } catch { throw AgentError(error.message) }
+        var body = EnrollRequest(joinToken: joinToken.secret, name: name, labels: configuration.labels, facts: HostFacts.collect())
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         var attempt = 0
+        var anchor: String?
+        var key: NodeKey?
         while true {
             var request = HTTPClientRequest(url: configuration.server + "/v1/agent/enroll")
+            if speaksTLS {
+                do {
+                    if anchor == nil { anchor = try await AgentTLS.trustAnchor(configuration: configuration, http: http) }
+                } catch let error as AgentError {
+                    throw error
+                } catch {
+                    attempt += 1
+                    logger.warning("cannot reach the server to enroll; retrying", metadata: ["error": "\(error)"])
+                    try await Task.sleep(for: backoff(attempt: attempt))
+                    continue
+                }
+                if key == nil {
+                    let fresh = try NodeKey()
+                    key = fresh
+                    body.certificateRequest = try fresh.signingRequest(name: name)
+                }
+                var verified = TLSConfiguration.makeClientConfiguration()
+                if configuration.caCertificateFile == nil { verified.certificateVerification = .noHostnameVerification }
+                verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array((anchor ?? "").utf8)))
+                request.tlsConfiguration = verified
+            } else if joinToken.fingerprint != nil {
+                throw AgentError("the join token pins a CA fingerprint but --server is plain HTTP: use the https:// address the server printed")
+            }
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: try encoder.encode(body)))
@@ -171,7 +229,12 @@ public final class Agent: Sendable {
                     throw AgentError("the server refused to enroll node \(name): \(detail)")
                 }
                 let answer = try JSONDecoder().decode(EnrollResponse.self, from: bytes)
-                let identity = AgentIdentity(name: answer.name, id: answer.id, secret: answer.secret)
+                if speaksTLS, answer.certificate == nil {
+                    throw AgentError("the server answered the enrollment without a client certificate")
+                }
+                let identity = AgentIdentity(
+                    name: answer.name, id: answer.id, secret: answer.secret, certificate: answer.certificate, key: key?.keyPEM,
+                    caCertificate: anchor)
                 try identity.save(in: configuration.dataDirectory)
                 logger.info("enrolled", metadata: ["node": "\(identity.name)", "node.id": "\(identity.id)"])
                 events("enrolled")
@@ -203,6 +266,10 @@ public final class Agent: Sendable {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
         var options = WebSocketClientConfiguration()
+        // Server Name Indication takes names only: an agent that reaches the server by address sends none useful.
+        if let host = URL(string: configuration.server)?.host, host.first?.isNumber == true || host.contains(":") {
+            options.sniHostname = "capstan"
+        }
         options.additionalHeaders = [
             HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)",
         ]
@@ -211,7 +278,8 @@ public final class Agent: Sendable {
         let events = self.events
         let logger = self.logger
         do {
-            try await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
+            let tls = try AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
+            try await WebSocketClient.connect(url: url, configuration: options, tlsConfiguration: tls, logger: logger) { inbound, outbound, _ in
                 let facts = HostFacts.collect()
                 let hello = AgentMessage(
                     type: .hello, hello: .init(facts: facts, labels: labels, templatesDigest: worker.storedDigest()))
@@ -319,9 +387,62 @@ public final class Agent: Sendable {
         var request = HTTPClientRequest(url: configuration.server + "/v1/agent/connect")
         request.headers.add(name: "X-Capstan-Node", value: identity.name)
         request.headers.add(name: "Authorization", value: "Bearer \(identity.secret)")
+        request.tlsConfiguration = try? AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
         guard let response = try? await http.execute(request, timeout: .seconds(10)) else { return false }
         _ = try? await response.body.collect(upTo: 1 << 16)
         return response.status == .unauthorized
+    }
+}
+
+extension Agent {
+    /// Renews the node's certificate whenever a third of its life is left, until cancelled.
+    func renewCertificates(_ current: CurrentIdentity) async {
+        var attempt = 0
+        while !Task.isCancelled {
+            guard let (renewAt, _) = AgentTLS.schedule(current.identity) else { return }
+            let wait = renewAt.timeIntervalSinceNow
+            if wait > 0 {
+                // Checked at least hourly, so that a clock that jumped is noticed.
+                do { try await Task.sleep(for: .seconds(min(wait, 3600))) } catch { return }
+                continue
+            }
+            do {
+                current.identity = try await renew(current.identity)
+                attempt = 0
+            } catch {
+                attempt += 1
+                logger.warning("the certificate was not renewed; trying again", metadata: ["error": "\(error)"])
+                do { try await Task.sleep(for: backoff(attempt: attempt)) } catch { return }
+            }
+        }
+    }
+
+    /// Asks for a certificate for a new key, over the mutual-TLS connection the current one opens.
+    func renew(_ identity: AgentIdentity) async throws -> AgentIdentity {
+        let key = try NodeKey()
+        var request = HTTPClientRequest(url: configuration.server + "/v1/agent/renew")
+        request.method = .POST
+        request.tlsConfiguration = try AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
+        request.headers.add(name: "X-Capstan-Node", value: identity.name)
+        request.headers.add(name: "Authorization", value: "Bearer \(identity.secret)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(CertificateRenewal(certificateRequest: try key.signingRequest(name: identity.name)))))
+        let response = try await http.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            let detail = (try? JSONDecoder().decode(Problem.self, from: bytes))?.detail ?? String(buffer: bytes)
+            throw AgentError("the server refused to renew the certificate: \(detail)")
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let renewed = try decoder.decode(RenewedCertificate.self, from: bytes)
+        var next = identity
+        next.certificate = renewed.certificate
+        next.key = key.keyPEM
+        try next.save(in: configuration.dataDirectory)
+        logger.info("certificate renewed", metadata: ["node": "\(identity.name)", "expires": "\(renewed.expires)"])
+        events("certificate renewed")
+        return next
     }
 }
 

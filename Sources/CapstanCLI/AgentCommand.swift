@@ -20,7 +20,16 @@ struct AgentCommand: AsyncParsableCommand {
             "Server URL (default: $CAPSTAN_ADDR or http://127.0.0.1:8740).", valueName: "url"))
     var server: String?
 
-    @Option(help: "The server's join token; needed for the first start only.") var joinToken: String?
+    @Option(
+        help: """
+            The server's join token, as the server prints it; needed for the first start only. Over https:// it pins             the server's CA fingerprint (cj1-...), and the agent refuses a server whose CA is another.
+            """)
+    var joinToken: String?
+
+    @Option(
+        name: .customLong("ca-cert"),
+        help: ArgumentHelp("CA certificate (PEM file) to verify an https:// server by, instead of the join token's pin.", valueName: "file"))
+    var caCertificate: String?
 
     @Option(help: "Directory for the agent's identity and state.")
     var dataDir: String = "capstan-agent"
@@ -47,6 +56,9 @@ struct AgentCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
+        if let joinToken {
+            do { _ = try JoinToken(parsing: joinToken) } catch { throw ValidationError("--join-token: \(error.message)") }
+        }
         if let name {
             do { try NodeName.validate(name) } catch { throw ValidationError("--name: \(error.message)") }
         }
@@ -83,6 +95,7 @@ struct AgentCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         var configuration = AgentConfiguration(server: serverURL, joinToken: joinToken, dataDirectory: dataDir, name: name)
         configuration.labels = try Labels.parseAssignments(labels)
+        configuration.caCertificateFile = caCertificate
         configuration.allowedPaths = allowedPaths
         configuration.execPolicy = noExec ? .none : allowedCommands.isEmpty ? .all : .only(allowedCommands)
         let agent = Agent(configuration: configuration, logger: logger) { event in

@@ -64,9 +64,10 @@ struct Credentials: Codable, Sendable {
     }
 
     /// Records `token` for `server` and makes it the current server.
-    static func remember(server: String, token: String) throws {
+    static func remember(server: String, token: String, caCertificate: String? = nil) throws {
         var credentials = try load()
         credentials.servers[server, default: Entry()].token = token
+        if let caCertificate { credentials.servers[server, default: Entry()].caCertificate = caCertificate }
         credentials.current = server
         try credentials.save()
     }

@@ -22,6 +22,13 @@ struct GlobalOptions: ParsableArguments {
             "API token (default: $CAPSTAN_TOKEN, else the one capstan login or server --dev saved for the server).", valueName: "token"))
     var token: String?
 
+    @Option(
+        name: .customLong("ca-cert"),
+        help: ArgumentHelp(
+            "CA certificate (PEM file) to verify an https:// server by (default: $CAPSTAN_CA_CERT, else the one capstan login saved for the server).",
+            valueName: "file"))
+    var caCertificate: String?
+
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output format: table, json or yaml.")
     var output: OutputFormat = .table
 
@@ -36,7 +43,20 @@ struct GlobalOptions: ParsableArguments {
         let credentials = try Credentials.load()
         var client = CapstanClient(server: serverURL(credentials), author: author)
         client.token = token ?? Self.environment("CAPSTAN_TOKEN") ?? credentials.servers[client.server]?.token
+        if let path = caCertificate ?? Self.environment("CAPSTAN_CA_CERT") {
+            try client.trust(caCertificatePEM: try Self.readCA(path))
+        } else if let pem = credentials.servers[client.server]?.caCertificate {
+            try client.trust(caCertificatePEM: pem)
+        }
         return client
+    }
+
+    /// The PEM text of a CA certificate file.
+    static func readCA(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--ca-cert / CAPSTAN_CA_CERT: cannot read \(path)")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func environment(_ name: String) -> String? {

@@ -16,6 +16,12 @@ struct ServerCommand: AsyncParsableCommand {
             on an etcd cluster with --store etcd://HOST:PORT[,HOST:PORT...]. Several servers on one \
             etcd serve the same data (replicas). --dev runs a throwaway server with its data in a \
             fresh temporary directory. Settings can also come from --config FILE.
+
+            Outside --dev the server speaks TLS: the first start creates the installation's own CA \
+            (kept in the store), each start gives the server a certificate from it, and the CA's \
+            fingerprint is printed with the join token that pins it. Agents get client certificates \
+            at enrollment and connect over mutual TLS. --tls-cert/--tls-key serve a certificate of \
+            your own instead; --plain-http turns TLS off (behind a TLS-terminating proxy).
             """)
 
     @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
@@ -101,6 +107,23 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "A connection with no request in progress is closed after this, e.g. 60s (default: 60s).")
     var idleTimeout: String?
 
+    @Flag(help: "Serve plain HTTP instead of TLS (as --dev does): only behind a TLS-terminating proxy or on a trusted network.")
+    var plainHttp = false
+
+    @Option(
+        name: .customLong("tls-name"),
+        help: "A DNS name or IP address clients reach this server by, put in its certificate; repeat for more (localhost, the loopback addresses, the host name and the listen address are always in).")
+    var tlsNames: [String] = []
+
+    @Option(help: "Serve this certificate chain (PEM file) instead of one from the installation's CA; clients and agents trust its last certificate.")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM file) of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "How long a node's client certificate lasts; agents renew it when a third is left, e.g. 720h (default: 720h).")
+    var nodeCertTtl: String?
+
     func validate() throws {
         _ = try resolved()
     }
@@ -177,6 +200,26 @@ struct ServerCommand: AsyncParsableCommand {
             configuration.dataDirectory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("capstan-dev-\(UUID().uuidString.prefix(8).lowercased())").path
         }
+        let plain = plainHttp || file["plain-http"] == "true"
+        let certificate = tlsCert ?? file["tls-cert"]
+        let key = tlsKey ?? file["tls-key"]
+        let names = tlsNames.isEmpty ? (file["tls-name"].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []) : tlsNames
+        if (certificate == nil) != (key == nil) { throw ValidationError("--tls-cert and --tls-key go together: give both or neither") }
+        if plain || dev, certificate != nil || !names.isEmpty {
+            throw ValidationError("\(plain ? "--plain-http" : "--dev") serves plain HTTP: --tls-cert, --tls-key and --tls-name do not apply")
+        }
+        for name in names where name.isEmpty || name.contains(where: { $0 == " " || $0 == "/" }) {
+            throw ValidationError("--tls-name must be a DNS name or an IP address; got \(name.debugDescription)")
+        }
+        if plain || dev {
+            configuration.tls = nil
+        } else if let certificate, let key {
+            configuration.tls = .given(certificateFile: certificate, keyFile: key)
+        } else {
+            configuration.tls = .authority(names: names)
+        }
+        configuration.nodeCertificateLifetime = try Self.duration(
+            nodeCertTtl ?? file["node-cert-ttl"] ?? "720h", flag: "--node-cert-ttl", minimum: .seconds(5))
         if let text = store ?? file["store"] {
             do { configuration.store = try StoreLocation(parsing: text) } catch { throw ValidationError("--store: \(error.message)") }
         }
@@ -253,7 +296,8 @@ struct ServerCommand: AsyncParsableCommand {
         }
         do {
             try await CapstanServer.run(configuration: configuration, logger: logger) { started in
-                let address = "http://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
+                let scheme = started.tls == nil ? "http" : "https"
+                let address = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
                 if dev {
                     try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
                     let local = address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
@@ -302,6 +346,17 @@ struct ServerCommand: AsyncParsableCommand {
                     }
                 } else {
                     printLine("capstan server listening on \(address), data in \(storeText)")
+                    if let tls = started.tls {
+                        var line = "CA fingerprint: \(tls.anchorFingerprint)"
+                        // Beside an SQLite store, the CA certificate is also left as a file for the CLI.
+                        if case .sqlite = location {
+                            let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("ca.pem").path
+                            if (try? Data(tls.anchorPEM.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)) != nil {
+                                line += " (certificate in \(path))"
+                            }
+                        }
+                        printLine(line)
+                    }
                     if let token = started.rootToken {
                         // A token the operator supplied is theirs already: it is not echoed into logs.
                         if configuration.rootToken == nil {
@@ -309,9 +364,10 @@ struct ServerCommand: AsyncParsableCommand {
                         } else {
                             printLine("root token: the one given (--root-token-file or CAPSTAN_ROOT_TOKEN), set up now")
                         }
-                        printLine("log in with: capstan login --server \(address)   (it reads the token from standard input)")
+                        let pin = started.tls.map { " --ca-fingerprint \($0.anchorFingerprint)" } ?? ""
+                        printLine("log in with: capstan login --server \(address)\(pin)   (it reads the token from standard input)")
                     }
-                    printLine("agents join with: capstan agent --server \(address) --join-token \(started.joinToken)")
+                    printLine("agents join with: capstan agent --server \(address) --join-token \(started.agentJoinToken)")
                 }
             }
         } catch {

@@ -1,5 +1,9 @@
 import CapstanCore
+import AsyncHTTPClient
+import CapstanTLS
 import Foundation
+import NIOCore
+import NIOSSL
 
 extension CapstanClient {
     /// The token this client sends, and its role.
@@ -48,5 +52,32 @@ extension CapstanClient {
 
     public func verifyAudit() async throws -> AuditVerification {
         try decode(AuditVerification.self, try await send(.GET, "/v1/audit/verify", timeout: .minutes(10)))
+    }
+}
+
+extension CapstanClient {
+    /// The CA certificate the server hands out (`GET /v1/agent/ca`), fetched without verifying
+    /// the server and accepted only if its fingerprint is `pinned` (`sha256:HEX`).
+    public func fetchCA(pinned: String) async throws -> String {
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        var request = HTTPClientRequest(url: url(servers[0], "/v1/agent/ca"))
+        request.tlsConfiguration = unverified
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: timeout)
+            body = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw ClientError("cannot reach Capstan at \(servers[0]): \(Self.describe(error))")
+        }
+        guard response.status == .ok else { throw Self.error(status: response.status, body: body) }
+        let pem = String(buffer: body)
+        let offered: String
+        do { offered = try CertificateFacts(pem: pem).fingerprint } catch { throw ClientError("the server's CA certificate cannot be read: \(error)") }
+        guard offered == pinned else {
+            throw ClientError("the server's CA has fingerprint \(offered), not \(pinned): not trusted (another server, or someone in between)")
+        }
+        return pem
     }
 }

@@ -31,6 +31,7 @@ extension CapstanClient {
                     do {
                         let (response, _) = try await withFailover(idempotent: true) { server in
                             var request = HTTPClientRequest(url: url(server, "/v1/jobs/\(Self.percentEncode(id))/events"))
+                            request.tlsConfiguration = tlsConfiguration
                             request.headers.add(name: "Accept", value: "text/event-stream")
                             if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
                             // Its own connection, as a config watch has (see there).

@@ -5,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// The typed Swift client of the Capstan HTTP API.
@@ -22,6 +23,9 @@ public struct CapstanClient: Sendable {
     public var token: String?
     /// Requests other than watches and long polls give up after this long.
     public var timeout: TimeAmount = .seconds(30)
+    /// TLS for `https://` servers: set by `trust(caCertificatePEM:)` to verify them by a CA of
+    /// their own; nil uses the system's roots.
+    public private(set) var tlsConfiguration: TLSConfiguration?
     let http: HTTPClient
     /// The HTTP client of watches: it gives up on a connection that stays silent for longer
     /// than `watchIdleTimeout`.
@@ -82,6 +86,21 @@ public struct CapstanClient: Sendable {
         self.watchHTTP = watchHTTPClient
     }
 
+    /// Verifies `https://` servers by this CA certificate (PEM) instead of the system's roots.
+    public mutating func trust(caCertificatePEM pem: String) throws {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8))
+        } catch {
+            throw ClientError("the CA certificate is not PEM: \(error)")
+        }
+        guard !certificates.isEmpty else { throw ClientError("the CA certificate file holds no certificate") }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.trustRoots = .certificates(certificates)
+        tlsConfiguration = configuration
+    }
+
     /// Moves requests off `server` (one that went silent) to the next one, if it is preferred now.
     func avoid(_ server: String) {
         guard let index = servers.firstIndex(of: server) else { return }
@@ -112,7 +131,11 @@ public struct CapstanClient: Sendable {
             } catch let error as ClientError {
                 throw error
             } catch {
-                failures.append("\(server): \(Self.describe(error))")
+                var failure = "\(server): \(Self.describe(error))"
+                if server.hasPrefix("http://"), let error = error as? HTTPClientError, error == .remoteConnectionClosed {
+                    failure += " (a server that speaks TLS closes plain-HTTP connections: use https://)"
+                }
+                failures.append(failure)
                 guard idempotent || Self.neverConnected(error) else {
                     throw ClientError(
                         "lost the connection to Capstan at \(server) during the request; it may or may not have been applied: \(Self.describe(error))")
@@ -177,6 +200,7 @@ public struct CapstanClient: Sendable {
     ) async throws -> Answer {
         let (response, body) = try await withFailover(idempotent: method == .GET || method == .HEAD) { server in
             var request = HTTPClientRequest(url: url(server, path, query))
+            request.tlsConfiguration = tlsConfiguration
             request.method = method
             request.headers.add(name: "X-Capstan-Author", value: author)
             request.headers.add(name: "User-Agent", value: "capstan-cli")
@@ -207,6 +231,13 @@ public struct CapstanClient: Sendable {
         if text.contains("connectTimeout") { return "connection timed out" }
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("deadlineExceeded") { return "request timed out" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
+            return "its TLS certificate is not trusted here (\(text)): pass --ca-cert FILE or set CAPSTAN_CA_CERT, "
+                + "or run capstan login --ca-fingerprint with the fingerprint the server printed"
+        }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("wrong version number") {
+            return "it does not speak TLS there (\(text)): use http:// for it"
+        }
         return text
     }
 

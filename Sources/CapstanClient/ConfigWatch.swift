@@ -109,6 +109,7 @@ public struct ConfigWatch: AsyncSequence, Sendable {
             // Opening a watch changes nothing: any replica may take it, from where it left off.
             let (response, server) = try await client.withFailover(idempotent: true) { server in
                 var request = HTTPClientRequest(url: client.url(server, "/v1/watch", query))
+                request.tlsConfiguration = client.tlsConfiguration
                 request.headers.add(name: "Accept", value: "text/event-stream")
                 if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
                 // A stream has its connection to itself, not one back from the pool: reused after

@@ -96,7 +96,7 @@ public struct CertificateAuthority: Sendable {
         let notAfter = now.addingTimeInterval(validFor)
         let certificate = try Certificate(
             version: .v3, serialNumber: serial, publicKey: request.publicKey,
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
+            notValidBefore: now.addingTimeInterval(-min(300, validFor / 10)), notValidAfter: notAfter,
             issuer: self.certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
