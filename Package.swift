@@ -186,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "CapstanCLITests",
             dependencies: [
-                "CapstanAgent", "CapstanCLI", "CapstanClient", "CapstanCore", "CapstanStore", "CapstanTesting", "capstan",
+                "CapstanAgent", "CapstanCLI", "CapstanClient", "CapstanCore", "CapstanStore", "CapstanTesting", "CapstanTLS", "capstan",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ]),

@@ -252,7 +252,7 @@ struct TemplateTests {
         let output = directory.file("out")
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let dest = output + "/app.conf"
-        let arguments = ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms", "--listen"]
+        let arguments = ["--plain-http", "--join-token", Self.joinToken, "--heartbeat-interval", "200ms", "--listen"]
         // A fixed port, so that the agent finds the server again after its restart.
         let port = try freePort()
         let agentArguments = { (url: String) in

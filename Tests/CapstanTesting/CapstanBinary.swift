@@ -200,17 +200,18 @@ public struct ServerProcess: Sendable {
     public let process: ChildProcess
     public let url: String
 
-    /// Starts `capstan server --listen 127.0.0.1:0 EXTRA...` and waits until it listens.
-    /// Prefer `with`, which also stops it.
+    /// Starts `capstan server --listen 127.0.0.1:0 EXTRA...` and waits until it listens. It
+    /// serves plain HTTP unless `tls` (the TLS tests' own subject). Prefer `with`, which also stops it.
     public static func start(
-        dataDirectory: String?, extraArguments: [String] = [], environment: [String: String] = [:]
+        dataDirectory: String?, extraArguments: [String] = [], environment: [String: String] = [:], tls: Bool = false
     ) async throws -> ServerProcess {
         var arguments = ["server", "--listen", "127.0.0.1:0", "--log-level", "warning"]
+        if !tls { arguments.append("--plain-http") }
         if let dataDirectory { arguments += ["--data-dir", dataDirectory] }
         let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments, environment: environment)
         do {
-            let line = try await process.waitForLine { $0.contains("listening on http://") }
-            guard let range = line.range(of: #"http://[0-9.:]+"#, options: .regularExpression) else {
+            let line = try await process.waitForLine { $0.contains("listening on http") }
+            guard let range = line.range(of: #"https?://[0-9.:]+"#, options: .regularExpression) else {
                 throw ProcessExited(output: line, errors: process.errorOutput)
             }
             return ServerProcess(process: process, url: String(line[range]))
@@ -225,9 +226,10 @@ public struct ServerProcess: Sendable {
         dataDirectory: String?,
         extraArguments: [String] = [],
         environment: [String: String] = [:],
+        tls: Bool = false,
         _ body: (ServerProcess) async throws -> T
     ) async throws -> T {
-        let server = try await start(dataDirectory: dataDirectory, extraArguments: extraArguments, environment: environment)
+        let server = try await start(dataDirectory: dataDirectory, extraArguments: extraArguments, environment: environment, tls: tls)
         do {
             let result = try await body(server)
             await server.process.stop()
