@@ -214,6 +214,9 @@ struct ServerCommand: AsyncParsableCommand {
         if plain || dev {
             configuration.tls = nil
         } else if let certificate, let key {
+            for (path, flag) in [(certificate, "--tls-cert"), (key, "--tls-key")] where !FileManager.default.isReadableFile(atPath: path) {
+                throw ValidationError("\(flag): cannot read \(path)")
+            }
             configuration.tls = .given(certificateFile: certificate, keyFile: key)
         } else {
             configuration.tls = .authority(names: names)

@@ -111,6 +111,12 @@ struct CLIErrorTests {
         (["--lock-ttl", "0"], "--lock-ttl must be at least 1 second"),
         (["--store-timeout", "5s"], "--store-timeout applies only to an etcd store"),
         (["--store", "etcd://127.0.0.1:2379", "--store-timeout", "soon"], "--store-timeout:"),
+        (["--tls-cert", "/x.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key"], "--tls-cert: cannot read /no/such.pem"),
+        (["--plain-http", "--tls-name", "capstan.example"], "--plain-http serves plain HTTP: --tls-cert, --tls-key and --tls-name do not apply"),
+        (["--dev", "--tls-name", "capstan.example"], "--dev serves plain HTTP"),
+        (["--tls-name", "two words"], "--tls-name must be a DNS name or an IP address"),
+        (["--node-cert-ttl", "1s"], "--node-cert-ttl must be at least 5s"),
     ])
     func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["server"] + arguments)

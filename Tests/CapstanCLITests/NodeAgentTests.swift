@@ -218,6 +218,7 @@ struct NodeAgentTests {
         (["--name", "Web_1"], "--name: node name \"Web_1\" must start with a lowercase letter or digit"),
         (["--server", "ftp://x"], "--server must be an http:// or https:// URL"),
         (["--log-level", "loud"], "--log-level must be one of"),
+        (["--join-token", "cj1-abc-secret"], "--join-token: the join token starts like a pinned token (cj1-) but is not one"),
     ])
     func agentFlagsAreChecked(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["agent", "--data-dir", "/nonexistent"] + arguments)

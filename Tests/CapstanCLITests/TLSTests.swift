@@ -128,6 +128,29 @@ struct TLSTests {
         }
     }
 
+    /// A certificate of the operator's own: served as given, its chain's last certificate is
+    /// the one printed, pinned and trusted, and agents still get node certificates.
+    @Test func aGivenCertificateIsServedAndPinned() async throws {
+        let home = try TemporaryDirectory(prefix: "capstan-tls-given")
+        defer { home.remove() }
+        let corporate = try CertificateAuthority.create()
+        let (leaf, key) = try corporate.issueServerCertificate(names: ["127.0.0.1"], validFor: 3600)
+        try (leaf + "\n" + corporate.certificatePEM + "\n").write(toFile: home.file("chain.pem"), atomically: true, encoding: .utf8)
+        try key.write(toFile: home.file("key.pem"), atomically: true, encoding: .utf8)
+        try corporate.certificatePEM.write(toFile: home.file("corporate.pem"), atomically: true, encoding: .utf8)
+        try await ServerProcess.with(
+            dataDirectory: home.file("data"), extraArguments: ["--tls-cert", home.file("chain.pem"), "--tls-key", home.file("key.pem")], tls: true
+        ) { server in
+            let (fingerprint, joinToken) = try Self.printed(server)
+            #expect(fingerprint == corporate.fingerprint)
+            let listed = try await CapstanBinary.run(["ns", "ls", "--server", server.url, "--ca-cert", home.file("corporate.pem")])
+            #expect(listed.status == 0, "\(listed.stderr)")
+            let agent = try await AgentProcess.start(
+                server: server.url, dataDirectory: home.file("agent"), name: "db-1", joinToken: joinToken)
+            await agent.stop()
+        }
+    }
+
     /// An agent's credentials as files curl can use.
     struct Identity {
         var secret: String
