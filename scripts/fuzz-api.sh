@@ -31,12 +31,14 @@ cleanup() {
 trap cleanup EXIT
 
 head -c 24 /dev/urandom | base64 > "$work/root-token"
-# Rate limits off: the fuzzer is one client sending as fast as it can. Long polls are cut to 1 s.
+# Over TLS, as a server runs outside --dev: the fuzzer verifies it by the CA the server leaves in
+# its data directory. Rate limits off: the fuzzer is one client sending as fast as it can. Long
+# polls are cut to 1 s.
 "$bin" server --data-dir "$work/data" --listen 127.0.0.1:0 --root-token-file "$work/root-token" \
     --rate-limit-api 0 --rate-limit-auth-failures 0 --rate-limit-enroll 0 --max-wait 1s --log-level error > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
 for _ in $(seq 1 100); do
-    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$work/server.out" | head -1 || true)"
+    url="$(grep -o 'https://127.0.0.1:[0-9]*' "$work/server.out" | head -1 || true)"
     [ -n "$url" ] && break
     sleep 0.1
 done
@@ -48,7 +50,7 @@ token="$(cat "$work/root-token")"
 # and the run failed with an error of the tool's own.
 status=0
 schemathesis run "$url/v1/openapi.yaml" \
-    --header "Authorization: Bearer $token" \
+    --header "Authorization: Bearer $token" --tls-verify "$work/data/ca.pem" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path '/v1/watch' --exclude-path '/v1/jobs/{id}/events' --exclude-path '/v1/agent/connect' \
     --max-examples "$examples" --request-timeout 20 --workers 1 --suppress-health-check all \

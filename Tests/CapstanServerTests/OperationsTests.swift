@@ -1,3 +1,4 @@
+import CapstanCore
 import CapstanServer
 import CapstanStore
 import CapstanTesting
@@ -48,6 +49,8 @@ struct OperationsTests {
                 })
             let document = try #require(OpenAPIDocument.text, "the OpenAPI document is not bundled")
             let documented = Self.operations(inOpenAPI: document)
+            // Valid YAML as a whole, as tools that load it (schemathesis, generators) need it.
+            #expect(throws: Never.self) { _ = try ConfigFormat.yaml.parse(document) }
             #expect(!served.isEmpty)
             #expect(served.subtracting(documented).isEmpty, "routes missing from openapi.yaml: \(served.subtracting(documented).sorted())")
             #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
