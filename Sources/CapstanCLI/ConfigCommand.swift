@@ -23,7 +23,13 @@ struct ConfigCommand: AsyncParsableCommand {
     }
 
     static func describe(_ info: ConfigVersionInfo) -> String {
-        "\(info.key): revision \(info.revision), version \(info.version) (\(info.format.rawValue), \(ByteSize.format(info.size)))\n"
+        let what = info.secret == true ? "secret, encrypted" : "\(info.format.rawValue), \(ByteSize.format(info.size))"
+        return "\(info.key): revision \(info.revision), version \(info.version) (\(what))\n"
+    }
+
+    /// The format column: a secret says so.
+    static func format(_ info: ConfigVersionInfo) -> String {
+        info.secret == true ? "\(info.format.rawValue) (secret)" : info.format.rawValue
     }
 
     struct Put: AsyncParsableCommand {
@@ -32,7 +38,9 @@ struct ConfigCommand: AsyncParsableCommand {
             discussion: """
                 The format comes from --format, else the key's extension (.yaml .yml .json .properties \
                 .toml), else the file's extension, else text. Content is parsed before it is stored: \
-                malformed content is refused with its line and column.
+                malformed content is refused with its line and column. With --secret the content is \
+                stored encrypted instead (AES-256-GCM), unparsed; reading it back needs the read-secret \
+                right, and it never appears in listings, history, diffs, watches or the audit log.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -42,6 +50,8 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "Why this change was made; kept in the history.") var comment: String?
         @Option(name: .customLong("if-revision"), help: "Write only if the key is at this revision (0: only if absent).")
         var ifRevision: Int64?
+        @Flag(help: "Store the content encrypted: a secret (a password, a key). Give it on every write of the key.")
+        var secret = false
 
         func run() async throws {
             let configKey = try ConfigCommand.key(key)
@@ -64,7 +74,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 content = data
             }
             let info = try await global.client().put(
-                configKey.description, content: content, format: format, comment: comment, ifRevision: ifRevision)
+                configKey.description, content: content, format: format, comment: comment, ifRevision: ifRevision, secret: secret)
             try Output.print(info, as: global.output) { ConfigCommand.describe(info) }
         }
     }
@@ -112,7 +122,7 @@ struct ConfigCommand: AsyncParsableCommand {
                     ["KEY", "REVISION", "VERSION", "FORMAT", "SIZE", "AUTHOR", "UPDATED"],
                     list.items.map {
                         [
-                            $0.key, String($0.revision), String($0.version), $0.format.rawValue, ByteSize.format($0.size),
+                            $0.key, String($0.revision), String($0.version), ConfigCommand.format($0), ByteSize.format($0.size),
                             $0.author, Output.time($0.time),
                         ]
                     })
@@ -150,7 +160,7 @@ struct ConfigCommand: AsyncParsableCommand {
                     ["REVISION", "VERSION", "ACTION", "FORMAT", "SIZE", "AUTHOR", "TIME", "COMMENT"],
                     history.items.map {
                         [
-                            String($0.revision), String($0.version), $0.action.rawValue, $0.format.rawValue,
+                            String($0.revision), String($0.version), $0.action.rawValue, ConfigCommand.format($0),
                             ByteSize.format($0.size), $0.author, Output.time($0.time), $0.comment,
                         ]
                     })

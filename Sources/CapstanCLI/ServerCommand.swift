@@ -22,7 +22,8 @@ struct ServerCommand: AsyncParsableCommand {
             fingerprint is printed with the join token that pins it. Agents get client certificates \
             at enrollment and connect over mutual TLS. --tls-cert/--tls-key serve a certificate of \
             your own instead; --plain-http turns TLS off (behind a TLS-terminating proxy).
-            """)
+            """,
+        subcommands: [RotateKeyCommand.self])
 
     @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
     var config: String?
@@ -123,6 +124,26 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(help: "How long a node's client certificate lasts; agents renew it when a third is left, e.g. 720h (default: 720h).")
     var nodeCertTtl: String?
+
+    @Option(
+        help: """
+            File of the key secrets are encrypted under, mode 0600, created when missing (default: \
+            $CAPSTAN_SECRET_KEY, else secret.key in the data directory; an etcd store has no default).
+            """)
+    var secretKeyFile: String?
+
+    /// Where the secret key comes from: the environment, a file (created when missing), or nowhere.
+    static func secretKeyring(file: String?, configuration: ServerConfiguration) throws -> SecretKeyring? {
+        if let text = ProcessInfo.processInfo.environment["CAPSTAN_SECRET_KEY"], !text.isEmpty {
+            return try SecretKeyring.parse(text, source: "CAPSTAN_SECRET_KEY")
+        }
+        if let file { return try SecretKeyring.load(path: file, create: true) }
+        if case .sqlite(let path) = configuration.storeLocation {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+            return try SecretKeyring.load(path: directory.appendingPathComponent("secret.key").path, create: true)
+        }
+        return nil
+    }
 
     func validate() throws {
         _ = try resolved()
@@ -271,7 +292,14 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try resolved()
+        var resolved = try resolved()
+        do {
+            let fromFile = try config.map { try ServerConfigFile(path: $0) }?["secret-key-file"]
+            resolved.secretKeyring = try Self.secretKeyring(file: secretKeyFile ?? fromFile, configuration: resolved)
+        } catch let error as CapstanError {
+            throw ValidationError(error.message)
+        }
+        let configuration = resolved
         var logger = Logger(label: "capstan")
         logger.logLevel = configuration.logLevel
         let dev = self.dev

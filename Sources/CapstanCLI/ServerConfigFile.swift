@@ -17,7 +17,7 @@ struct ServerConfigFile {
         "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
         "metrics-interval", "job-history", "job-max-age", "root-token-file", "rate-limit-api", "rate-limit-auth-failures",
         "rate-limit-enroll", "audit-retention", "request-head-timeout", "idle-timeout", "max-wait",
-        "plain-http", "tls-name", "tls-cert", "tls-key", "node-cert-ttl",
+        "plain-http", "tls-name", "tls-cert", "tls-key", "node-cert-ttl", "secret-key-file",
     ]
 
     private var values: [String: String] = [:]

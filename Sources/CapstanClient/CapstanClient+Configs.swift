@@ -16,13 +16,13 @@ extension CapstanClient {
     /// Writes a new version of `key` (raw content); answers the version written.
     @discardableResult
     public func put(
-        _ key: String, content: Data, format: ConfigFormat? = nil, comment: String? = nil, ifRevision: Int64? = nil
+        _ key: String, content: Data, format: ConfigFormat? = nil, comment: String? = nil, ifRevision: Int64? = nil, secret: Bool = false
     ) async throws -> ConfigVersionInfo {
         var headers: [(String, String)] = [("Content-Type", "application/octet-stream")]
         if let ifRevision { headers.append(("If-Match", "\"\(ifRevision)\"")) }
         let answer = try await send(
-            .PUT, "/v1/config/\(key)", query: [("format", format?.rawValue), ("comment", comment)], headers: headers,
-            body: content)
+            .PUT, "/v1/config/\(key)", query: [("format", format?.rawValue), ("comment", comment), ("secret", secret ? "true" : nil)],
+            headers: headers, body: content)
         return try decode(ConfigVersionInfo.self, answer)
     }
 

@@ -21,10 +21,13 @@ public struct ConfigVersionInfo: Codable, Sendable, Hashable {
     public var author: String
     public var comment: String
     public var time: Date
+    /// True for a secret: its content is encrypted at rest, and `size` and `sha256` are the
+    /// ciphertext's. Absent otherwise.
+    public var secret: Bool?
 
     public init(
         key: String, revision: Int64, version: Int64, action: Action, format: ConfigFormat,
-        size: Int, sha256: String, author: String, comment: String, time: Date
+        size: Int, sha256: String, author: String, comment: String, time: Date, secret: Bool? = nil
     ) {
         self.key = key
         self.revision = revision
@@ -36,6 +39,7 @@ public struct ConfigVersionInfo: Codable, Sendable, Hashable {
         self.author = author
         self.comment = comment
         self.time = time
+        self.secret = secret
     }
 }
 
@@ -78,10 +82,12 @@ public struct ConfigEvent: Codable, Sendable, Hashable {
     public var author: String?
     public var comment: String?
     public var time: Date?
+    /// True when the version written is a secret: its content is never in a watch event.
+    public var secret: Bool?
 
     public init(
         type: Kind, key: String, revision: Int64, version: Int64? = nil, format: ConfigFormat? = nil,
-        content: String? = nil, author: String? = nil, comment: String? = nil, time: Date? = nil
+        content: String? = nil, author: String? = nil, comment: String? = nil, time: Date? = nil, secret: Bool? = nil
     ) {
         self.type = type
         self.key = key
@@ -92,5 +98,6 @@ public struct ConfigEvent: Codable, Sendable, Hashable {
         self.author = author
         self.comment = comment
         self.time = time
+        self.secret = secret
     }
 }

@@ -18,20 +18,30 @@ struct ConfigRecord: Sendable {
         var author: String
         var comment: String
         var time: Date
+        /// A secret's data key (`StoreLayout.secretKey`); nil for plain content.
+        var dataKeyID: String?
     }
 
-    /// Schema tag of the header; a new layout gets a new number.
+    /// Schema tag of the header; a new layout gets a new number. Plain content keeps the first
+    /// layout; a secret's record has a tenth field, its data key.
     static let schema = "capstan-config/1"
+    static let secretSchema = "capstan-config/2"
 
     var header: Header
     var content: Data
 
-    init(sequence: Int64, action: ConfigVersionInfo.Action, format: ConfigFormat, content: Data, author: String, comment: String, time: Date) {
+    /// - Parameter dataKeyID: for a secret, its data key; `content` is then the ciphertext.
+    init(
+        sequence: Int64, action: ConfigVersionInfo.Action, format: ConfigFormat, content: Data, author: String, comment: String, time: Date,
+        dataKeyID: String? = nil
+    ) {
         self.header = Header(
             sequence: sequence, action: action, format: format, size: content.count,
-            sha256: Self.hex(SHA256.hash(data: content)), author: author, comment: comment, time: time)
+            sha256: Self.hex(SHA256.hash(data: content)), author: author, comment: comment, time: time, dataKeyID: dataKeyID)
         self.content = content
     }
+
+    var isSecret: Bool { header.dataKeyID != nil }
 
     private init(header: Header, content: Data) {
         self.header = header
@@ -40,10 +50,11 @@ struct ConfigRecord: Sendable {
 
     func encoded() throws -> Data {
         let millis = Int64((header.time.timeIntervalSince1970 * 1000).rounded())
-        let fields = [
-            Self.schema, String(header.sequence), header.action.rawValue, header.format.rawValue, String(header.size),
-            header.sha256, String(millis), Self.escape(header.author), Self.escape(header.comment),
+        var fields = [
+            header.dataKeyID == nil ? Self.schema : Self.secretSchema, String(header.sequence), header.action.rawValue,
+            header.format.rawValue, String(header.size), header.sha256, String(millis), Self.escape(header.author), Self.escape(header.comment),
         ]
+        if let dataKeyID = header.dataKeyID { fields.append(dataKeyID) }
         var data = Data(fields.joined(separator: "\t").utf8)
         data.append(0x0A)
         data.append(content)
@@ -56,15 +67,17 @@ struct ConfigRecord: Sendable {
         let header: Header? = data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Header? in
             guard let newline = bytes.firstIndex(of: 0x0A) else { return nil }
             var fields: [Range<Int>] = []
-            fields.reserveCapacity(9)
+            fields.reserveCapacity(10)
             var start = 0
             for index in 0..<newline where bytes[index] == 0x09 {
                 fields.append(start..<index)
                 start = index + 1
             }
             fields.append(start..<newline)
-            guard fields.count == 9 else { return nil }
+            guard fields.count == 9 || fields.count == 10 else { return nil }
             func text(_ field: Int) -> String { String(decoding: bytes[fields[field]], as: UTF8.self) }
+            let schemaTag = text(0)
+            guard (schemaTag == schema && fields.count == 9) || (schemaTag == secretSchema && fields.count == 10) else { return nil }
             func number(_ field: Int) -> Int64? {
                 var value: Int64 = 0
                 let range = fields[field]
@@ -76,7 +89,7 @@ struct ConfigRecord: Sendable {
                 }
                 return value
             }
-            guard text(0) == schema, let sequence = number(1),
+            guard let sequence = number(1),
                 let action = ConfigVersionInfo.Action(rawValue: text(2)),
                 let format = ConfigFormat(rawValue: text(3)),
                 let size = number(4), let millis = number(6)
@@ -84,7 +97,7 @@ struct ConfigRecord: Sendable {
             return Header(
                 sequence: sequence, action: action, format: format, size: Int(size), sha256: text(5),
                 author: unescape(text(7)[...]), comment: unescape(text(8)[...]),
-                time: Date(timeIntervalSince1970: Double(millis) / 1000))
+                time: Date(timeIntervalSince1970: Double(millis) / 1000), dataKeyID: fields.count == 10 ? text(9) : nil)
         }
         guard let header, let newline = data.firstIndex(of: 0x0A) else {
             throw CapstanError(.internal, "stored config record has a malformed header")
@@ -146,6 +159,6 @@ struct ConfigRecord: Sendable {
         ConfigVersionInfo(
             key: key, revision: revision, version: header.sequence, action: header.action,
             format: header.format, size: header.size, sha256: header.sha256,
-            author: header.author, comment: header.comment, time: header.time)
+            author: header.author, comment: header.comment, time: header.time, secret: isSecret ? true : nil)
     }
 }

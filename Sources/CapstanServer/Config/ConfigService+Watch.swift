@@ -25,10 +25,12 @@ extension ConfigService {
             return ConfigEvent(type: .delete, key: key, revision: event.revision)
         case .put:
             let record = try ConfigRecord.decode(event.kv.value)
+            // A secret's content stays out of watches: a client that may read it fetches it.
             return ConfigEvent(
                 type: .put, key: key, revision: event.revision, version: record.header.sequence,
-                format: record.header.format, content: String(decoding: record.content, as: UTF8.self),
-                author: record.header.author, comment: record.header.comment, time: record.header.time)
+                format: record.header.format, content: record.isSecret ? nil : String(decoding: record.content, as: UTF8.self),
+                author: record.header.author, comment: record.header.comment, time: record.header.time,
+                secret: record.isSecret ? true : nil)
         }
     }
 

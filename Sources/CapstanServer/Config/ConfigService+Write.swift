@@ -10,6 +10,8 @@ extension ConfigService {
     /// - Parameters:
     ///   - format: the declared format; nil infers it from the key's extension.
     ///   - ifRevision: write only if the key's current revision is this (0: only if absent).
+    ///   - secret: store the content encrypted (see `seal`). A secret's content is not parsed, so
+    ///     that no error message can quote it.
     /// - Throws: `invalid_content` with line and column when the content does not parse,
     ///   `precondition_failed` when `ifRevision` does not match.
     @discardableResult
@@ -19,14 +21,24 @@ extension ConfigService {
         format: ConfigFormat? = nil,
         comment: String = "",
         author: String,
-        ifRevision: Int64? = nil
+        ifRevision: Int64? = nil,
+        secret: Bool = false
     ) async throws -> ConfigVersionInfo {
         let format = format ?? ConfigFormat.infer(fromPath: key.path)
-        try validate(content, format: format, key: key)
-        return try await write(key, author: author, ifRevision: ifRevision) { sequence in
+        guard secret else {
+            try validate(content, format: format, key: key)
+            return try await write(key, author: author, ifRevision: ifRevision) { sequence in
+                ConfigRecord(
+                    sequence: sequence, action: .put, format: format, content: content,
+                    author: author, comment: comment, time: Date())
+            }
+        }
+        try checkSize(content, key: key)
+        let sealed = try seal(content, key: key)
+        return try await write(key, author: author, ifRevision: ifRevision, extraWrites: [sealed.dataKeyWrite]) { sequence in
             ConfigRecord(
-                sequence: sequence, action: .put, format: format, content: content,
-                author: author, comment: comment, time: Date())
+                sequence: sequence, action: .put, format: format, content: sealed.ciphertext,
+                author: author, comment: comment, time: Date(), dataKeyID: sealed.dataKeyID)
         }
     }
 
@@ -58,20 +70,26 @@ extension ConfigService {
             target = previous
         }
         let note = "rollback to revision \(target.info.revision)" + (comment.isEmpty ? "" : ": \(comment)")
+        // A secret is decrypted here and sealed again under a new data key: nothing leaves the server.
         return try await put(
-            key, content: target.content, format: target.info.format, comment: note, author: author, ifRevision: ifRevision)
+            key, content: try await reveal(target, key: key), format: target.info.format, comment: note, author: author,
+            ifRevision: ifRevision, secret: target.dataKeyID != nil)
     }
 
     func validate(_ content: Data, format: ConfigFormat, key: ConfigKey) throws {
+        try checkSize(content, key: key)
+        guard let text = String(validating: content, as: UTF8.self) else {
+            throw CapstanError(.invalidEncoding, "config \(key) is not valid UTF-8 text")
+        }
+        _ = try format.parse(text)
+    }
+
+    func checkSize(_ content: Data, key: ConfigKey) throws {
         if content.count > configuration.maxContentSize {
             throw CapstanError(
                 .payloadTooLarge,
                 "config \(key) is \(ByteSize.format(content.count)); the limit is \(ByteSize.format(configuration.maxContentSize))")
         }
-        guard let text = String(validating: content, as: UTF8.self) else {
-            throw CapstanError(.invalidEncoding, "config \(key) is not valid UTF-8 text")
-        }
-        _ = try format.parse(text)
     }
 
     /// One optimistic write: read the namespace and the key, then commit both records in one
@@ -82,17 +100,20 @@ extension ConfigService {
         author: String,
         ifRevision: Int64?,
         deleting: Bool = false,
+        extraWrites: [TxnOp] = [],
         makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         try await keyLock.withLock(key.description) {
-            try await writeOnce(key, ifRevision: ifRevision, deleting: deleting, makeRecord: makeRecord)
+            try await writeOnce(key, ifRevision: ifRevision, deleting: deleting, extraWrites: extraWrites, makeRecord: makeRecord)
         }
     }
 
+    /// - Parameter extraWrites: committed in the same transaction (a secret's wrapped data key).
     private func writeOnce(
         _ key: ConfigKey,
         ifRevision: Int64?,
         deleting: Bool,
+        extraWrites: [TxnOp],
         makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         let storeKey = StoreLayout.config(key)
@@ -133,6 +154,7 @@ extension ConfigService {
                 ops.append(
                     .delete(.interval(from: StoreLayout.history(key, sequence: 2), to: StoreLayout.history(key, sequence: pruneBelow))))
             }
+            ops += extraWrites
             let result = try await store.txn(
                 TxnRequest(
                     compares: [

@@ -16,15 +16,27 @@ public final class ConfigService: Sendable {
     /// A write races another writer at most this many times before giving up.
     static let maxAttempts = 16
 
-    public init(store: any KeyValueStore, configuration: ConfigServiceConfiguration = .init()) {
+    /// The keys secrets are encrypted under; nil: secrets cannot be written or read here.
+    let secrets: SecretKeyring?
+
+    public init(store: any KeyValueStore, configuration: ConfigServiceConfiguration = .init(), secrets: SecretKeyring? = nil) {
         self.store = store
         self.configuration = configuration
+        self.secrets = secrets
     }
 
-    /// A config version with its content.
+    /// A config version with its content: for a secret, the ciphertext (see `reveal`).
     public struct Entry: Sendable {
         public var info: ConfigVersionInfo
         public var content: Data
+        /// A secret's data key.
+        var dataKeyID: String?
+
+        init(_ record: ConfigRecord, key: String, revision: Int64) {
+            info = record.info(key: key, revision: revision)
+            content = record.content
+            dataKeyID = record.header.dataKeyID
+        }
     }
 
     // MARK: Reads
@@ -45,7 +57,7 @@ public final class ConfigService: Sendable {
         let read = try await store.range(RangeRequest(.key(StoreLayout.config(key))))
         guard let kv = read.kvs.first else { return (nil, read.revision) }
         let record = try ConfigRecord.decode(kv.value)
-        return (Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content), read.revision)
+        return (Entry(record, key: key.description, revision: kv.modRevision), read.revision)
     }
 
     /// Current versions of the keys under `prefix`, in key order.
@@ -74,6 +86,11 @@ public final class ConfigService: Sendable {
             new = try await versionAt(key, revision: to)
         } else {
             new = try await get(key)
+        }
+        if old.dataKeyID != nil || new.dataKeyID != nil {
+            throw CapstanError(
+                .invalidArgument,
+                "config \(key) is a secret at revision \(old.dataKeyID != nil ? old.info.revision : new.info.revision): secrets are not diffed; their versions' hashes are in its history")
         }
         return UnifiedDiff.make(
             old: String(decoding: old.content, as: UTF8.self),
@@ -125,7 +142,7 @@ public final class ConfigService: Sendable {
         guard record.header.action == .put else {
             throw CapstanError(.revisionNotFound, "config \(key) was deleted at revision \(kv.modRevision)")
         }
-        return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+        return Entry(record, key: key.description, revision: kv.modRevision)
     }
 
     static func sequence(of historyKey: String) -> Int64 { Int64(historyKey.suffix(20)) ?? 0 }
@@ -135,8 +152,7 @@ public final class ConfigService: Sendable {
         let result = try await store.range(
             RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: limit, descending: true))
         return try result.kvs.map { kv in
-            let record = try ConfigRecord.decode(kv.value)
-            return Entry(info: record.info(key: key.description, revision: kv.modRevision), content: record.content)
+            return Entry(try ConfigRecord.decode(kv.value), key: key.description, revision: kv.modRevision)
         }
     }
 

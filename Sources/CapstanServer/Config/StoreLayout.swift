@@ -12,6 +12,9 @@ enum StoreLayout {
     static let presences = root + "presence/"
 
     static let joinToken = root + "join-token"
+    /// Secrets' data keys, each wrapped under the server's secret key: `secret-keys/ID`.
+    static let secretKeys = root + "secret-keys/"
+    static func secretKey(_ id: String) -> String { secretKeys + id }
     /// The installation's certificate authority (certificate and key, PEM).
     static let tlsAuthority = root + "tls/authority"
 

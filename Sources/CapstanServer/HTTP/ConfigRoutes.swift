@@ -15,7 +15,7 @@ struct ConfigRoutes {
 
     func register(on router: Router<Context>) {
         router.put("v1/config/{namespace}/**") { request, context in try await put(request, context) }
-        router.get("v1/config/{namespace}/**") { request, _ in try await get(request) }
+        router.get("v1/config/{namespace}/**") { request, context in try await get(request, context) }
         router.delete("v1/config/{namespace}/**") { request, context in try await delete(request, context) }
         router.get("v1/configs") { request, _ in try await list(request) }
         router.get("v1/history/{namespace}/**") { request, _ in
@@ -58,7 +58,7 @@ struct ConfigRoutes {
         let format = try HTTPHelpers.string(request, "format").map { try ConfigFormat(name: $0) }
         let info = try await service.put(
             key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
-            author: context.author(request), ifRevision: try ifMatch(request))
+            author: context.author(request), ifRevision: try ifMatch(request), secret: try Self.secretFlag(request))
         return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
     }
 
@@ -68,7 +68,16 @@ struct ConfigRoutes {
         return CapstanError(.payloadTooLarge, "config \(key) \(what); the limit is \(limit)")
     }
 
-    private func get(_ request: Request) async throws -> Response {
+    /// `?secret=true` (or `1`): the write is a secret.
+    static func secretFlag(_ request: Request) throws -> Bool {
+        switch HTTPHelpers.string(request, "secret") {
+        case nil, "false", "0": return false
+        case "true", "1", "": return true
+        case let other?: throw CapstanError(.invalidArgument, "query parameter secret must be true or false; got \(other)")
+        }
+    }
+
+    private func get(_ request: Request, _ context: Context) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
         let revision = try HTTPHelpers.int64(request, "revision")
         if let index = try HTTPHelpers.int64(request, "index") {
@@ -113,7 +122,15 @@ struct ConfigRoutes {
             headers[.contentType] = nil
             return Response(status: .notModified, headers: headers)
         }
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: entry.content)))
+        var content = entry.content
+        if entry.info.secret == true {
+            // Reading a secret's content needs more than reading the key.
+            try context.authorize(.readSecret, on: .config, target: key.description)
+            content = try await service.reveal(entry, key: key)
+            headers[.capstanSecret] = "true"
+            headers[.cacheControl] = "no-store"
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: content)))
     }
 
     private func delete(_ request: Request, _ context: Context) async throws -> Response {

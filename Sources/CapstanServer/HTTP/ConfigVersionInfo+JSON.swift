@@ -12,6 +12,7 @@ extension ConfigVersionInfo {
         json += "\"format\":\"\(format.rawValue)\","
         json += "\"key\":\(Self.quoted(key)),"
         json += "\"revision\":\(revision),"
+        if secret == true { json += "\"secret\":true," }
         json += "\"sha256\":\"\(sha256)\","
         json += "\"size\":\(size),"
         json += "\"time\":\"\(Self.iso8601(time))\","

@@ -7,6 +7,7 @@ extension HTTPField.Name {
     static let capstanRevision = Self("X-Capstan-Revision")!
     static let capstanVersion = Self("X-Capstan-Version")!
     static let capstanFormat = Self("X-Capstan-Format")!
+    static let capstanSecret = Self("X-Capstan-Secret")!
     static let capstanIndex = Self("X-Capstan-Index")!
     static let capstanAuthor = Self("X-Capstan-Author")!
     static let lastEventID = Self("Last-Event-ID")!

@@ -84,7 +84,7 @@ public enum CapstanServer {
         tls: ServingTLS? = nil,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let service = ConfigService(store: store, configuration: configuration.config)
+        let service = ConfigService(store: store, configuration: configuration.config, secrets: configuration.secretKeyring)
         let registry = NodeRegistry(
             store: store, heartbeatInterval: configuration.heartbeatInterval,
             joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger,

@@ -39,6 +39,8 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// Audit entries older than this are removed (the newest is always kept).
     public var auditRetention: Duration = .seconds(90 * 86_400)
+    /// The keys secrets are encrypted under; nil: secrets are refused.
+    public var secretKeyring: SecretKeyring?
     /// TLS on the API and agent connections; nil serves plain HTTP.
     public var tls: TLSSettings?
     /// How long a node's client certificate lasts; agents renew it when a third is left.
