@@ -12,7 +12,9 @@ struct TemplateCommand: AsyncParsableCommand {
             and node.labels beside them; a name that resolves to nothing is an error, not a blank. Agents \
             render on every change, check the new file (--check, with {{src}} for its temporary path), swap \
             it in atomically, reload after a random --splay, and put the old file back when the reload fails. \
-            A destination must lie inside one of the agent's --allow-path directories.
+            A destination must lie inside one of the agent's --allow-path directories. A secret is \
+            written in as {{secret "NS/KEY"}} for a key declared with --secret: it is resolved only for \
+            the nodes the template binds, and sent only over their mutual-TLS connections.
             """,
         subcommands: [Put.self, List.self, Status.self, Remove.self]
     )
@@ -27,20 +29,26 @@ struct TemplateCommand: AsyncParsableCommand {
         @Option(help: "Absolute path of the file on the node.") var dest: String
         @Option(help: "A config key (NS/KEY) or prefix (NS/PREFIX/) whose data the template sees; repeat to merge more.")
         var data: [String] = []
-        @Option(help: "File mode, octal.") var mode: String = "0644"
+        @Option(help: "File mode, octal (default: 0644; 0600 with --secret).") var mode: String?
+        @Option(
+            name: .customLong("secret"),
+            help: "A secret config key (NS/KEY) the source references as {{secret \"NS/KEY\"}}; repeat for more. Needs read-secret on it.")
+        var secrets: [String] = []
         @Option(help: "Command checking the new file before it replaces the old; {{src}} is its path.") var check: String?
         @Option(help: "Command run after the file changed; a failure puts the old file back.") var reload: String?
         @Option(help: "Longest random wait before the reload, e.g. 10s.") var splay: String = "0s"
         @Flag(help: "Run --check and --reload through /bin/sh -c instead of as plain argv.") var shell = false
 
         func spec() throws -> TemplateSpec {
+            // A file holding secrets is the owner's alone unless a mode says otherwise.
+            let mode = self.mode ?? (secrets.isEmpty ? "0644" : "0600")
             guard let modeValue = Int(mode.hasPrefix("0o") ? String(mode.dropFirst(2)) : mode, radix: 8), (0...0o777).contains(modeValue)
             else { throw ValidationError("--mode must be octal permission bits such as 0644 (no setuid, setgid or sticky); got \(mode)") }
             let splayDuration: Duration
             do { splayDuration = try DurationParser.parse(splay) } catch { throw ValidationError("--splay: \(error.message)") }
             return TemplateSpec(
                 selector: selector, source: source, dest: dest, data: data, mode: modeValue, check: check, reload: reload,
-                splayMilliseconds: splayDuration.milliseconds, shell: shell)
+                splayMilliseconds: splayDuration.milliseconds, shell: shell, secrets: secrets.isEmpty ? nil : secrets)
         }
 
         func validate() throws {

@@ -20,10 +20,13 @@ public struct TemplateSpec: Codable, Sendable, Hashable {
     public var splayMilliseconds: Int64
     /// Run `check` and `reload` through `/bin/sh -c` instead of as argv.
     public var shell: Bool
+    /// Secret config keys the source may reference as `{{secret "NS/KEY"}}`; only these are
+    /// resolved, and putting the template needs the read-secret right on each.
+    public var secrets: [String]?
 
     public init(
         selector: String, source: String, dest: String, data: [String] = [], mode: Int = 0o644, check: String? = nil,
-        reload: String? = nil, splayMilliseconds: Int64 = 0, shell: Bool = false
+        reload: String? = nil, splayMilliseconds: Int64 = 0, shell: Bool = false, secrets: [String]? = nil
     ) {
         self.selector = selector
         self.source = source
@@ -34,6 +37,7 @@ public struct TemplateSpec: Codable, Sendable, Hashable {
         self.reload = reload
         self.splayMilliseconds = splayMilliseconds
         self.shell = shell
+        self.secrets = secrets
     }
 }
 

@@ -31,7 +31,14 @@ extension ConfigService {
     /// The plaintext of `entry`: its content as it is for plain content, decrypted for a secret.
     public func reveal(_ entry: Entry, key: ConfigKey) async throws -> Data {
         guard let id = entry.dataKeyID else { return entry.content }
-        guard let keyring = secrets else {
+        return try await Self.reveal(entry.content, dataKeyID: id, key: key, revision: entry.info.revision, store: store, keyring: secrets)
+    }
+
+    /// Decrypts a secret version's `ciphertext`.
+    static func reveal(
+        _ ciphertext: Data, dataKeyID id: String, key: ConfigKey, revision: Int64, store: any KeyValueStore, keyring: SecretKeyring?
+    ) async throws -> Data {
+        guard let keyring else {
             throw CapstanError(.unavailable, "config \(key) is a secret and this server has no secret key to read it")
         }
         guard let kv = try await store.get(StoreLayout.secretKey(id)) else {
@@ -39,10 +46,10 @@ extension ConfigService {
         }
         let dataKey = try keyring.unwrap(try RecordCoding.decoder.decode(SecretKeyring.WrappedKey.self, from: kv.value), id: id)
         do {
-            let box = try AES.GCM.SealedBox(combined: entry.content)
+            let box = try AES.GCM.SealedBox(combined: ciphertext)
             return try AES.GCM.open(box, using: dataKey, authenticating: Self.associatedData(key: key, dataKeyID: id))
         } catch {
-            throw CapstanError(.internal, "config \(key) revision \(entry.info.revision) does not decrypt: it was altered or moved")
+            throw CapstanError(.internal, "config \(key) revision \(revision) does not decrypt: it was altered or moved")
         }
     }
 

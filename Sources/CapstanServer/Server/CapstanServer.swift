@@ -89,7 +89,8 @@ public enum CapstanServer {
             store: store, heartbeatInterval: configuration.heartbeatInterval,
             joinToken: configuration.joinToken ?? NodeRegistry.randomJoinToken(), logger: logger,
             authority: tls?.authority, certificateLifetime: configuration.nodeCertificateLifetime)
-        let templates = TemplateService(store: store, logger: logger)
+        let templates = TemplateService(
+            store: store, logger: logger, secrets: configuration.secretKeyring, deliversSecrets: tls != nil)
         let checks = CheckService(store: store, logger: logger)
         let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger)
         let links = AgentLinks()

@@ -10,10 +10,16 @@ import Synchronization
 public final class TemplateService: Sendable {
     let store: any KeyValueStore
     let logger: Logger
+    /// The keys secrets are decrypted with, and whether they may be sent to nodes at all: only
+    /// when every agent connection is mutual TLS.
+    let secrets: SecretKeyring?
+    let deliversSecrets: Bool
 
-    public init(store: any KeyValueStore, logger: Logger) {
+    public init(store: any KeyValueStore, logger: Logger, secrets: SecretKeyring? = nil, deliversSecrets: Bool = false) {
         self.store = store
         self.logger = logger
+        self.secrets = secrets
+        self.deliversSecrets = deliversSecrets
     }
 
     struct Record: Codable, Sendable {
@@ -181,7 +187,8 @@ public final class TemplateService: Sendable {
     /// Every template ready to send, with its selector: the inputs are read once for all nodes.
     func prepared() async throws -> [(selector: Selector?, assignment: TemplateAssignment)] {
         let templates = try await records().map(\.info)
-        let inputs = try await Inputs.read(for: templates, store: store)
+        var inputs = try await Inputs.read(for: templates, store: store)
+        try await inputs.revealSecrets(for: templates, store: store, keyring: secrets, delivered: deliversSecrets)
         return templates.map { (try? Selector($0.spec.selector), inputs.assignment(for: $0)) }
     }
 
@@ -204,11 +211,44 @@ public final class TemplateService: Sendable {
         var configs: [String: (content: Data, format: ConfigFormat, revision: Int64)] = [:]
         /// Keys under each data prefix, in key order.
         var prefixes: [String: [String]] = [:]
+        /// Declared secrets' plaintext, or why a template cannot have it.
+        var secretValues: [String: Result<String, SecretProblem>] = [:]
+        /// Declared secrets' data keys, for those that are secrets.
+        var secretDataKeys: [String: String] = [:]
+
+        struct SecretProblem: Error {
+            var message: String
+        }
+
+        /// Decrypts the secrets `templates` declare, when they may go to nodes.
+        mutating func revealSecrets(for templates: [TemplateInfo], store: any KeyValueStore, keyring: SecretKeyring?, delivered: Bool) async throws {
+            for key in Set(templates.flatMap { $0.spec.secrets ?? [] }) {
+                guard delivered else {
+                    secretValues[key] = .failure(SecretProblem(message: "secrets are sent to nodes only over mutual TLS, and this server speaks plain HTTP"))
+                    continue
+                }
+                guard let config = configs[key] else {
+                    secretValues[key] = .failure(SecretProblem(message: "secret \(key) does not exist"))
+                    continue
+                }
+                guard let id = secretDataKeys[key], let configKey = try? ConfigKey(key) else {
+                    secretValues[key] = .failure(SecretProblem(message: "\(key) is not a secret: write it with config put --secret"))
+                    continue
+                }
+                do {
+                    let plaintext = try await ConfigService.reveal(
+                        config.content, dataKeyID: id, key: configKey, revision: config.revision, store: store, keyring: keyring)
+                    secretValues[key] = .success(String(decoding: plaintext, as: UTF8.self))
+                } catch let error as CapstanError {
+                    secretValues[key] = .failure(SecretProblem(message: error.message))
+                }
+            }
+        }
 
         static func read(for templates: [TemplateInfo], store: any KeyValueStore) async throws -> Inputs {
             var inputs = Inputs()
             for template in templates {
-                for key in [template.spec.source] + template.spec.data {
+                for key in [template.spec.source] + template.spec.data + (template.spec.secrets ?? []) {
                     if key.hasSuffix("/") {
                         guard inputs.prefixes[key] == nil else { continue }
                         let kvs = try await store.range(RangeRequest(.prefix(StoreLayout.configs + key))).kvs
@@ -217,6 +257,7 @@ public final class TemplateService: Sendable {
                             let configKey = StoreLayout.configKey(fromStoreKey: kv.key)
                             if let record = try? ConfigRecord.decode(kv.value) {
                                 inputs.configs[configKey] = (record.content, record.header.format, kv.modRevision)
+                                if let id = record.header.dataKeyID { inputs.secretDataKeys[configKey] = id }
                                 keys.append(configKey)
                             }
                         }
@@ -225,6 +266,7 @@ public final class TemplateService: Sendable {
                         let record = try? ConfigRecord.decode(kv.value)
                     {
                         inputs.configs[key] = (record.content, record.header.format, kv.modRevision)
+                        if let id = record.header.dataKeyID { inputs.secretDataKeys[key] = id }
                     }
                 }
             }
@@ -246,7 +288,7 @@ public final class TemplateService: Sendable {
             for data in template.spec.data {
                 keys += data.hasSuffix("/") ? prefixes[data] ?? [] : [data]
             }
-            return keys
+            return keys + (template.spec.secrets ?? [])
         }
 
         func assignment(for template: TemplateInfo) -> TemplateAssignment {
@@ -257,15 +299,41 @@ public final class TemplateService: Sendable {
             guard let source = configs[template.spec.source] else {
                 return failed("template source \(template.spec.source) does not exist")
             }
-            guard let text = String(data: source.content, encoding: .utf8) else {
+            if secretDataKeys[template.spec.source] != nil {
+                return failed("template source \(template.spec.source) is a secret: secrets go in through {{secret \"NS/KEY\"}}")
+            }
+            guard var text = String(data: source.content, encoding: .utf8) else {
                 return failed("template source \(template.spec.source) is not UTF-8 text")
             }
             var data = ConfigValue.object([:])
+            // {{secret "NS/KEY"}} becomes a name of the context holding the value: the value is
+            // never parsed as Mustache, whatever it contains.
+            var revealed: [String: ConfigValue] = [:]
+            for reference in Self.secretReferences(in: text) {
+                guard template.spec.secrets?.contains(reference.key) == true else {
+                    return failed("the source references secret \(reference.key), which the template does not declare (template put --secret \(reference.key))")
+                }
+                switch secretValues[reference.key] {
+                case .success(let value)?:
+                    let name = "s\(revealed.count)"
+                    revealed[name] = .string(value)
+                    text = text.replacingOccurrences(of: reference.text, with: "{{capstan_secrets.\(name)}}")
+                case .failure(let problem)?:
+                    return failed(problem.message)
+                case nil:
+                    return failed("secret \(reference.key) could not be read")
+                }
+            }
             for item in template.spec.data {
                 let keys = item.hasSuffix("/") ? prefixes[item] ?? [] : [item]
                 if !item.hasSuffix("/"), configs[item] == nil { return failed("data \(item) does not exist") }
                 for key in keys {
                     guard let config = configs[key] else { continue }
+                    // Secrets go in only through {{secret}}: under a prefix they are left out.
+                    if secretDataKeys[key] != nil {
+                        if item.hasSuffix("/") { continue }
+                        return failed("data \(item) is a secret: secrets go in through {{secret \"NS/KEY\"}}")
+                    }
                     let value: ConfigValue
                     do {
                         value = try config.format.parse(String(decoding: config.content, as: UTF8.self))
@@ -278,7 +346,18 @@ public final class TemplateService: Sendable {
                     data = data.merging(value)
                 }
             }
+            if !revealed.isEmpty { data = data.merging(.object(["capstan_secrets": .object(revealed)])) }
             return TemplateAssignment(name: template.name, revision: revision, spec: template.spec, source: text, data: data, problem: nil)
+        }
+
+        /// `{{secret "NS/KEY"}}` tags (blanks allowed inside the braces), each with its exact text.
+        static func secretReferences(in text: String) -> [(text: String, key: String)] {
+            var found: [(String, String)] = []
+            for match in text.matches(of: /\{\{\s*secret\s+"([^"{}]+)"\s*\}\}/) {
+                let whole = String(match.output.0)
+                if !found.contains(where: { $0.0 == whole }) { found.append((whole, String(match.output.1))) }
+            }
+            return found
         }
     }
 
@@ -291,6 +370,11 @@ public final class TemplateService: Sendable {
         _ = try Selector(spec.selector)
         do { _ = try ConfigKey(spec.source) } catch {
             throw CapstanError(.invalidArgument, "--source: \(error.message)")
+        }
+        for item in spec.secrets ?? [] {
+            do { _ = try ConfigKey(item) } catch {
+                throw CapstanError(.invalidArgument, "--secret \(item): \(error.message)")
+            }
         }
         for item in spec.data {
             do {
