@@ -49,6 +49,9 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
     public var certificate: String?
     public var key: String?
     public var caCertificate: String?
+    /// Whether the server's name is checked against its certificate (a CA given with
+    /// `--ca-cert`, or a `cj1v-` token); otherwise any certificate from the pinned CA is the server.
+    public var verifiesServerName: Bool?
 
     static func file(in directory: String) -> String {
         URL(fileURLWithPath: directory).appendingPathComponent("identity.json").path
@@ -169,6 +172,15 @@ public final class Agent: Sendable {
                     "\(AgentIdentity.file(in: configuration.dataDirectory)) belongs to node \(identity.name), not \(name): "
                         + "use another --data-dir, or remove the file to enroll as \(name)")
             }
+            // Enrolled while the server spoke plain HTTP: over TLS it needs a certificate first.
+            if speaksTLS, identity.certificate == nil {
+                guard configuration.joinToken != nil else {
+                    throw AgentError(
+                        "node \(identity.name) was enrolled without a certificate and the server now speaks TLS: "
+                            + "remove it (capstan node rm \(identity.name)) and start the agent with the join token the server prints")
+                }
+                return try await enroll()
+            }
             return identity
         }
         guard configuration.joinToken != nil else {
@@ -193,6 +205,8 @@ public final class Agent: Sendable {
         var attempt = 0
         var anchor: String?
         var key: NodeKey?
+        // A CA given by hand may be a public or corporate one: then the name is checked too.
+        let verifiesName = configuration.caCertificateFile != nil || joinToken.verifiesName
         while true {
             var request = HTTPClientRequest(url: configuration.server + "/v1/agent/enroll")
             if speaksTLS {
@@ -212,7 +226,7 @@ public final class Agent: Sendable {
                     body.certificateRequest = try fresh.signingRequest(name: name)
                 }
                 var verified = TLSConfiguration.makeClientConfiguration()
-                if configuration.caCertificateFile == nil { verified.certificateVerification = .noHostnameVerification }
+                if !verifiesName { verified.certificateVerification = .noHostnameVerification }
                 verified.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array((anchor ?? "").utf8)))
                 request.tlsConfiguration = verified
             } else if joinToken.fingerprint != nil {
@@ -234,7 +248,7 @@ public final class Agent: Sendable {
                 }
                 let identity = AgentIdentity(
                     name: answer.name, id: answer.id, secret: answer.secret, certificate: answer.certificate, key: key?.keyPEM,
-                    caCertificate: anchor)
+                    caCertificate: anchor, verifiesServerName: speaksTLS ? verifiesName : nil)
                 try identity.save(in: configuration.dataDirectory)
                 logger.info("enrolled", metadata: ["node": "\(identity.name)", "node.id": "\(identity.id)"])
                 events("enrolled")
@@ -242,6 +256,11 @@ public final class Agent: Sendable {
             } catch let error as AgentError {
                 throw error
             } catch {
+                // A certificate that does not check out is no outage: the token is not for this server.
+                let text = String(describing: error)
+                if text.contains("failedToValidateHostname") || text.contains("CERTIFICATE_VERIFY_FAILED") {
+                    throw AgentError("\(configuration.server) is not the server the join token names: its certificate does not check out (\(text))")
+                }
                 attempt += 1
                 logger.warning("cannot reach the server to enroll; retrying", metadata: ["error": "\(error)"])
                 try await Task.sleep(for: backoff(attempt: attempt))
@@ -266,8 +285,11 @@ public final class Agent: Sendable {
         let url = configuration.server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(
             of: "https://", with: "wss://") + "/v1/agent/connect"
         var options = WebSocketClientConfiguration()
-        // Server Name Indication takes names only: an agent that reaches the server by address sends none useful.
-        if let host = URL(string: configuration.server)?.host, host.first?.isNumber == true || host.contains(":") {
+        // Server Name Indication takes names only: an agent that reaches the server by address
+        // (and does not check names) sends a placeholder.
+        if identity.verifiesServerName != true, let host = URL(string: configuration.server)?.host,
+            host.first?.isNumber == true || host.contains(":")
+        {
             options.sniHostname = "capstan"
         }
         options.additionalHeaders = [
@@ -278,7 +300,7 @@ public final class Agent: Sendable {
         let events = self.events
         let logger = self.logger
         do {
-            let tls = try AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
+            let tls = try AgentTLS.configuration(identity)
             try await WebSocketClient.connect(url: url, configuration: options, tlsConfiguration: tls, logger: logger) { inbound, outbound, _ in
                 let facts = HostFacts.collect()
                 let hello = AgentMessage(
@@ -387,7 +409,7 @@ public final class Agent: Sendable {
         var request = HTTPClientRequest(url: configuration.server + "/v1/agent/connect")
         request.headers.add(name: "X-Capstan-Node", value: identity.name)
         request.headers.add(name: "Authorization", value: "Bearer \(identity.secret)")
-        request.tlsConfiguration = try? AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
+        request.tlsConfiguration = try? AgentTLS.configuration(identity)
         guard let response = try? await http.execute(request, timeout: .seconds(10)) else { return false }
         _ = try? await response.body.collect(upTo: 1 << 16)
         return response.status == .unauthorized
@@ -399,7 +421,11 @@ extension Agent {
     func renewCertificates(_ current: CurrentIdentity) async {
         var attempt = 0
         while !Task.isCancelled {
-            guard let (renewAt, _) = AgentTLS.schedule(current.identity) else { return }
+            // No certificate (plain HTTP): looked at again later, in case the agent enrolls anew.
+            guard let (renewAt, _) = AgentTLS.schedule(current.identity) else {
+                do { try await Task.sleep(for: .seconds(60)) } catch { return }
+                continue
+            }
             let wait = renewAt.timeIntervalSinceNow
             if wait > 0 {
                 // Checked at least hourly, so that a clock that jumped is noticed.
@@ -422,7 +448,7 @@ extension Agent {
         let key = try NodeKey()
         var request = HTTPClientRequest(url: configuration.server + "/v1/agent/renew")
         request.method = .POST
-        request.tlsConfiguration = try AgentTLS.configuration(identity, pinned: configuration.caCertificateFile == nil)
+        request.tlsConfiguration = try AgentTLS.configuration(identity)
         request.headers.add(name: "X-Capstan-Node", value: identity.name)
         request.headers.add(name: "Authorization", value: "Bearer \(identity.secret)")
         request.headers.add(name: "Content-Type", value: "application/json")

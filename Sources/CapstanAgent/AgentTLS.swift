@@ -46,14 +46,15 @@ enum AgentTLS {
     /// TLS for the agent's connections: the server verified by `identity`'s CA, and the node's
     /// client certificate presented.
     ///
-    /// A CA found by the join token's pin is the installation's own, which issues serving
+    /// A CA found by a `cj1-` token's pin is the installation's own, which issues serving
     /// certificates to its replicas only: any of them is the server, whatever name or address the
-    /// agent reached it by, so host names are not compared. A CA given with `--ca-cert` may be a
-    /// public one, and then the name is checked as usual.
-    static func configuration(_ identity: AgentIdentity, pinned: Bool) throws -> TLSConfiguration? {
+    /// agent reached it by, so host names are not compared. A CA given with `--ca-cert`, or
+    /// pinned by a `cj1v-` token (the server serves a certificate of the operator's own), may
+    /// certify other services, and then the name is checked as usual.
+    static func configuration(_ identity: AgentIdentity) throws -> TLSConfiguration? {
         guard let ca = identity.caCertificate, let certificate = identity.certificate, let key = identity.key else { return nil }
         var configuration = TLSConfiguration.makeClientConfiguration()
-        if pinned { configuration.certificateVerification = .noHostnameVerification }
+        if identity.verifiesServerName != true { configuration.certificateVerification = .noHostnameVerification }
         configuration.minimumTLSVersion = .tlsv12
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(ca.utf8)))
         configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }

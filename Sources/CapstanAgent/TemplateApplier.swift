@@ -17,7 +17,15 @@ struct TemplateApplier: Sendable {
 
     /// Applies one template for the node described by `node` and answers the report.
     func apply(_ assignment: TemplateAssignment, node: ConfigValue) async -> TemplateReport {
+        // Secret values never leave the node in a report or a log line, whatever a check or
+        // reload command printed.
+        let secretValues: [String] = {
+            guard case .object(let root)? = assignment.data, case .object(let secrets)? = root["capstan_secrets"] else { return [] }
+            return secrets.values.compactMap { if case .string(let text) = $0, !text.isEmpty { text } else { nil } }
+        }()
         func report(_ state: TemplateState, _ error: String? = nil) -> TemplateReport {
+            var error = error
+            for value in secretValues { error = error?.replacingOccurrences(of: value, with: "[secret]") }
             if let error {
                 logger.warning("template failed", metadata: ["template": "\(assignment.name)", "error": "\(error)"])
             }

@@ -23,12 +23,12 @@ struct RotateKeyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try server.resolved()
-        let file: String
-        if let secretKeyFile = server.secretKeyFile {
-            file = secretKeyFile
-        } else if case .sqlite(let path) = configuration.storeLocation {
-            file = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("secret.key").path
-        } else {
+        // The key the servers use, found as they find it.
+        if let text = ProcessInfo.processInfo.environment["CAPSTAN_SECRET_KEY"], !text.isEmpty {
+            throw ValidationError(
+                "CAPSTAN_SECRET_KEY is set: rotate-key rewrites a key file; put the key in a file (--secret-key-file) and unset the variable")
+        }
+        guard let file = try server.secretKeyFileSetting() ?? ServerCommand.defaultSecretKeyFile(configuration) else {
             throw ValidationError("an etcd store has no default key file: give --secret-key-file")
         }
         if case .sqlite(let path) = configuration.storeLocation, !FileManager.default.fileExists(atPath: path) {

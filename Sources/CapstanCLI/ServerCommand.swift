@@ -127,22 +127,32 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            File of the key secrets are encrypted under, mode 0600, created when missing (default: \
-            $CAPSTAN_SECRET_KEY, else secret.key in the data directory; an etcd store has no default).
+            File of the key secrets are encrypted under, mode 0600 (default: $CAPSTAN_SECRET_KEY, else \
+            secret.key in the data directory, created on the first start; an etcd store has no default).
             """)
     var secretKeyFile: String?
 
-    /// Where the secret key comes from: the environment, a file (created when missing), or nowhere.
+    /// Where the secret key comes from: the environment, a given file (which must exist: a typo
+    /// must not start a replica on a key of its own), the data directory's file (created on the
+    /// first start), or nowhere.
     static func secretKeyring(file: String?, configuration: ServerConfiguration) throws -> SecretKeyring? {
         if let text = ProcessInfo.processInfo.environment["CAPSTAN_SECRET_KEY"], !text.isEmpty {
             return try SecretKeyring.parse(text, source: "CAPSTAN_SECRET_KEY")
         }
-        if let file { return try SecretKeyring.load(path: file, create: true) }
-        if case .sqlite(let path) = configuration.storeLocation {
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-            return try SecretKeyring.load(path: directory.appendingPathComponent("secret.key").path, create: true)
-        }
+        if let file { return try SecretKeyring.load(path: file, create: false) }
+        if let path = defaultSecretKeyFile(configuration) { return try SecretKeyring.load(path: path, create: true) }
         return nil
+    }
+
+    /// `secret.key` beside an SQLite store; an etcd store has none.
+    static func defaultSecretKeyFile(_ configuration: ServerConfiguration) -> String? {
+        guard case .sqlite(let path) = configuration.storeLocation else { return nil }
+        return URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("secret.key").path
+    }
+
+    /// The `--secret-key-file` in effect: the flag, else the settings file's.
+    func secretKeyFileSetting() throws -> String? {
+        try secretKeyFile ?? config.map { try ServerConfigFile(path: $0) }?["secret-key-file"]
     }
 
     func validate() throws {
@@ -294,8 +304,7 @@ struct ServerCommand: AsyncParsableCommand {
     func run() async throws {
         var resolved = try resolved()
         do {
-            let fromFile = try config.map { try ServerConfigFile(path: $0) }?["secret-key-file"]
-            resolved.secretKeyring = try Self.secretKeyring(file: secretKeyFile ?? fromFile, configuration: resolved)
+            resolved.secretKeyring = try Self.secretKeyring(file: try secretKeyFileSetting(), configuration: resolved)
         } catch let error as CapstanError {
             throw ValidationError(error.message)
         }

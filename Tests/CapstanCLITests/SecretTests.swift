@@ -56,6 +56,10 @@ struct SecretTests {
                 #expect(!output.contains(Self.plaintext))
                 #expect(!output.contains(hash), "a secret's hash can be checked against guesses")
             }
+            // A write that forgets --secret does not put the next value in clear.
+            let slip = try await capstan(server, ["config", "put", "prod/db/password"], stdin: "oops-in-clear")
+            #expect(slip.status == 1)
+            #expect(slip.stderr.contains("is a secret: write it with --secret"), "\(slip.stderr)")
             // Rollback re-seals the earlier version without showing it.
             #expect(try await capstan(server, ["config", "put", "prod/db/password", "--secret"], stdin: "second-\(Self.plaintext)").status == 0)
             let rollback = try await capstan(server, ["config", "rollback", "prod/db/password"])
@@ -146,21 +150,39 @@ struct SecretTests {
                     try await CapstanBinary.run(arguments + ["--server", server.url], stdin: stdin, environment: environment)
                 }
                 let joinToken = try #require(server.process.output.firstMatch(of: /--join-token (\S+)/)?.output.1)
+                // The agent claims role=db for itself; a template with secrets binds by what the server says.
                 let agent = try await AgentProcess.start(
                     server: server.url, dataDirectory: home.file("agent-\(tls)"), name: "db-1", joinToken: String(joinToken),
-                    allowedPaths: [output])
+                    labels: ["role=db"], allowedPaths: [output])
                 try await agent.stopping {
                     #expect(try await capstan(["ns", "create", "prod"]).status == 0)
                     #expect(try await capstan(["config", "put", "prod/db/password", "--secret"], stdin: Self.plaintext).status == 0)
                     let source = "user=app\npassword={{ secret \"prod/db/password\" }}\n"
                     #expect(try await capstan(["config", "put", "prod/db.tmpl"], stdin: source).status == 0)
                     let dest = "\(output)/db-\(tls).conf"
-                    let put = try await capstan(["template", "put", "db", "--source", "prod/db.tmpl", "--dest", dest, "--secret", "prod/db/password"])
+                    let put = try await capstan(
+                        ["template", "put", "db", "--selector", "role=db", "--source", "prod/db.tmpl", "--dest", dest, "--secret", "prod/db/password"])
                     #expect(put.status == 0, "\(put.stderr)")
+                    let unbound = try await capstan(["template", "status", "db"])
+                    #expect(unbound.stdout.contains("0 applied, 0 failed, 0 pending"), "\(unbound.stdout)")
+                    #expect(try await capstan(["node", "label", "db-1", "role=db"]).status == 0)
                     if tls {
                         _ = try await agent.waitForLine { $0 == "agent template db applied" }
                         #expect(try String(contentsOfFile: dest, encoding: .utf8) == "user=app\npassword=\(Self.plaintext)\n")
                         #expect(try FileManager.default.attributesOfItem(atPath: dest)[.posixPermissions] as? Int == 0o600)
+                        // A check that prints the (changed) file: the report shows no secret.
+                        let checked = try await capstan(
+                            ["template", "put", "db", "--selector", "role=db", "--source", "prod/db.tmpl", "--dest", dest, "--secret", "prod/db/password",
+                             "--shell", "--check", "cat {{src}}; exit 1"])
+                        #expect(checked.status == 0, "\(checked.stderr)")
+                        #expect(try await capstan(["config", "put", "prod/db.tmpl"], stdin: source + "# v2\n").status == 0)
+                        try await eventually(interval: .milliseconds(250), "the failed check reported") {
+                            try await capstan(["template", "status", "db"]).stdout.contains("[secret]")
+                        }
+                        #expect(try await !capstan(["template", "status", "db", "-o", "json"]).stdout.contains(Self.plaintext))
+                        #expect(try await capstan(
+                            ["template", "put", "db", "--selector", "role=db", "--source", "prod/db.tmpl", "--dest", dest, "--secret", "prod/db/password"]
+                        ).status == 0)
                         // An undeclared reference is not resolved.
                         #expect(try await capstan(["config", "put", "prod/db.tmpl"], stdin: "x={{secret \"prod/other\"}}\n").status == 0)
                         try await eventually(interval: .milliseconds(250), "the undeclared secret reported") {

@@ -11,7 +11,7 @@ struct TLSTests {
     static func printed(_ server: ServerProcess) throws -> (fingerprint: String, joinToken: String) {
         let output = server.process.output
         let fingerprint = try #require(output.firstMatch(of: /CA fingerprint: (sha256:[0-9a-f]{64})/)?.output.1)
-        let joinToken = try #require(output.firstMatch(of: /--join-token (cj1-[0-9a-f]{64}-\S+)/)?.output.1)
+        let joinToken = try #require(output.firstMatch(of: /--join-token (cj1v?-[0-9a-f]{64}-\S+)/)?.output.1)
         return (String(fingerprint), String(joinToken))
     }
 
@@ -109,6 +109,23 @@ struct TLSTests {
                 #expect(renewed.serial != first.serial)
                 #expect(try await Self.probe(server, renewed, caFile: caFile) == "426")
                 #expect(try await Self.probe(server, first, caFile: caFile) == "401", "a replaced certificate still works")
+                // The replaced certificate may still renew (a renewal whose answer was lost), nothing else.
+                let csr = try NodeKey().signingRequest(name: "web-1")
+                let body = String(decoding: try JSONEncoder().encode(["certificateRequest": csr]), as: UTF8.self)
+                try body.write(toFile: home.file("renewal.json"), atomically: true, encoding: .utf8)
+                let again = try await ChildProcess.runShell(
+                    "curl -s -o /dev/null -w '%{http_code}' --cacert \(caFile) --cert \(first.certificate) --key \(first.key) "
+                        + "-H 'X-Capstan-Node: web-1' -H 'Authorization: Bearer \(first.secret)' -H 'Content-Type: application/json' "
+                        + "--data @\(home.file("renewal.json")) \(server.url)/v1/agent/renew",
+                    environment: ProcessInfo.processInfo.environment)
+                #expect(again.stdout == "200")
+                #expect(try await Self.probe(server, first, caFile: caFile) == "401")
+
+                // The join token does not take over an enrolled name.
+                let takeover = try await CapstanBinary.run(
+                    ["agent", "--server", server.url, "--data-dir", home.file("agent-takeover"), "--name", "web-1", "--join-token", joinToken])
+                #expect(takeover.status != 0)
+                #expect(takeover.stderr.contains("is enrolled already"), "\(takeover.stderr)")
 
                 // A certificate from a CA of its own is refused in the handshake.
                 let foreign = try Identity.foreign(name: "web-1", secret: renewed.secret, in: home)
@@ -134,7 +151,7 @@ struct TLSTests {
         let home = try TemporaryDirectory(prefix: "capstan-tls-given")
         defer { home.remove() }
         let corporate = try CertificateAuthority.create()
-        let (leaf, key) = try corporate.issueServerCertificate(names: ["127.0.0.1"], validFor: 3600)
+        let (leaf, key) = try corporate.issueServerCertificate(names: ["localhost", "127.0.0.1"], validFor: 3600)
         try (leaf + "\n" + corporate.certificatePEM + "\n").write(toFile: home.file("chain.pem"), atomically: true, encoding: .utf8)
         try key.write(toFile: home.file("key.pem"), atomically: true, encoding: .utf8)
         try corporate.certificatePEM.write(toFile: home.file("corporate.pem"), atomically: true, encoding: .utf8)
@@ -143,11 +160,29 @@ struct TLSTests {
         ) { server in
             let (fingerprint, joinToken) = try Self.printed(server)
             #expect(fingerprint == corporate.fingerprint)
+            // The CA may certify other services too: the token says to check the server's name.
+            #expect(joinToken.hasPrefix("cj1v-"))
             let listed = try await CapstanBinary.run(["ns", "ls", "--server", server.url, "--ca-cert", home.file("corporate.pem")])
             #expect(listed.status == 0, "\(listed.stderr)")
-            let agent = try await AgentProcess.start(
-                server: server.url, dataDirectory: home.file("agent"), name: "db-1", joinToken: joinToken)
+            // By a name the certificate holds, the agent enrolls and connects.
+            let byName = server.url.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+            let agent = try await AgentProcess.start(server: byName, dataDirectory: home.file("agent"), name: "db-1", joinToken: joinToken)
             await agent.stop()
+            // A certificate from the same CA for another name is not the server.
+            let (otherLeaf, otherKey) = try corporate.issueServerCertificate(names: ["intranet.example"], validFor: 3600)
+            try (otherLeaf + "\n" + corporate.certificatePEM + "\n").write(toFile: home.file("other.pem"), atomically: true, encoding: .utf8)
+            try otherKey.write(toFile: home.file("other.key"), atomically: true, encoding: .utf8)
+            try await ServerProcess.with(
+                dataDirectory: home.file("other-data"), extraArguments: ["--tls-cert", home.file("other.pem"), "--tls-key", home.file("other.key")],
+                tls: true
+            ) { impostor in
+                let (_, token) = try Self.printed(impostor)
+                let refused = try await CapstanBinary.run(
+                    ["agent", "--server", impostor.url.replacingOccurrences(of: "127.0.0.1", with: "localhost"), "--join-token", token,
+                     "--data-dir", home.file("agent-2"), "--name", "db-2", "--log-level", "warning"], timeout: .seconds(20))
+                #expect(refused.status != 0)
+                #expect(refused.stderr.contains("is not the server the join token names"), "\(refused.stderr)")
+            }
         }
     }
 

@@ -149,7 +149,7 @@ struct AccessMiddleware: RouterMiddleware {
         var request = request
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
             // Left for the route to refuse with its own message; nothing was hashed.
-        } else if (try? ConfigRoutes.secretFlag(request)) != false {
+        } else if request.method == .put, request.uri.path.hasPrefix("/v1/config/"), (try? ConfigRoutes.secretFlag(request)) == true {
             // A secret's hash would let a guess be checked offline: not recorded.
         } else if let body = try? await request.collectBody(upTo: maxBody), body.readableBytes > 0 {
             draft.contentHash = Self.sha256(body)

@@ -35,7 +35,7 @@ extension ConfigService {
         }
         try checkSize(content, key: key)
         let sealed = try seal(content, key: key)
-        return try await write(key, author: author, ifRevision: ifRevision, extraWrites: [sealed.dataKeyWrite]) { sequence in
+        return try await write(key, author: author, ifRevision: ifRevision, secret: true, extraWrites: [sealed.dataKeyWrite]) { sequence in
             ConfigRecord(
                 sequence: sequence, action: .put, format: format, content: sealed.ciphertext,
                 author: author, comment: comment, time: Date(), dataKeyID: sealed.dataKeyID)
@@ -100,11 +100,13 @@ extension ConfigService {
         author: String,
         ifRevision: Int64?,
         deleting: Bool = false,
+        secret: Bool = false,
         extraWrites: [TxnOp] = [],
         makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         try await keyLock.withLock(key.description) {
-            try await writeOnce(key, ifRevision: ifRevision, deleting: deleting, extraWrites: extraWrites, makeRecord: makeRecord)
+            try await writeOnce(
+                key, ifRevision: ifRevision, deleting: deleting, secret: secret, extraWrites: extraWrites, makeRecord: makeRecord)
         }
     }
 
@@ -113,13 +115,15 @@ extension ConfigService {
         _ key: ConfigKey,
         ifRevision: Int64?,
         deleting: Bool,
+        secret: Bool,
         extraWrites: [TxnOp],
         makeRecord: @Sendable (Int64) throws -> ConfigRecord
     ) async throws -> ConfigVersionInfo {
         let storeKey = StoreLayout.config(key)
         // First try what this process last knew (no read); a compare that fails sends every later
-        // attempt through a fresh read.
+        // attempt through a fresh read. A plain write over what was a secret is decided on a read.
         var guess = writeStates.guess(key, namespace: key.namespace, deleting: deleting)
+        if guess?.currentIsSecret == true, !secret, !deleting { guess = nil }
         for attempt in 0..<Self.maxAttempts {
             if attempt > 1 {
                 // Another replica won the race: back off a little, with jitter, and re-read.
@@ -137,6 +141,11 @@ extension ConfigService {
                 }
                 if deleting, state.currentRevision == 0 {
                     throw CapstanError(.configNotFound, "config \(key) not found")
+                }
+                // A slip of a missing --secret must not put a secret's next value in clear.
+                if state.currentIsSecret, !secret, !deleting {
+                    throw CapstanError(
+                        .invalidArgument, "config \(key) is a secret: write it with --secret (secret=true); to keep it plain from now on, delete it first")
                 }
             }
             let sequence = state.lastSequence + 1
@@ -167,7 +176,7 @@ extension ConfigService {
             if result.succeeded {
                 writeStates.record(
                     key, namespace: key.namespace, namespaceRevision: state.namespaceRevision,
-                    currentRevision: deleting ? 0 : result.revision, sequence: sequence)
+                    currentRevision: deleting ? 0 : result.revision, sequence: sequence, secret: secret && !deleting)
                 return record.info(key: key.description, revision: result.revision)
             }
             writeStates.forget(key, namespace: key.namespace)
@@ -180,7 +189,8 @@ extension ConfigService {
         let read = try await store.txn(
             TxnRequest(success: [
                 .range(RangeRequest(.key(StoreLayout.namespace(key.namespace)))),
-                .range(RangeRequest(.key(StoreLayout.config(key)), keysOnly: true)),
+                // With its value: whether the current version is a secret.
+                .range(RangeRequest(.key(StoreLayout.config(key)))),
                 .range(RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true)),
             ]))
         guard read.results.count == 3, case .range(let namespaceRange) = read.results[0],
@@ -192,6 +202,7 @@ extension ConfigService {
         return WriteStates.State(
             namespaceRevision: namespace.modRevision,
             currentRevision: currentRange.kvs.first?.modRevision ?? 0,
-            lastSequence: latestHistory.kvs.first.map { Self.sequence(of: $0.key) } ?? 0)
+            lastSequence: latestHistory.kvs.first.map { Self.sequence(of: $0.key) } ?? 0,
+            currentIsSecret: currentRange.kvs.first.map { (try? ConfigRecord.decode($0.value))?.isSecret ?? false } ?? false)
     }
 }

@@ -17,11 +17,13 @@ final class WriteStates: Sendable {
         var currentRevision: Int64
         /// Sequence of the newest history entry; 0 when none.
         var lastSequence: Int64
+        /// Whether the current version is a secret.
+        var currentIsSecret = false
     }
 
     private struct Known {
         var namespaces: [String: Int64] = [:]
-        var keys: [ConfigKey: (currentRevision: Int64, lastSequence: Int64)] = [:]
+        var keys: [ConfigKey: (currentRevision: Int64, lastSequence: Int64, secret: Bool)] = [:]
     }
 
     /// Bounds memory: past this many keys the table starts afresh.
@@ -37,17 +39,19 @@ final class WriteStates: Sendable {
     func guess(_ key: ConfigKey, namespace: String, deleting: Bool) -> State? {
         known.withLock { known in
             guard let namespaceRevision = known.namespaces[namespace] else { return nil }
-            let entry = known.keys[key] ?? (0, 0)
+            let entry = known.keys[key] ?? (0, 0, false)
             if deleting, entry.currentRevision == 0 { return nil }
-            return State(namespaceRevision: namespaceRevision, currentRevision: entry.currentRevision, lastSequence: entry.lastSequence)
+            return State(
+                namespaceRevision: namespaceRevision, currentRevision: entry.currentRevision, lastSequence: entry.lastSequence,
+                currentIsSecret: entry.secret)
         }
     }
 
-    func record(_ key: ConfigKey, namespace: String, namespaceRevision: Int64, currentRevision: Int64, sequence: Int64) {
+    func record(_ key: ConfigKey, namespace: String, namespaceRevision: Int64, currentRevision: Int64, sequence: Int64, secret: Bool) {
         known.withLock { known in
             if known.keys.count >= capacity { known.keys.removeAll(keepingCapacity: true) }
             known.namespaces[namespace] = namespaceRevision
-            known.keys[key] = (currentRevision, sequence)
+            known.keys[key] = (currentRevision, sequence, secret)
         }
     }
 

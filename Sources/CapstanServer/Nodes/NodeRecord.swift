@@ -19,6 +19,9 @@ struct NodeRecord: Codable, Sendable, Hashable {
     /// TLS: the only one its connections are accepted with.
     var certificateSerial: String?
     var certificateExpires: Date?
+    /// The certificate the last renewal replaced: accepted to renew again only, so that a
+    /// renewal whose answer was lost does not lock the node out.
+    var previousCertificateSerial: String?
 
     static func hash(secret: String) -> String {
         ConfigRecord.hex(SHA256.hash(data: Data(secret.utf8)))

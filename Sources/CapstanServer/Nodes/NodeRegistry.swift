@@ -92,6 +92,13 @@ public final class NodeRegistry: Sendable {
         }
         while true {
             let existing = try await store.range(RangeRequest(.key(StoreLayout.node(request.name)))).kvs.first
+            // With certificates a node's name is its identity: a join token does not take over
+            // one that is enrolled (it would get that node's templates and secrets).
+            if existing != nil, requiresCertificates {
+                throw CapstanError(
+                    .conflict,
+                    "node \(request.name.quoted) is enrolled already; to enroll it again (a new host, a lost identity), remove it first: capstan node rm \(request.name)")
+            }
             var record: NodeRecord
             if let existing, var old = try? RecordCoding.decoder.decode(NodeRecord.self, from: existing.value) {
                 old.secretHash = NodeRecord.hash(secret: secret)
@@ -99,6 +106,7 @@ public final class NodeRegistry: Sendable {
                 old.facts = request.facts
                 old.certificateSerial = issued?.serial
                 old.certificateExpires = issued?.notAfter
+                old.previousCertificateSerial = nil
                 record = old
             } else {
                 record = NodeRecord(
@@ -120,7 +128,7 @@ public final class NodeRegistry: Sendable {
     /// With TLS the connection must also carry the node's current client certificate: one the
     /// CA issued (checked in the handshake) whose serial is the one the node record holds. A
     /// certificate of a removed node, or one replaced by renewal, is refused.
-    func authenticate(name: String, secret: String, certificateSerial: String?) async throws -> NodeRecord {
+    func authenticate(name: String, secret: String, certificateSerial: String?, forRenewal: Bool = false) async throws -> NodeRecord {
         guard let (record, _) = try await read(name), record.accepts(secret: secret) else {
             throw CapstanError(.unauthorized, "node \(name.quoted) is unknown or its secret is wrong: enroll it again with a join token")
         }
@@ -128,7 +136,8 @@ public final class NodeRegistry: Sendable {
             guard let certificateSerial else {
                 throw CapstanError(.unauthorized, "node \(name.quoted) connected without its client certificate: this server speaks mutual TLS to agents")
             }
-            guard let current = record.certificateSerial, Self.constantTimeEqual(current, certificateSerial) else {
+            let accepted = [record.certificateSerial] + (forRenewal ? [record.previousCertificateSerial] : [])
+            guard accepted.contains(where: { $0.map { Self.constantTimeEqual($0, certificateSerial) } ?? false }) else {
                 throw CapstanError(
                     .unauthorized, "node \(name.quoted) presented a client certificate that is no longer its own (revoked or renewed): enroll it again")
             }
@@ -141,7 +150,7 @@ public final class NodeRegistry: Sendable {
     func renew(name: String, secret: String, certificateSerial: String?, request: CertificateRenewal) async throws -> RenewedCertificate {
         guard let authority else { throw CapstanError(.invalidArgument, "this server does not speak TLS: there is no certificate to renew") }
         while true {
-            _ = try await authenticate(name: name, secret: secret, certificateSerial: certificateSerial)
+            _ = try await authenticate(name: name, secret: secret, certificateSerial: certificateSerial, forRenewal: true)
             guard let (record, revision) = try await read(name) else { throw Self.notFound(name) }
             let issued: IssuedCertificate
             do {
@@ -151,6 +160,9 @@ public final class NodeRegistry: Sendable {
                 throw CapstanError(.invalidArgument, error.description)
             }
             var renewed = record
+            // Renewing with the current certificate retires it; renewing again with the one
+            // before (its answer was lost) keeps that one as the previous.
+            if certificateSerial == record.certificateSerial { renewed.previousCertificateSerial = record.certificateSerial }
             renewed.certificateSerial = issued.serial
             renewed.certificateExpires = issued.notAfter
             if try await write(renewed, expecting: revision) != nil {

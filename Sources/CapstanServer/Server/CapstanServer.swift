@@ -23,7 +23,7 @@ public enum CapstanServer {
 
         /// The join token as agents are given it: with TLS it pins the CA's fingerprint.
         public var agentJoinToken: String {
-            JoinToken(secret: joinToken, fingerprint: tls?.anchorFingerprint).description
+            JoinToken(secret: joinToken, fingerprint: tls?.anchorFingerprint, verifiesName: tls?.givenCertificate ?? false).description
         }
     }
 

@@ -22,6 +22,9 @@ public struct ServingTLS: Sendable {
     /// The certificate clients must trust to verify this server, PEM, and its fingerprint.
     public let anchorPEM: String
     public let anchorFingerprint: String
+    /// Whether the server serves a certificate of the operator's own (`--tls-cert`): its CA may
+    /// certify other services, so agents check the server's name.
+    public let givenCertificate: Bool
     let configuration: TLSConfiguration
 
     /// Server certificates the CA issues last this long; each start issues a new one.
@@ -66,7 +69,7 @@ public struct ServingTLS: Sendable {
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(authority.certificatePEM.utf8)))
         return ServingTLS(
             authority: authority, anchorPEM: anchorPEM, anchorFingerprint: try CertificateFacts(pem: anchorPEM).fingerprint,
-            configuration: configuration)
+            givenCertificate: { if case .given = settings { return true } else { return false } }(), configuration: configuration)
     }
 
     /// The installation's CA: created on the first start and kept in the store, so that every

@@ -69,7 +69,7 @@ final class TemplatePusher: Sendable {
                             if event.kind == .delete { registry.recordDeleted(name) }
                             let record = event.kind == .put ? try? RecordCoding.decoder.decode(NodeRecord.self, from: event.kv.value) : nil
                             let changed = labelCache.withLock { cache -> Bool in
-                                let labels = record?.labels
+                                let labels = record.map { NodeLabels(merged: $0.labels, server: $0.serverLabels) }
                                 defer { cache[name] = labels }
                                 return cache[name] != labels
                             }
@@ -121,7 +121,14 @@ final class TemplatePusher: Sendable {
 
     /// The labels of the nodes with a session here, kept from the store watch (and read once
     /// when a node attaches), so that a push reads no node record.
-    private let labelCache = Mutex<[String: [String: String]]>([:])
+    private let labelCache = Mutex<[String: NodeLabels]>([:])
+
+    /// A node's labels as selectors see them, and the server's alone: a template that carries
+    /// secrets binds by these and the node's name only, which an agent cannot claim for itself.
+    struct NodeLabels: Hashable, Sendable {
+        var merged: [String: String]
+        var server: [String: String]
+    }
 
     private func pushOnce() async {
         let current = sessions.withLock { $0 }
@@ -136,18 +143,21 @@ final class TemplatePusher: Sendable {
                 var indices: [Int]
                 var checks: [Int]
                 var labels: [String: String]
+                var serverLabels: [String: String]
             }
             var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
             var outgoing: [(connection: UInt64, digest: String, text: ByteBuffer, post: @Sendable (ByteBuffer) -> Void)] = []
             for (connection, session) in current {
-                let nodeLabels = labels[session.name] ?? [:]
+                let nodeLabels = labels[session.name]?.merged ?? [:]
+                let serverLabels = labels[session.name]?.server ?? [:]
                 let indices = prepared.indices.filter {
-                    prepared[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
+                    let carriesSecrets = !(prepared[$0].assignment.spec.secrets ?? []).isEmpty
+                    return prepared[$0].selector?.matches(labels: carriesSecrets ? serverLabels : nodeLabels, name: session.name) ?? false
                 }
                 let checkIndices = preparedChecks.indices.filter {
                     preparedChecks[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
                 }
-                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels)
+                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels, serverLabels: serverLabels)
                 let message: (digest: String, text: ByteBuffer)
                 if let cached = messages[group] {
                     message = cached
@@ -176,17 +186,17 @@ final class TemplatePusher: Sendable {
     }
 
     /// The labels of the nodes named: from the cache, reading the records of nodes not in it yet.
-    private func connectedLabels(_ names: Set<String>) async throws -> [String: [String: String]] {
+    private func connectedLabels(_ names: Set<String>) async throws -> [String: NodeLabels] {
         let missing = labelCache.withLock { cache in names.filter { cache[$0] == nil } }
         for name in missing {
             let record = try await templates.store.get(StoreLayout.node(name)).flatMap {
                 try? RecordCoding.decoder.decode(NodeRecord.self, from: $0.value)
             }
-            labelCache.withLock { $0[name] = record?.labels ?? [:] }
+            labelCache.withLock { $0[name] = NodeLabels(merged: record?.labels ?? [:], server: record?.serverLabels ?? [:]) }
         }
         return labelCache.withLock { cache in
-            var result: [String: [String: String]] = [:]
-            for name in names { result[name] = cache[name] ?? [:] }
+            var result: [String: NodeLabels] = [:]
+            for name in names { result[name] = cache[name] ?? NodeLabels(merged: [:], server: [:]) }
             return result
         }
     }

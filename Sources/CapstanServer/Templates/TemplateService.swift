@@ -154,7 +154,11 @@ public final class TemplateService: Sendable {
     public func status(_ name: String, nodes registry: NodeRegistry) async throws -> TemplateStatus {
         let template = try await template(name)
         let selector = try Selector(template.spec.selector)
-        let nodes = try await registry.list(selector: selector)
+        var nodes = try await registry.list(selector: selector)
+        // A template with secrets binds by server labels and names only (see TemplatePusher).
+        if !(template.spec.secrets ?? []).isEmpty {
+            nodes = nodes.filter { selector.matches(labels: $0.serverLabels, name: $0.name) }
+        }
         let inputs = try await Inputs.read(for: [template], store: store)
         let revision = inputs.revision(of: template)
         var reports: [String: TemplateReport] = [:]
@@ -170,7 +174,8 @@ public final class TemplateService: Sendable {
     /// The templates that bind `node`, each with the node's state (`name` is the template's).
     public func states(for node: NodeInfo) async throws -> [TemplateStatus.Node] {
         let bound = try await records().map(\.info).filter { template in
-            (try? Selector(template.spec.selector))?.matches(labels: node.labels, name: node.name) ?? false
+            let labels = (template.spec.secrets ?? []).isEmpty ? node.labels : node.serverLabels
+            return (try? Selector(template.spec.selector))?.matches(labels: labels, name: node.name) ?? false
         }
         let inputs = try await Inputs.read(for: bound, store: store)
         var states: [TemplateStatus.Node] = []
