@@ -129,20 +129,9 @@ final class SilentWatchServer: Sendable {
     private let descriptor: Int32
 
     init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, url) = try loopbackListener()
         descriptor = listener
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
-                    && getsockname(listener, pointer, &length) == 0
-            }
-        }
-        guard listening else { throw POSIXError(.EADDRINUSE) }
-        url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        self.url = url
         Thread {
             var open: [Int32] = []
             while true {
@@ -230,20 +219,9 @@ final class HangUpOnceServer: Sendable {
     var requests: Int { count.withLock { $0 } }
 
     init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, url) = try loopbackListener()
         descriptor = listener
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
-                    && getsockname(listener, pointer, &length) == 0
-            }
-        }
-        guard listening else { throw POSIXError(.EADDRINUSE) }
-        url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        self.url = url
         Thread { [self] in
             while true {
                 let connection = accept(listener, nil, nil)
@@ -271,4 +249,24 @@ final class HangUpOnceServer: Sendable {
         shutdown(descriptor, Int32(SHUT_RDWR))
         close(descriptor)
     }
+}
+
+/// A listening TCP socket on a free loopback port, and its `http://` URL.
+func loopbackListener() throws -> (descriptor: Int32, url: String) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let listening = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(listener, pointer, length) == 0 && listen(listener, 8) == 0
+                && getsockname(listener, pointer, &length) == 0
+        }
+    }
+    guard listening else {
+        close(listener)
+        throw POSIXError(.EADDRINUSE)
+    }
+    return (listener, "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
 }
