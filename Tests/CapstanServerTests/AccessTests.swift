@@ -224,6 +224,19 @@ struct AccessTests {
                 .put, "/v1/schedules/nightly", token: schedule, body: #"{"cron":"0 3 * * *","timeZone":"UTC","missed":"skip","job":{"command":["true"]}}"#)
             #expect(saved.status == .ok, "\(String(buffer: saved.body))")
             #expect(try Self.decoder.decode(ScheduleInfo.self, from: Data(buffer: saved.body)).onlyOn == ["env=staging"])
+            // Relabelling a node into the role's own job selector would widen the role: refused.
+            let relabeller = try await fixture.token(rules: ["node::write", "job:env=staging:run"])
+            let widened = try await fixture.send(.post, "/v1/nodes/prod-1/labels", token: relabeller, body: #"{"set":{"env":"staging"},"remove":[]}"#)
+            #expect(widened.status == .forbidden)
+            #expect(String(buffer: widened.body).contains("may not bring node prod-1 into its job selector"))
+            let harmless = try await fixture.send(.post, "/v1/nodes/prod-1/labels", token: relabeller, body: #"{"set":{"tier":"gold"},"remove":[]}"#)
+            #expect(harmless.status == .ok, "\(String(buffer: harmless.body))")
+            // Nor into a template whose secrets the caller may not read.
+            let secretTemplate = #"{"selector":"role=db","source":"prod/t","dest":"/etc/t","data":[],"mode":384,"splayMilliseconds":0,"shell":false,"secrets":["prod/db/password"]}"#
+            #expect(try await fixture.send(.put, "/v1/templates/db", body: secretTemplate).status == .ok)
+            let intoSecrets = try await fixture.send(.post, "/v1/nodes/stage-1/labels", token: relabeller, body: #"{"set":{"role":"db"},"remove":[]}"#)
+            #expect(intoSecrets.status == .forbidden)
+            #expect(String(buffer: intoSecrets.body).contains("read-secret"))
             let noRun = try await fixture.token(rules: ["schedule::write"])
             let refused = try await fixture.send(
                 .put, "/v1/schedules/other", token: noRun, body: #"{"cron":"0 3 * * *","timeZone":"UTC","missed":"skip","job":{"command":["true"]}}"#)

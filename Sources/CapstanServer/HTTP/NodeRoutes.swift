@@ -17,6 +17,35 @@ struct NodeRoutes {
 
     static var maxBody: Int { 256 * 1024 }
 
+    /// Labels decide where jobs run and which templates (and secrets) a node gets: a relabel may
+    /// not bring a node into a job selector the caller's role is confined to, nor into a template
+    /// whose secrets the caller may not read. Otherwise `node:NAME:write` would widen itself.
+    func checkRelabel(_ name: String, _ change: NodeLabelChange, context: Context) async throws {
+        let caller = try context.requireCaller()
+        let node = try await registry.node(name)
+        var server = node.serverLabels
+        for key in change.remove { server.removeValue(forKey: key) }
+        server.merge(change.set) { _, new in new }
+        let before = node.labels
+        let after = node.agentLabels.merging(server) { _, server in server }
+        if let selectors = caller.role.jobRunSelectors {
+            for text in selectors {
+                guard let selector = try? Selector(text) else { continue }
+                if selector.matches(labels: after, name: name), !selector.matches(labels: before, name: name) {
+                    throw CapstanError(
+                        .forbidden,
+                        "role \(caller.role.name.quoted) may not bring node \(name) into its job selector \(text.quoted): ask someone who may run jobs on every node")
+                }
+            }
+        }
+        for template in try await templates.list().items where !(template.spec.secrets ?? []).isEmpty {
+            guard let selector = try? Selector(template.spec.selector) else { continue }
+            if selector.matches(labels: server, name: name), !selector.matches(labels: node.serverLabels, name: name) {
+                for key in template.spec.secrets ?? [] { try context.authorize(.readSecret, on: .config, target: key) }
+            }
+        }
+    }
+
     func register(on router: Router<Context>) {
         router.post("v1/agent/enroll") { request, _ in
             let body = try await request.body.collect(upTo: Self.maxBody)
@@ -81,7 +110,9 @@ struct NodeRoutes {
         nodes.post("{name}/labels") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let change = try JSONDecoder().decode(NodeLabelChange.self, from: Data(buffer: body))
-            return try HTTPHelpers.json(try await registry.label(context.parameters.require("name"), change))
+            let name = try context.parameters.require("name")
+            try await checkRelabel(name, change, context: context)
+            return try HTTPHelpers.json(try await registry.label(name, change))
         }
         nodes.delete("{name}") { _, context in
             let name = try context.parameters.require("name")
