@@ -224,6 +224,25 @@ struct AccessTests {
                 .put, "/v1/schedules/nightly", token: schedule, body: #"{"cron":"0 3 * * *","timeZone":"UTC","missed":"skip","job":{"command":["true"]}}"#)
             #expect(saved.status == .ok, "\(String(buffer: saved.body))")
             #expect(try Self.decoder.decode(ScheduleInfo.self, from: Data(buffer: saved.body)).onlyOn == ["env=staging"])
+            // Templates and checks that run commands bind only nodes the author's jobs may run on.
+            let operatorToken = try await fixture.token(rules: ["template::write,run", "check::write,run", "config::read", "job:env=staging:run"])
+            let withReload = #"{"selector":"","source":"prod/t","dest":"/etc/t","data":[],"mode":420,"reload":"true","splayMilliseconds":0,"shell":false}"#
+            let template = try await fixture.send(.put, "/v1/templates/reloading", token: operatorToken, body: withReload)
+            #expect(template.status == .ok, "\(String(buffer: template.body))")
+            #expect(try Self.decoder.decode(TemplateInfo.self, from: Data(buffer: template.body)).onlyOn == ["env=staging"])
+            let rollout = try Self.decoder.decode(
+                TemplateStatus.self, from: Data(buffer: try await fixture.send(.get, "/v1/templates/reloading/status").body))
+            #expect(rollout.nodes.map(\.name) == ["stage-1"])
+            let commandCheck = #"{"selector":"","kind":"command","target":"true","intervalMilliseconds":10000,"timeoutMilliseconds":2000,"failuresBeforeCritical":3,"successesBeforePassing":2,"shell":false}"#
+            let check = try await fixture.send(.put, "/v1/checks/probe", token: operatorToken, body: commandCheck)
+            #expect(check.status == .ok, "\(String(buffer: check.body))")
+            let checked = try Self.decoder.decode(CheckInfo.self, from: Data(buffer: try await fixture.send(.get, "/v1/checks/probe").body))
+            #expect(checked.nodes?.map(\.name) == ["stage-1"])
+            let nowhere = try await fixture.token(rules: ["template::write,run", "config::read"])
+            let refusedTemplate = try await fixture.send(.put, "/v1/templates/reloading", token: nowhere, body: withReload)
+            #expect(refusedTemplate.status == .forbidden)
+            #expect(String(buffer: refusedTemplate.body).contains("may run jobs on no node"))
+
             // Relabelling a node into the role's own job selector would widen the role: refused.
             let relabeller = try await fixture.token(rules: ["node::write", "job:env=staging:run"])
             let widened = try await fixture.send(.post, "/v1/nodes/prod-1/labels", token: relabeller, body: #"{"set":{"env":"staging"},"remove":[]}"#)
@@ -256,8 +275,11 @@ struct AccessTests {
             #expect(try await fixture.send(.post, "/v1/tokens", token: limited, body: #"{"role":"narrower"}"#).status == .created)
             #expect(try await fixture.send(.put, "/v1/roles/admin", body: #"{"rules":["config::read"]}"#).status == .conflict)
             #expect(try await fixture.send(.delete, "/v1/roles/narrower").status == .conflict)
-            // Nobody revokes a stronger token; a token's children expire with it.
+            // Nobody revokes a stronger token, nor the token in hand; a token's children expire with it.
             #expect(try await fixture.send(.delete, "/v1/tokens/root", token: limited).status == .forbidden)
+            let selfRevoke = try await fixture.send(.delete, "/v1/tokens/root")
+            #expect(selfRevoke.status == .conflict)
+            #expect(String(buffer: selfRevoke.body).contains("does not revoke itself"))
             _ = try await fixture.send(.put, "/v1/roles/maker", body: #"{"rules":["token::write","config:dev/:read"]}"#)
             let parent = try await fixture.send(.post, "/v1/tokens", body: #"{"role":"maker","ttlSeconds":3600}"#)
             let parentToken = try Self.decoder.decode(CreatedToken.self, from: Data(buffer: parent.body))

@@ -94,8 +94,12 @@ public struct CheckInfo: Codable, Sendable, Hashable {
     public var updatedAt: Date
     /// The nodes the selector picks now, with the status each reported (`pending` until one).
     public var nodes: [Node]?
+    /// For a command check: the selectors of its author's job run rules; it runs only on nodes
+    /// matching one of them. Absent when its author may run jobs anywhere.
+    public var onlyOn: [String]?
 
-    public init(name: String, spec: CheckSpec, updatedAt: Date, nodes: [Node]? = nil) {
+    public init(name: String, spec: CheckSpec, updatedAt: Date, nodes: [Node]? = nil, onlyOn: [String]? = nil) {
+        self.onlyOn = onlyOn
         self.name = name
         self.spec = spec
         self.updatedAt = updatedAt

@@ -47,12 +47,16 @@ public struct TemplateInfo: Codable, Sendable, Hashable {
     public var updatedAt: Date
     /// Store revision of the template record.
     public var revision: Int64
+    /// For a template with check or reload commands: the selectors of its author's job run rules;
+    /// it binds only nodes matching one of them. Absent when its author may run jobs anywhere.
+    public var onlyOn: [String]?
 
-    public init(name: String, spec: TemplateSpec, updatedAt: Date, revision: Int64) {
+    public init(name: String, spec: TemplateSpec, updatedAt: Date, revision: Int64, onlyOn: [String]? = nil) {
         self.name = name
         self.spec = spec
         self.updatedAt = updatedAt
         self.revision = revision
+        self.onlyOn = onlyOn
     }
 }
 

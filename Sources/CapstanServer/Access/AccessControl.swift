@@ -166,6 +166,10 @@ public final class AccessControl: Sendable {
         guard Self.isTokenID(id) else {
             throw CapstanError(.invalidArgument, "token id \(id.quoted) is not a token id (see capstan token ls)")
         }
+        // Revoking the token in hand would leave its holder (root above all) locked out.
+        guard id != caller.tokenID else {
+            throw CapstanError(.conflict, "a token does not revoke itself: revoke token \(id) with another token whose role covers it")
+        }
         if let record = try await store.get(StoreLayout.token(id)).flatMap({ try? RecordCoding.decoder.decode(TokenRecord.self, from: $0.value) }),
             let role = try await roleIfAny(record.role), !caller.role.covers(role)
         {

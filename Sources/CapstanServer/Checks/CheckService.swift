@@ -18,6 +18,9 @@ public final class CheckService: Sendable {
     struct Record: Codable, Sendable {
         var spec: CheckSpec
         var updatedAt: Date
+        var onlyOn: [String]?
+
+        var binding: NodeBinding { NodeBinding(selector: spec.selector, onlyOn: onlyOn) }
     }
 
     struct Status: Codable, Sendable {
@@ -26,29 +29,35 @@ public final class CheckService: Sendable {
         var since: Date
     }
 
-    public func put(_ name: String, _ spec: CheckSpec) async throws -> CheckInfo {
+    /// - Parameter onlyOn: for a command check, its author's job run selectors (see `NodeBinding`).
+    public func put(_ name: String, _ spec: CheckSpec, onlyOn: [String]? = nil) async throws -> CheckInfo {
         try Self.validate(name: name, spec: spec)
         let now = Date()
-        _ = try await store.put(StoreLayout.check(name), try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now)))
+        _ = try await store.put(StoreLayout.check(name), try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now, onlyOn: onlyOn)))
         logger.info("check saved", metadata: ["check": "\(name)"])
-        return CheckInfo(name: name, spec: spec, updatedAt: now)
+        return CheckInfo(name: name, spec: spec, updatedAt: now, onlyOn: onlyOn)
     }
 
     public func list() async throws -> CheckList {
-        CheckList(items: try await records().map { CheckInfo(name: $0.name, spec: $0.record.spec, updatedAt: $0.record.updatedAt) })
+        CheckList(
+            items: try await records().map {
+                CheckInfo(name: $0.name, spec: $0.record.spec, updatedAt: $0.record.updatedAt, onlyOn: $0.record.onlyOn)
+            })
     }
 
     /// The check and every node it picks now, with their statuses.
     public func check(_ name: String, nodes registry: NodeRegistry) async throws -> CheckInfo {
         guard let kv = try await store.get(StoreLayout.check(name)) else { throw Self.notFound(name) }
         let record = try RecordCoding.decoder.decode(Record.self, from: kv.value)
-        let picked = try await registry.list(selector: try Selector(record.spec.selector))
+        let picked = try await registry.list(selector: try Selector(record.spec.selector)).filter {
+            record.binding.matches(labels: $0.labels, name: $0.name)
+        }
         let statuses = try await self.statuses(of: name)
         let nodes = picked.map { node in
             let status = statuses[node.name]
             return CheckInfo.Node(name: node.name, status: status?.status ?? .pending, output: status?.output, since: status?.since)
         }
-        return CheckInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, nodes: nodes)
+        return CheckInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, nodes: nodes, onlyOn: record.onlyOn)
     }
 
     public func remove(_ name: String) async throws {
@@ -64,8 +73,8 @@ public final class CheckService: Sendable {
     }
 
     /// Every check ready to send, with its selector.
-    func prepared() async throws -> [(selector: Selector?, assignment: CheckAssignment)] {
-        try await records().map { (try? Selector($0.record.spec.selector), CheckAssignment(name: $0.name, spec: $0.record.spec)) }
+    func prepared() async throws -> [(binding: NodeBinding, assignment: CheckAssignment)] {
+        try await records().map { ($0.record.binding, CheckAssignment(name: $0.name, spec: $0.record.spec)) }
     }
 
     /// Keeps a node's report of a check (a change of status), if the check still exists.
@@ -95,9 +104,9 @@ public final class CheckService: Sendable {
         let checks = try await records()
         var result: [String: [String: CheckStatus]] = [:]
         for (name, record) in checks {
-            guard let selector = try? Selector(record.spec.selector) else { continue }
+            let binding = record.binding
             let statuses = try await self.statuses(of: name)
-            for node in nodes where selector.matches(labels: node.labels, name: node.name) {
+            for node in nodes where binding.matches(labels: node.labels, name: node.name) {
                 result[node.name, default: [:]][name] = statuses[node.name]?.status ?? .pending
             }
         }

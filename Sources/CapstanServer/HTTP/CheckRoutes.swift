@@ -23,8 +23,12 @@ struct CheckRoutes {
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try JSONDecoder().decode(CheckSpec.self, from: Data(buffer: body))
             // A command check runs a command on every node it picks.
-            if spec.kind == .command { try context.authorize(.run, on: .check, target: try context.parameters.require("name")) }
-            return try HTTPHelpers.json(try await checks.put(context.parameters.require("name"), spec))
+            var onlyOn: [String]?
+            if spec.kind == .command {
+                try context.authorize(.run, on: .check, target: try context.parameters.require("name"))
+                onlyOn = try context.commandScope(.check)
+            }
+            return try HTTPHelpers.json(try await checks.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}") { _, context in
             try HTTPHelpers.json(try await checks.check(context.parameters.require("name"), nodes: registry))

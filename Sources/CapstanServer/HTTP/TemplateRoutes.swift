@@ -25,10 +25,14 @@ struct TemplateRoutes {
             let name = try context.parameters.require("name")
             // A template puts config on nodes and may run commands there: its author must be
             // able to read what it renders and, for check and reload commands, to run them.
-            if spec.check != nil || spec.reload != nil { try context.authorize(.run, on: .template, target: name) }
+            var onlyOn: [String]?
+            if spec.check != nil || spec.reload != nil {
+                try context.authorize(.run, on: .template, target: name)
+                onlyOn = try context.commandScope(.template)
+            }
             for key in [spec.source] + spec.data + (spec.secrets ?? []) { try context.authorize(.read, on: .config, target: key) }
             for key in spec.secrets ?? [] { try context.authorize(.readSecret, on: .config, target: key) }
-            return try HTTPHelpers.json(try await templates.put(context.parameters.require("name"), spec))
+            return try HTTPHelpers.json(try await templates.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}") { _, context in
             try HTTPHelpers.json(try await templates.template(context.parameters.require("name")))

@@ -152,10 +152,10 @@ final class TemplatePusher: Sendable {
                 let serverLabels = labels[session.name]?.server ?? [:]
                 let indices = prepared.indices.filter {
                     let carriesSecrets = !(prepared[$0].assignment.spec.secrets ?? []).isEmpty
-                    return prepared[$0].selector?.matches(labels: carriesSecrets ? serverLabels : nodeLabels, name: session.name) ?? false
+                    return prepared[$0].binding.matches(labels: carriesSecrets ? serverLabels : nodeLabels, name: session.name)
                 }
                 let checkIndices = preparedChecks.indices.filter {
-                    preparedChecks[$0].selector?.matches(labels: nodeLabels, name: session.name) ?? false
+                    preparedChecks[$0].binding.matches(labels: nodeLabels, name: session.name)
                 }
                 let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels, serverLabels: serverLabels)
                 let message: (digest: String, text: ByteBuffer)

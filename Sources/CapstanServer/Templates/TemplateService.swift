@@ -25,18 +25,20 @@ public final class TemplateService: Sendable {
     struct Record: Codable, Sendable {
         var spec: TemplateSpec
         var updatedAt: Date
+        var onlyOn: [String]?
     }
 
     // MARK: Records
 
-    public func put(_ name: String, _ spec: TemplateSpec) async throws -> TemplateInfo {
+    /// - Parameter onlyOn: for a template with commands, its author's job run selectors (see `NodeBinding`).
+    public func put(_ name: String, _ spec: TemplateSpec, onlyOn: [String]? = nil) async throws -> TemplateInfo {
         try Self.validate(name: name, spec: spec)
         let now = Date()
         let key = StoreLayout.template(name)
         let result = try await store.txn(
-            TxnRequest(success: [.put(key: key, value: try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now)))]))
+            TxnRequest(success: [.put(key: key, value: try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now, onlyOn: onlyOn)))]))
         logger.info("template saved", metadata: ["template": "\(name)", "revision": "\(result.revision)"])
-        return TemplateInfo(name: name, spec: spec, updatedAt: now, revision: result.revision)
+        return TemplateInfo(name: name, spec: spec, updatedAt: now, revision: result.revision, onlyOn: onlyOn)
     }
 
     public func list() async throws -> TemplateList {
@@ -46,7 +48,7 @@ public final class TemplateService: Sendable {
     public func template(_ name: String) async throws -> TemplateInfo {
         guard let kv = try await store.get(StoreLayout.template(name)) else { throw Self.notFound(name) }
         let record = try RecordCoding.decoder.decode(Record.self, from: kv.value)
-        return TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision)
+        return TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision, onlyOn: record.onlyOn)
     }
 
     /// Removes the template and its reports; files already on nodes stay as they are.
@@ -62,7 +64,10 @@ public final class TemplateService: Sendable {
         try await store.range(RangeRequest(.prefix(StoreLayout.templates))).kvs.map { kv in
             let record = try RecordCoding.decoder.decode(Record.self, from: kv.value)
             let name = String(kv.key.dropFirst(StoreLayout.templates.count))
-            return (TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision), kv.modRevision)
+            return (
+                TemplateInfo(name: name, spec: record.spec, updatedAt: record.updatedAt, revision: kv.modRevision, onlyOn: record.onlyOn),
+                kv.modRevision
+            )
         }
     }
 
@@ -154,10 +159,11 @@ public final class TemplateService: Sendable {
     public func status(_ name: String, nodes registry: NodeRegistry) async throws -> TemplateStatus {
         let template = try await template(name)
         let selector = try Selector(template.spec.selector)
-        var nodes = try await registry.list(selector: selector)
+        let binding = NodeBinding(selector: template.spec.selector, onlyOn: template.onlyOn)
         // A template with secrets binds by server labels and names only (see TemplatePusher).
-        if !(template.spec.secrets ?? []).isEmpty {
-            nodes = nodes.filter { selector.matches(labels: $0.serverLabels, name: $0.name) }
+        let bySecrets = !(template.spec.secrets ?? []).isEmpty
+        let nodes = try await registry.list(selector: selector).filter {
+            binding.matches(labels: bySecrets ? $0.serverLabels : $0.labels, name: $0.name)
         }
         let inputs = try await Inputs.read(for: [template], store: store)
         let revision = inputs.revision(of: template)
@@ -175,7 +181,7 @@ public final class TemplateService: Sendable {
     public func states(for node: NodeInfo) async throws -> [TemplateStatus.Node] {
         let bound = try await records().map(\.info).filter { template in
             let labels = (template.spec.secrets ?? []).isEmpty ? node.labels : node.serverLabels
-            return (try? Selector(template.spec.selector))?.matches(labels: labels, name: node.name) ?? false
+            return NodeBinding(selector: template.spec.selector, onlyOn: template.onlyOn).matches(labels: labels, name: node.name)
         }
         let inputs = try await Inputs.read(for: bound, store: store)
         var states: [TemplateStatus.Node] = []
@@ -190,11 +196,11 @@ public final class TemplateService: Sendable {
     // MARK: Assignments
 
     /// Every template ready to send, with its selector: the inputs are read once for all nodes.
-    func prepared() async throws -> [(selector: Selector?, assignment: TemplateAssignment)] {
+    func prepared() async throws -> [(binding: NodeBinding, assignment: TemplateAssignment)] {
         let templates = try await records().map(\.info)
         var inputs = try await Inputs.read(for: templates, store: store)
         try await inputs.revealSecrets(for: templates, store: store, keyring: secrets, delivered: deliversSecrets)
-        return templates.map { (try? Selector($0.spec.selector), inputs.assignment(for: $0)) }
+        return templates.map { (NodeBinding(selector: $0.spec.selector, onlyOn: $0.onlyOn), inputs.assignment(for: $0)) }
     }
 
     /// A digest that changes whenever the assignments do.
