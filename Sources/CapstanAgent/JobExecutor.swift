@@ -240,7 +240,7 @@ final class ChildRun: Sendable {
                 ? Status(exitCode: nil, signal: process.terminationStatus) : Status(exitCode: process.terminationStatus, signal: nil)
             box.withLock { $0 }?.exited(with: status)
         }
-        try process.run()
+        try ProcessLaunch.run(process)
         let child = ChildRun(process: process)
         box.withLock { $0 = child }
         // The process may have ended before the handler could find the child.

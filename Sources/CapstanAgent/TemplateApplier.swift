@@ -300,7 +300,7 @@ enum CommandRunner {
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            try ProcessLaunch.run(process)
         } catch {
             return Result(status: nil, timedOut: false, output: "\(error)")
         }

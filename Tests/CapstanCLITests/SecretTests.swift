@@ -149,7 +149,8 @@ struct SecretTests {
                 func capstan(_ arguments: [String], stdin: String? = nil) async throws -> CapstanBinary.Result {
                     try await CapstanBinary.run(arguments + ["--server", server.url], stdin: stdin, environment: environment)
                 }
-                let joinToken = try #require(server.process.output.firstMatch(of: /--join-token (\S+)/)?.output.1)
+                let joinLine = try await server.process.waitForLine { $0.contains("agents join with") }
+                let joinToken = try #require(joinLine.firstMatch(of: /--join-token (\S+)/)?.output.1)
                 // The agent claims role=db for itself; a template with secrets binds by what the server says.
                 let agent = try await AgentProcess.start(
                     server: server.url, dataDirectory: home.file("agent-\(tls)"), name: "db-1", joinToken: String(joinToken),

@@ -506,3 +506,72 @@ struct AccessTests {
         }
     }
 }
+
+extension AccessTests {
+    /// A store watch that stalls without failing does not keep a revoked token alive: the cache
+    /// is read afresh on its own clock.
+    @Test func aStalledWatchDoesNotKeepARevokedTokenAlive() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
+            let stalled = StalledWatchStore(base: store)
+            let access = AccessControl(store: stalled, refreshInterval: .milliseconds(100))
+            let runner = Task { try await access.run() }
+            defer { runner.cancel() }
+            let root = try await access.authenticate(TestAuth.rootToken)
+            let created = try await access.createToken(TokenSpec(role: "viewer", description: "short-lived"), by: root)
+            try await eventually("the new token to be known") { (try? await access.authenticate(created.token)) != nil }
+            // Revoked behind the cache's back: only a fresh read can tell.
+            _ = try await store.delete(.key("/capstan/access/tokens/\(created.info.id)"))
+            try await eventually("the revoked token to be refused") { (try? await access.authenticate(created.token)) == nil }
+        }
+    }
+}
+
+/// A store whose watches never deliver anything and never end: a stalled feed.
+struct StalledWatchStore: KeyValueStore {
+    let base: any KeyValueStore
+
+    final class Silent: WatchCursor {
+        func next() async throws -> [WatchEvent]? {
+            try await Task.sleep(for: .seconds(3600))
+            return nil
+        }
+    }
+
+    func range(_ request: RangeRequest) async throws -> RangeResult { try await base.range(request) }
+    func txn(_ request: TxnRequest) async throws -> TxnResult { try await base.txn(request) }
+    func watch(_ range: KeyRange, fromRevision revision: Int64?) -> WatchStream { WatchStream { Silent() } }
+    func grantLease(ttl: Int64) async throws -> Lease { try await base.grantLease(ttl: ttl) }
+    func keepAlive(_ lease: LeaseID) async throws -> Int64 { try await base.keepAlive(lease) }
+    func revokeLease(_ lease: LeaseID) async throws { try await base.revokeLease(lease) }
+    func compact(upTo revision: Int64) async throws { try await base.compact(upTo: revision) }
+    func status() async throws -> StoreStatus { try await base.status() }
+    func run() async throws { try await base.run() }
+}
+
+extension AccessTests {
+    /// Verifying while entries are appended reads one revision: never a false break.
+    @Test(arguments: StoreEngine.allCases)
+    func verifyingDuringAppendsFindsTheChainWhole(engine: StoreEngine) async throws {
+        try await engine.withStore { store in
+            let audit = AuditLog(store: store)
+            let writer = Task {
+                for index in 0..<150 {
+                    await audit.append(
+                        AuditLog.Draft(
+                            actorKind: .token, actorID: "root", actorDescription: "", action: "config.write", method: "PUT",
+                            resource: "/v1/config/x/\(index)", client: "127.0.0.1", status: 200, allowed: true))
+                }
+            }
+            var checks = 0
+            while true {
+                let verification = try await AuditLog(store: store).verify()
+                #expect(verification.valid, "\(verification.problem ?? "")")
+                checks += 1
+                if verification.entries >= 150 { break }
+            }
+            await writer.value
+            #expect(checks >= 2)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CapstanCore
 import Foundation
 import Synchronization
 
@@ -96,21 +97,32 @@ public final class ChildProcess: Sendable {
         process.standardError = errors
         self.process = process
         let shared = self.shared
+        let input = self.input
         process.terminationHandler = { process in
             let status = process.terminationStatus
+            // Nothing reads it any more: its descriptor goes now, not when this object does.
+            try? input.fileHandleForWriting.close()
             shared.update { $0.exitStatus = status }
         }
-        try process.run()
+        try ProcessLaunch.run(process)
         for (pipe, isOutput) in [(output, true), (errors, false)] {
             let handle = pipe.fileHandleForReading
             Thread {
+                // read(2) itself, retried on EINTR: FileHandle's readers trap on it, and the
+                // suite's many children make SIGCHLD interrupt reads often. The pipe is closed
+                // at end of file, so that finished children hold no descriptors.
+                let descriptor = handle.fileDescriptor
+                var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
-                    let data = handle.availableData
-                    if data.isEmpty { break }
+                    let count = read(descriptor, &buffer, buffer.count)
+                    if count < 0, errno == EINTR { continue }
+                    if count <= 0 { break }
+                    let data = Data(buffer[0..<count])
                     shared.update { state in
                         if isOutput { state.stdout.append(data) } else { state.stderr.append(data) }
                     }
                 }
+                try? handle.close()
                 shared.update { $0.openStreams -= 1 }
             }.start()
         }
@@ -135,8 +147,9 @@ public final class ChildProcess: Sendable {
         return state == "Z" || state == "X"
     }
 
+    /// Writes to the child's standard input; nothing happens once it exited.
     public func write(_ text: String) {
-        input.fileHandleForWriting.write(Data(text.utf8))
+        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
     }
 
     public func closeInput() {
@@ -177,7 +190,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// Stops the process if it is still running: SIGTERM, then SIGKILL after a grace period.
-    public func stop(grace: Duration = .seconds(5)) async {
+    public func stop(grace: Duration = .seconds(10)) async {
         guard !hasExited else { return }
         signal(SIGTERM)
         let exited = (try? await withTimeout(grace, "graceful exit") { await self.exitStatus() }) != nil

@@ -1,3 +1,4 @@
+import CapstanCore
 import Foundation
 
 /// The real `promtool check metrics`, from PATH (the Debian package `prometheus`, which the
@@ -24,10 +25,24 @@ public enum Promtool {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
-        try process.run()
+        try ProcessLaunch.run(process)
         try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
         try input.fileHandleForWriting.close()
-        let result = output.fileHandleForReading.readDataToEndOfFile()
+        // Plain reads that retry on EINTR: FileHandle's readers trap on it, and the suite's many
+        // child processes make SIGCHLD interrupt reads often.
+        var result = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count > 0 {
+                result.append(contentsOf: buffer[0..<count])
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: result, as: UTF8.self))
     }

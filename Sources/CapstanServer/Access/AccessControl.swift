@@ -47,7 +47,13 @@ public final class AccessControl: Sendable {
         var loaded = false
         var tokens: [String: TokenRecord] = [:]
         var roles: [String: Role] = [:]
+        /// The store revision the cache reflects: a snapshot older than it is not applied.
+        var revision: Int64 = 0
     }
+
+    /// However the watch fares, the cache is read afresh this often (30 s by default): a watch
+    /// that stalls without failing cannot keep a revoked token alive for longer.
+    let refreshInterval: Duration
 
     /// The id of the token bootstrap creates.
     public static let rootID = "root"
@@ -56,9 +62,10 @@ public final class AccessControl: Sendable {
     let logger: Logger
     private let cache = Mutex(Cache())
 
-    public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.access")) {
+    public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.access"), refreshInterval: Duration = .seconds(30)) {
         self.store = store
         self.logger = logger
+        self.refreshInterval = refreshInterval
     }
 
     // MARK: Bootstrap
@@ -266,16 +273,24 @@ public final class AccessControl: Sendable {
 
     /// Keeps the in-memory copy of tokens and roles in step with the store until cancelled.
     public func run() async throws {
+        let refresher = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: refreshInterval)
+                do { try await refresh() } catch is CancellationError { return } catch {
+                    logger.warning("tokens and roles were not read afresh", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { refresher.cancel() }
         while !Task.isCancelled {
             do {
-                let range = try await store.range(RangeRequest(.prefix(StoreLayout.access)))
-                cache.withLock { cache in
-                    cache = Cache(loaded: true)
-                    for kv in range.kvs { Self.apply(kv, deleted: false, to: &cache) }
-                }
-                for try await batch in store.watch(.prefix(StoreLayout.access), fromRevision: range.revision + 1) {
+                let range = try await refresh()
+                for try await batch in store.watch(.prefix(StoreLayout.access), fromRevision: range + 1) {
                     cache.withLock { cache in
-                        for event in batch { Self.apply(event.kv, deleted: event.kind == .delete, to: &cache) }
+                        for event in batch {
+                            Self.apply(event.kv, deleted: event.kind == .delete, to: &cache)
+                            cache.revision = max(cache.revision, event.revision)
+                        }
                     }
                 }
             } catch is CancellationError {
@@ -286,6 +301,21 @@ public final class AccessControl: Sendable {
                 try await Task.sleep(for: .seconds(1))
             }
         }
+    }
+
+    /// Reads every token and role and replaces the cache with them, unless the watch already
+    /// brought the cache past that read. Answers the revision read at.
+    @discardableResult
+    func refresh() async throws -> Int64 {
+        let range = try await store.range(RangeRequest(.prefix(StoreLayout.access)))
+        cache.withLock { cache in
+            guard range.revision >= cache.revision else { return }
+            var fresh = Cache(loaded: true)
+            for kv in range.kvs { Self.apply(kv, deleted: false, to: &fresh) }
+            fresh.revision = range.revision
+            cache = fresh
+        }
+        return range.revision
     }
 
     private static func apply(_ kv: KeyValue, deleted: Bool, to cache: inout Cache) {

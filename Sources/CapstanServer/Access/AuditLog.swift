@@ -161,9 +161,12 @@ public actor AuditLog {
         return found
     }
 
-    /// Walks the retained chain from its oldest entry and checks every link and hash.
+    /// Walks the retained chain from its oldest entry and checks every link and hash, every page
+    /// and the head read at one store revision: appends meanwhile do not look like breaks.
     public func verify() async throws -> AuditVerification {
         var count = 0
+        // Every read at the revision the store is at now.
+        let pinned: Int64? = try await store.status().revision
         var first: Int64?
         var previous: AuditEntry?
         var start = StoreLayout.audit
@@ -175,7 +178,7 @@ public actor AuditLog {
                 brokenSequence: sequence, problem: problem)
         }
         while true {
-            let page = try await store.range(RangeRequest(.interval(from: start, to: end), limit: 1000))
+            let page = try await store.range(RangeRequest(.interval(from: start, to: end), revision: pinned, limit: 1000))
             for kv in page.kvs {
                 guard let entry = try? Self.decoder.decode(AuditEntry.self, from: kv.value) else {
                     return broken(previous.map { $0.sequence + 1 }, "the entry at \(kv.key) is not a readable entry")
@@ -205,7 +208,9 @@ public actor AuditLog {
             guard page.more, let last = page.kvs.last else { break }
             start = last.key + "\u{0}"
         }
-        let head = try await store.get(StoreLayout.auditHead).map { try RecordCoding.decoder.decode(Head.self, from: $0.value) }
+        let head = try await store.range(RangeRequest(.key(StoreLayout.auditHead), revision: pinned)).kvs.first.map {
+            try RecordCoding.decoder.decode(Head.self, from: $0.value)
+        }
         if head == nil, let previous {
             return broken(previous.sequence, "the chain's head is gone while entries remain")
         }
