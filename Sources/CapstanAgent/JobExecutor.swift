@@ -240,7 +240,7 @@ final class ChildRun: Sendable {
                 ? Status(exitCode: nil, signal: process.terminationStatus) : Status(exitCode: process.terminationStatus, signal: nil)
             box.withLock { $0 }?.exited(with: status)
         }
-        try ProcessLaunch.run(process)
+        try process.run()
         let child = ChildRun(process: process)
         box.withLock { $0 = child }
         // The process may have ended before the handler could find the child.

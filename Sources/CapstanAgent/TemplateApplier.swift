@@ -300,7 +300,7 @@ enum CommandRunner {
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         do {
-            try ProcessLaunch.run(process)
+            try process.run()
         } catch {
             return Result(status: nil, timedOut: false, output: "\(error)")
         }

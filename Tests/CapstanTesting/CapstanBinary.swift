@@ -1,4 +1,3 @@
-import CapstanCore
 import Foundation
 import Synchronization
 
@@ -104,7 +103,7 @@ public final class ChildProcess: Sendable {
             try? input.fileHandleForWriting.close()
             shared.update { $0.exitStatus = status }
         }
-        try ProcessLaunch.run(process)
+        try process.run()
         for (pipe, isOutput) in [(output, true), (errors, false)] {
             let handle = pipe.fileHandleForReading
             Thread {

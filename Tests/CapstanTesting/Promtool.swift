@@ -1,4 +1,3 @@
-import CapstanCore
 import Foundation
 
 /// The real `promtool check metrics`, from PATH (the Debian package `prometheus`, which the
@@ -25,7 +24,7 @@ public enum Promtool {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = output
-        try ProcessLaunch.run(process)
+        try process.run()
         try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
         try input.fileHandleForWriting.close()
         // Plain reads that retry on EINTR: FileHandle's readers trap on it, and the suite's many

@@ -273,15 +273,27 @@ public final class AccessControl: Sendable {
 
     /// Keeps the in-memory copy of tokens and roles in step with the store until cancelled.
     public func run() async throws {
-        let refresher = Task {
-            while !Task.isCancelled {
-                try await Task.sleep(for: refreshInterval)
-                do { try await refresh() } catch is CancellationError { return } catch {
-                    logger.warning("tokens and roles were not read afresh", metadata: ["error": "\(error)"])
-                }
+        // Two children of one group: cancelling the run cancels both.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.refreshPeriodically() }
+            group.addTask { try await self.follow() }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Reads the cache afresh every `refreshInterval` until cancelled.
+    private func refreshPeriodically() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: refreshInterval)
+            do { try await refresh() } catch is CancellationError { return } catch {
+                logger.warning("tokens and roles were not read afresh", metadata: ["error": "\(error)"])
             }
         }
-        defer { refresher.cancel() }
+    }
+
+    /// Loads the cache, then follows the store's changes until cancelled.
+    private func follow() async throws {
         while !Task.isCancelled {
             do {
                 let range = try await refresh()

@@ -165,8 +165,11 @@ public actor AuditLog {
     /// and the head read at one store revision: appends meanwhile do not look like breaks.
     public func verify() async throws -> AuditVerification {
         var count = 0
-        // Every read at the revision the store is at now.
-        let pinned: Int64? = try await store.status().revision
+        // The head and the first page in one read-only transaction (one snapshot); later pages at
+        // that transaction's revision.
+        var pinned: Int64?
+        var head: Head?
+        var firstPage: RangeResult?
         var first: Int64?
         var previous: AuditEntry?
         var start = StoreLayout.audit
@@ -177,8 +180,25 @@ public actor AuditLog {
                 valid: false, entries: count, firstSequence: first, lastSequence: previous?.sequence, headHash: previous?.hash,
                 brokenSequence: sequence, problem: problem)
         }
+        let opening = try await store.txn(
+            TxnRequest(success: [
+                .range(RangeRequest(.key(StoreLayout.auditHead))),
+                .range(RangeRequest(.interval(from: start, to: end), limit: 1000)),
+            ]))
+        guard opening.results.count == 2, case .range(let headRange) = opening.results[0], case .range(let page) = opening.results[1] else {
+            throw CapstanError(.internal, "store answered a read transaction without its results")
+        }
+        pinned = opening.revision
+        head = try headRange.kvs.first.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) }
+        firstPage = page
         while true {
-            let page = try await store.range(RangeRequest(.interval(from: start, to: end), revision: pinned, limit: 1000))
+            let page: RangeResult
+            if let opened = firstPage {
+                page = opened
+                firstPage = nil
+            } else {
+                page = try await store.range(RangeRequest(.interval(from: start, to: end), revision: pinned, limit: 1000))
+            }
             for kv in page.kvs {
                 guard let entry = try? Self.decoder.decode(AuditEntry.self, from: kv.value) else {
                     return broken(previous.map { $0.sequence + 1 }, "the entry at \(kv.key) is not a readable entry")
@@ -207,9 +227,6 @@ public actor AuditLog {
             }
             guard page.more, let last = page.kvs.last else { break }
             start = last.key + "\u{0}"
-        }
-        let head = try await store.range(RangeRequest(.key(StoreLayout.auditHead), revision: pinned)).kvs.first.map {
-            try RecordCoding.decoder.decode(Head.self, from: $0.value)
         }
         if head == nil, let previous {
             return broken(previous.sequence, "the chain's head is gone while entries remain")
