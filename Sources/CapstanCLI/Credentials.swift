@@ -1,4 +1,5 @@
 import ArgumentParser
+import CapstanCore
 import Foundation
 
 /// The CLI's credentials file: a token (and later a CA certificate) per server, and the server
@@ -45,21 +46,10 @@ struct Credentials: Codable, Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Created 0600 from the start (never readable by others for a moment), never through a
-        // symlink, under a name nobody can guess, then renamed over the file.
-        let temporary = directory.appendingPathComponent(".credentials.\(UUID().uuidString).tmp").path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw ValidationError("cannot write the credentials file \(url.path): \(String(cString: strerror(errno)))")
-        }
-        let data = try encoder.encode(self)
-        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor) == 0
-        close(descriptor)
-        guard written == data.count, synced, rename(temporary, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ValidationError("cannot write the credentials file \(url.path): \(reason)")
+        do {
+            try PrivateFile.replace(url.path, with: try encoder.encode(self))
+        } catch let error as CapstanError {
+            throw ValidationError("cannot write the credentials file \(url.path): \(error.message)")
         }
     }
 

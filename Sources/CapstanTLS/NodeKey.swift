@@ -48,6 +48,11 @@ public struct CertificateFacts: Sendable {
         self.init(try Certificate(derEncoded: der))
     }
 
+    /// The PEM form of a DER certificate.
+    public static func pem(der: [UInt8]) throws -> String {
+        try Certificate(derEncoded: der).serializeAsPEM().pemString
+    }
+
     init(_ certificate: Certificate) {
         serial = CertificateAuthority.serialHex(certificate.serialNumber)
         notBefore = certificate.notValidBefore

@@ -76,19 +76,10 @@ public struct SecretKeyring: Sendable {
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // Created 0600 from the start, never through a symlink, under a name nobody can guess.
-        let temporary = path + ".\(UUID().uuidString).tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw CapstanError(.invalidArgument, "cannot write the secret key file \(path): \(String(cString: strerror(errno)))")
-        }
-        let bytes = Data(text.utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor) == 0
-        close(descriptor)
-        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw CapstanError(.invalidArgument, "cannot write the secret key file \(path): \(String(cString: strerror(errno)))")
+        do {
+            try PrivateFile.replace(path, with: Data(text.utf8))
+        } catch {
+            throw CapstanError(.invalidArgument, "cannot write the secret key file \(path): \(error.message)")
         }
     }
 

@@ -108,9 +108,7 @@ public struct ServingTLS: Sendable {
     }
 
     private static func pem(of certificate: NIOSSLCertificate) throws -> String {
-        let der = try certificate.toDERBytes()
-        let base64 = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
-        return "-----BEGIN CERTIFICATE-----\n\(base64)\n-----END CERTIFICATE-----\n"
+        try CertificateFacts.pem(der: certificate.toDERBytes())
     }
 }
 
