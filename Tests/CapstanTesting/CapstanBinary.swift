@@ -271,7 +271,14 @@ extension ServerProcess {
         } catch {
             let logs = servers.sorted { $0.key < $1.key }.map { name, server in
                 let state = server.process.isDead ? "dead" : "running"
-                return "--- \(name) (\(server.url), \(state)), end of its log:\n" + String(server.process.errorOutput.suffix(4000))
+                let log = server.process.errorOutput
+                // A crash report's head (the reason and the crashed thread's frames) comes before
+                // pages of other threads and registers: kept whole, beside the log's end.
+                var crash = ""
+                if let start = log.range(of: "Fatal error") ?? log.range(of: "*** Program crashed") {
+                    crash = "crash report:\n" + String(log[start.lowerBound...].prefix(6000)) + "\n...\n"
+                }
+                return "--- \(name) (\(server.url), \(state)), \(crash)end of its log:\n" + String(log.suffix(4000))
             }
             throw FailureWithServerLogs(error: error, logs: logs)
         }
