@@ -92,6 +92,103 @@ extension RawHTTPTests {
     }
 }
 
+/// Bodies sent without a length (chunked): the body stream can be read only once, so a body the
+/// server could not read whole must end the request, never reach a route half read.
+extension RawHTTPTests {
+    private static func chunked(_ method: String, _ path: String, token: String) -> String {
+        "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nTransfer-Encoding: chunked\r\n\r\n"
+    }
+
+    private static func chunk(_ text: String) -> String {
+        String(text.utf8.count, radix: 16) + "\r\n" + text + "\r\n"
+    }
+
+    /// Over the config limit, over the audit hash's limit, and over a route's own JSON limit:
+    /// each is 413 with the reason, and the stored config keeps its last good version.
+    @Test func aChunkedBodyOverALimitIsRefusedAndChangesNothing() async throws {
+        var configuration = ServerConfiguration()
+        configuration.config.maxContentSize = 64 * 1024
+        try await LiveServer.with(configuration: configuration) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let token = server.token
+            let answers = try await onThread { () throws -> [String] in
+                func exchange(_ request: String, body: String) throws -> String {
+                    let connection = try RawConnection(port: port)
+                    defer { connection.close() }
+                    try connection.send(request)
+                    // A megabyte in 64 KiB chunks; the server may answer before the last.
+                    let piece = String(repeating: "a", count: 64 * 1024)
+                    var sent = 0
+                    while sent < body.utf8.count {
+                        let part = String(body.utf8.dropFirst(sent).prefix(piece.utf8.count))!
+                        guard (try? connection.send(Self.chunk(part))) != nil else { break }
+                        sent += part.utf8.count
+                    }
+                    try? connection.send("0\r\n\r\n")
+                    let head = try connection.receive(until: "\r\n\r\n")
+                    return head + (try connection.receive(until: "}"))
+                }
+                let first = try RawConnection(port: port)
+                defer { first.close() }
+                try first.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+                _ = try first.receive(until: "}")
+                let good = "port: 8080\n"
+                try first.send(Self.chunked("PUT", "/v1/config/prod/app.yaml", token: token) + Self.chunk(good) + "0\r\n\r\n")
+                let stored = try first.receive(until: "\r\n\r\n")
+                _ = try first.receive(until: "}")
+                let big = "# " + String(repeating: "a", count: 100 * 1024) + "\n"
+                let huge = "# " + String(repeating: "a", count: (1 << 20) + 100) + "\n"
+                let namespace = "{\"name\":\"staging\",\"description\":\"" + String(repeating: "a", count: 70 * 1024) + "\"}"
+                return [
+                    stored,
+                    try exchange(Self.chunked("PUT", "/v1/config/prod/app.yaml", token: token), body: big),
+                    try exchange(Self.chunked("PUT", "/v1/config/prod/app.yaml", token: token), body: huge),
+                    try exchange(Self.chunked("POST", "/v1/namespaces", token: token), body: namespace),
+                ]
+            }
+            #expect(answers[0].hasPrefix("HTTP/1.1 200"), "\(answers[0])")
+            #expect(answers[1].hasPrefix("HTTP/1.1 413"), "\(answers[1])")
+            #expect(answers[1].contains("app.yaml is larger than the limit; the limit is 64KiB"), "\(answers[1])")
+            #expect(answers[2].hasPrefix("HTTP/1.1 413"), "\(answers[2])")
+            #expect(answers[2].contains("the request body is larger than the limit of 1MiB"), "\(answers[2])")
+            #expect(answers[3].hasPrefix("HTTP/1.1 413"), "\(answers[3])")
+            #expect(answers[3].contains("request body is larger than the limit"), "\(answers[3])")
+            let record = try #require(try await server.store.get("/capstan/config/prod/app.yaml"))
+            #expect(String(decoding: record.value, as: UTF8.self).contains("port: 8080"))
+            #expect(try await server.store.get("/capstan/ns/staging") == nil)
+        }
+    }
+
+    /// A client that leaves in the middle of a body (a timeout, a crash) writes nothing, and the
+    /// server goes on serving.
+    @Test func aClientLeavingMidBodyWritesNothing() async throws {
+        try await LiveServer.with { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let token = server.token
+            let after = try await onThread { () throws -> String in
+                let first = try RawConnection(port: port)
+                defer { first.close() }
+                try first.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+                _ = try first.receive(until: "}")
+                for length in [nil, 100] {
+                    let leaving = try RawConnection(port: port)
+                    let head = length.map {
+                        "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: \($0)\r\n\r\n"
+                    } ?? Self.chunked("PUT", "/v1/config/prod/app.yaml", token: token) + Self.chunk("port: ")
+                    try leaving.send(head + "port: ")
+                    leaving.close()
+                }
+                let next = try RawConnection(port: port)
+                defer { next.close() }
+                try next.send("GET /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                return try next.receive(until: "\r\n\r\n")
+            }
+            #expect(after.hasPrefix("HTTP/1.1 404"), "\(after)")
+            #expect(try await server.store.get("/capstan/config/prod/app.yaml") == nil)
+        }
+    }
+}
+
 /// A blocking loopback TCP connection with a receive timeout, for byte-level checks.
 private final class RawConnection {
     private let descriptor: Int32

@@ -110,14 +110,19 @@ struct AccessMiddleware: RouterMiddleware {
             return Self.tooManyRequests(wait, "too many enrollments from \(address)")
         }
         var request = request
-        if Self.mutating(request.method), let body = try? await request.collectBody(upTo: NodeRoutes.maxBody), body.readableBytes > 0 {
-            draft.contentHash = Self.sha256(body)
-            // The node names itself in the enrollment's body.
-            if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], let name = object["name"] as? String {
-                draft.actorID = String(name.prefix(253))
-            }
-        }
         do {
+            if Self.mutating(request.method) {
+                let body = try await Self.collectBody(&request, upTo: NodeRoutes.maxBody)
+                if body.readableBytes > 0 {
+                    draft.contentHash = Self.sha256(body)
+                    // The node names itself in the enrollment's body.
+                    if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+                        let name = object["name"] as? String
+                    {
+                        draft.actorID = String(name.prefix(253))
+                    }
+                }
+            }
             let response = try await next(request, context)
             if Self.mutating(request.method) {
                 draft.status = Int(response.status.code)
@@ -147,15 +152,16 @@ struct AccessMiddleware: RouterMiddleware {
         var draft = draft
         draft.allowed = true
         var request = request
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
-            // Left for the route to refuse with its own message; nothing was hashed.
-        } else if request.method == .put, request.uri.path.hasPrefix("/v1/config/"), (try? ConfigRoutes.secretFlag(request)) == true {
-            // A secret's hash would let a guess be checked offline: not recorded.
-        } else if let body = try? await request.collectBody(upTo: maxBody), body.readableBytes > 0 {
-            draft.contentHash = Self.sha256(body)
-        }
-        draft.revisionBefore = try? await store.status().revision
         do {
+            if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
+                // Left for the route to refuse with its own message; nothing was hashed.
+            } else if request.method == .put, request.uri.path.hasPrefix("/v1/config/"), (try? ConfigRoutes.secretFlag(request)) == true {
+                // A secret's hash would let a guess be checked offline: not recorded.
+            } else {
+                let body = try await Self.collectBody(&request, upTo: maxBody)
+                if body.readableBytes > 0 { draft.contentHash = Self.sha256(body) }
+            }
+            draft.revisionBefore = try? await store.status().revision
             let response = try await next(request, context)
             draft.status = Int(response.status.code)
             draft.revisionAfter = try? await store.status().revision
@@ -166,6 +172,20 @@ struct AccessMiddleware: RouterMiddleware {
             draft.revisionAfter = try? await store.status().revision
             await audit.append(draft)
             throw error
+        }
+    }
+
+    /// Reads the whole body and puts it back on the request, where the route reads it again.
+    ///
+    /// A body that cannot be read whole ends the request here, with the reason: the body stream
+    /// can be read only once, so a route after a failed read would see an empty body (and a
+    /// debug build traps). Too large is 413, whatever the framing; a client that leaves mid-body
+    /// gets nothing and nothing is written.
+    static func collectBody(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw CapstanError(.payloadTooLarge, "the request body is larger than the limit of \(ByteSize.format(limit))")
         }
     }
 

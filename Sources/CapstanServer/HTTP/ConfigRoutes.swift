@@ -2,6 +2,7 @@ import CapstanCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Config keys: raw content in and out, listings, history, diff and rollback.
 struct ConfigRoutes {
@@ -52,7 +53,7 @@ struct ConfigRoutes {
         do {
             var request = request
             body = try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             throw tooLarge(key, size: nil)
         }
         let format = try HTTPHelpers.string(request, "format").map { try ConfigFormat(name: $0) }

@@ -3,6 +3,7 @@ import CapstanStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Turns any error into an RFC 9457 problem with a stable code: the one place where errors meet HTTP.
 enum ProblemMapping {
@@ -42,6 +43,11 @@ enum ProblemMapping {
             let detail =
                 status == 413 ? "request body is larger than the limit" : (error.body ?? error.status.reasonPhrase)
             return Problem(title: title(status), status: status, detail: detail, code: code.rawValue)
+        case is NIOTooManyBytesError:
+            // A route's own body limit, met by a body sent without a length (chunked).
+            return Problem(
+                title: title(413), status: 413, detail: "request body is larger than the limit",
+                code: CapstanError.Code.payloadTooLarge.rawValue)
         case is DecodingError:
             return Problem(
                 title: title(400), status: 400, detail: "request body is not the expected JSON: \(error)",
