@@ -2,7 +2,7 @@ import CapstanCore
 import Foundation
 
 extension ConfigVersionInfo {
-    /// The same JSON `JSONEncoder` (sorted keys, ISO 8601 dates) produces, written by hand:
+    /// The same JSON `JSONEncoder` (sorted keys, unescaped slashes, ISO 8601 dates) produces, written by hand:
     /// every write answers one of these, and the generic encoder was a visible share of a put.
     func encodedJSON() -> String {
         var json = "{"
@@ -30,7 +30,6 @@ extension ConfigVersionInfo {
             case "\n": result += "\\n"
             case "\r": result += "\\r"
             case "\t": result += "\\t"
-            case "/": result += "\\/"
             default:
                 if scalar.value < 0x20 {
                     let hex = String(scalar.value, radix: 16)

@@ -17,7 +17,8 @@ enum HTTPHelpers {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
+        // Keys and paths read as written: `prod/app.yaml`, not `prod\/app.yaml`.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 

@@ -102,9 +102,7 @@ enum ProblemMapping {
     }
 
     static func response(for problem: Problem, headers extra: HTTPFields = [:]) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = (try? encoder.encode(problem)) ?? Data("{\"code\":\"internal\"}".utf8)
+        let body = (try? HTTPHelpers.encoder.encode(problem)) ?? Data("{\"code\":\"internal\"}".utf8)
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         headers.append(contentsOf: extra)
         return Response(
