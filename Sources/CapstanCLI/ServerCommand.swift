@@ -102,7 +102,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "The longest a long poll blocks; longer waits are cut to it, e.g. 10m (default: 10m).")
     var maxWait: String?
 
-    @Option(help: "A connection's first request head must arrive whole within this, e.g. 10s (default: 10s).")
+    @Option(help: "Every request head must arrive whole within this of its first byte (a connection's first, of the connection opening), e.g. 10s (default: 10s).")
     var requestHeadTimeout: String?
 
     @Option(help: "A connection with no request in progress is closed after this, e.g. 60s (default: 60s).")

@@ -92,6 +92,73 @@ extension RawHTTPTests {
     }
 }
 
+/// The heads of later requests on a kept-alive connection are bounded like the first one's.
+extension RawHTTPTests {
+    /// Once a request is answered, the first byte of the next starts the head clock: dripping the
+    /// next head is cut off, while a connection that sends nothing is left to the idle timeout.
+    @Test func aDrippedLaterRequestHeadIsCutOffAndAQuietConnectionIsNot() async throws {
+        var configuration = ServerConfiguration()
+        configuration.requestHeadTimeout = .seconds(1)
+        try await LiveServer.with(configuration: configuration) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let (ended, elapsed, quietAnswer) = try await onThread { () throws -> (Bool, Duration, String) in
+                let quiet = try RawConnection(port: port)
+                defer { quiet.close() }
+                try quiet.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try quiet.receiveResponse()
+                let slow = try RawConnection(port: port)
+                defer { slow.close() }
+                try slow.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try slow.receiveResponse()
+                let started = ContinuousClock.now
+                try slow.send("GET /healthz HTTP/1.1\r\n")
+                var ended = false
+                for index in 0..<40 {
+                    do { try slow.send("X-Drip-\(index): 1\r\n") } catch { ended = true; break }
+                    if slow.closedWithin(milliseconds: 300) { ended = true; break }
+                }
+                let elapsed = ContinuousClock.now - started
+                // The quiet connection has been open past the head timeout with nothing in flight.
+                try quiet.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (ended, elapsed, try quiet.receiveResponse())
+            }
+            #expect(ended, "the dripping connection was still open")
+            #expect(elapsed < .seconds(10))
+            #expect(elapsed >= .seconds(1))
+            #expect(quietAnswer.hasPrefix("HTTP/1.1 200"), "\(quietAnswer)")
+        }
+    }
+
+    /// The head clock stops at the head: a body that takes longer than the head timeout to arrive
+    /// (a slow upload) is read whole, on a connection's first request and on a later one.
+    @Test func aSlowBodyIsNotCutByTheHeadTimeout() async throws {
+        var configuration = ServerConfiguration()
+        configuration.requestHeadTimeout = .milliseconds(500)
+        try await LiveServer.with(configuration: configuration) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let token = server.token
+            let answers = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(port: port)
+                defer { connection.close() }
+                var answers: [String] = []
+                for name in ["prod", "staging"] {
+                    let body = "{\"name\":\"\(name)\"}"
+                    try connection.send(
+                        "POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                            + body.prefix(5))
+                    // The rest of the body after twice the head timeout: time passing is what is tested.
+                    Thread.sleep(forTimeInterval: 1)
+                    try connection.send(String(body.dropFirst(5)))
+                    answers.append(try connection.receiveResponse())
+                }
+                return answers
+            }
+            #expect(answers.count == 2)
+            #expect(answers.allSatisfy { $0.hasPrefix("HTTP/1.1 201") }, "\(answers)")
+        }
+    }
+}
+
 /// Bodies sent without a length (chunked): the body stream can be read only once, so a body the
 /// server could not read whole must end the request, never reach a route half read.
 extension RawHTTPTests {
@@ -148,7 +215,7 @@ extension RawHTTPTests {
             }
             #expect(answers[0].hasPrefix("HTTP/1.1 200"), "\(answers[0])")
             #expect(answers[1].hasPrefix("HTTP/1.1 413"), "\(answers[1])")
-            #expect(answers[1].contains("app.yaml is larger than the limit; the limit is 64KiB"), "\(answers[1])")
+            #expect(answers[1].contains("config prod/app.yaml is larger than the limit; the limit is 64KiB"), "\(answers[1])")
             #expect(answers[2].hasPrefix("HTTP/1.1 413"), "\(answers[2])")
             #expect(answers[2].contains("the request body is larger than the limit of 1MiB"), "\(answers[2])")
             #expect(answers[3].hasPrefix("HTTP/1.1 413"), "\(answers[3])")
@@ -239,6 +306,22 @@ private final class RawConnection {
             guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
             buffer.append(contentsOf: chunk[..<count])
         }
+    }
+
+    /// A whole response with a `Content-Length` body: head and body.
+    func receiveResponse() throws -> String {
+        let head = try receive(until: "\r\n\r\n")
+        let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        while buffer.count < length {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
+            buffer.append(contentsOf: chunk[..<count])
+        }
+        let body = String(decoding: buffer.prefix(length), as: UTF8.self)
+        buffer.removeSubrange(..<buffer.index(buffer.startIndex, offsetBy: length))
+        return head + body
     }
 
     /// Whether the peer closed the connection within the time (data that arrives is dropped).

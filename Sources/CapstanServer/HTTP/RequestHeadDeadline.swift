@@ -1,13 +1,15 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTPTypes
 
 /// Closes a connection whose first request head has not fully arrived within `timeout` of the
 /// connection opening, however slowly its bytes trickle in: a client that opens many connections
 /// and drips headers into them (slowloris) holds none for long. Sits before the HTTP decoder and
-/// leaves once the head's blank line has passed; later requests on the connection are bounded
-/// by the server's idle timeout.
+/// leaves once the head's blank line has passed; `NextHeadDeadline` bounds the heads of the
+/// connection's later requests.
 final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -44,6 +46,67 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
         if complete {
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
+    }
+}
+
+/// Bounds the heads of a kept-alive connection's later requests as `RequestHeadDeadline` bounds
+/// its first: once every request on the connection is answered, the first bytes that come start
+/// the clock, and the next request head must be whole within `timeout` or the connection closes.
+///
+/// Without it a client could answer the idle timeout by dripping a byte of its next head every
+/// minute and hold the connection for ever. A connection with no bytes in flight is left to the
+/// idle timeout; a request in progress (a long poll, a stream, a slow upload) is never cut.
+/// Sits after the HTTP decoder: it counts request heads in and response ends out, and takes the
+/// decoder's read-complete events as "bytes arrived".
+final class NextHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+    /// Request heads read whose responses have not ended.
+    private var open = 0
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            open += 1
+            disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Bytes came and left no request open: part of a next head, or noise. Either way the
+        // head must be whole within the timeout.
+        if open == 0, timer == nil {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(in: timeout) {
+                loopBound.value.close(promise: nil)
+            }
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            open = max(0, open - 1)
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
     }
 }
 

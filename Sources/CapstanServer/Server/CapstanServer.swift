@@ -112,15 +112,18 @@ public enum CapstanServer {
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
-                // Slow clients: the first request head must arrive whole within the head timeout,
-                // an idle connection closes after the idle timeout, and headers are capped.
+                // Slow clients: every request head must arrive whole within the head timeout of its
+                // first byte (the first one's clock starts with the connection), an idle
+                // connection closes after the idle timeout, and headers are capped.
+                let headTimeout = TimeAmount(configuration.requestHeadTimeout)
                 let http1 = HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: TimeAmount(configuration.idleTimeout),
+                    additionalChannelHandlers: [ExpectContinueHandler(), NextHeadDeadline(timeout: headTimeout)],
+                    idleTimeout: TimeAmount(configuration.idleTimeout),
                     httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100))
                 let upgrade = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1)) { request, channel, logger in
                     await gateway.shouldUpgrade(request, channel: channel, logger: logger)
                 }
-                let plain = HeadDeadlineChannel(base: upgrade, timeout: TimeAmount(configuration.requestHeadTimeout))
+                let plain = HeadDeadlineChannel(base: upgrade, timeout: headTimeout)
                 guard let tls else { return plain }
                 return try TLSChannel(plain, tlsConfiguration: tls.configuration)
             },

@@ -33,7 +33,8 @@ public struct ServerConfiguration: Sendable {
     public var rootToken: String?
     /// Rate limits per client address and per token.
     public var limits = AccessLimits()
-    /// A connection's first request head must arrive whole within this.
+    /// Every request head must arrive whole within this of its first byte (a connection's first
+    /// head, of the connection opening).
     public var requestHeadTimeout: Duration = .seconds(10)
     /// A connection with no request in progress closes after this.
     public var idleTimeout: Duration = .seconds(60)
