@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The storage contract: a revisioned key-value store modeled on etcd v3.
 ///
@@ -11,6 +12,11 @@ public protocol KeyValueStore: Sendable {
 
     /// Runs an atomic compare-and-swap transaction.
     func txn(_ request: TxnRequest) async throws -> TxnResult
+
+    /// Places a transaction in the store's commit order and returns without waiting for its
+    /// commit: of two transactions submitted one after the other, the first is applied first.
+    /// Engines with no such order (several writers, a network between) run it to completion.
+    func submit(_ request: TxnRequest) async -> SubmittedTxn
 
     /// Streams changes to `range`, in revision order with no gap and no duplicate.
     ///
@@ -84,5 +90,53 @@ extension KeyValueStore {
             throw StoreError(.io, "engine answered a delete without its result")
         }
         return (deleted, result.revision)
+    }
+}
+
+extension KeyValueStore {
+    /// Runs the transaction to completion: the order of submissions is the order of commits.
+    public func submit(_ request: TxnRequest) async -> SubmittedTxn {
+        let submitted = SubmittedTxn()
+        do {
+            submitted.complete(.success(try await txn(request)))
+        } catch {
+            submitted.complete(.failure(error))
+        }
+        return submitted
+    }
+}
+
+/// A transaction placed in a store's commit order, and its result once it has one.
+public final class SubmittedTxn: Sendable {
+    private struct State {
+        var result: Result<TxnResult, any Error>?
+        var waiters: [CheckedContinuation<TxnResult, any Error>] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Waits for the transaction's commit (or failure).
+    public func result() async throws -> TxnResult {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<TxnResult, any Error>? in
+                if let result = state.result { return result }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    /// Records the result and wakes those waiting; later calls are ignored.
+    public func complete(_ result: Result<TxnResult, any Error>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<TxnResult, any Error>] in
+            guard state.result == nil else { return [] }
+            state.result = result
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
     }
 }

@@ -411,6 +411,9 @@ struct AccessTests {
                     }
                 }
             }
+            // On SQLite an append returns once submitted: both replicas' entries are committed
+            // once each has settled (on etcd an append returns once committed).
+            await replicas[1].settled()
             let verification = try await replicas[0].verify()
             #expect(verification.valid, "\(verification.problem ?? "")")
             #expect(verification.entries == 80)
@@ -550,6 +553,34 @@ struct StalledWatchStore: KeyValueStore {
 }
 
 extension AccessTests {
+    /// An append returns once its entry has its place in the commit order, not once committed:
+    /// a write made after it takes a later revision (so revisions stay the same from run to run),
+    /// and a read after it (list, verify) waits for it and finds it.
+    @Test(arguments: StoreEngine.allCases)
+    func anAppendedEntryComesBeforeTheNextWriteAndIsRead(engine: StoreEngine) async throws {
+        try await engine.withStore { store in
+            let audit = AuditLog(store: store)
+            var revisions: [(entry: String, next: Int64)] = []
+            for index in 0..<20 {
+                await audit.append(
+                    AuditLog.Draft(
+                        actorKind: .token, actorID: "root", actorDescription: "", action: "config.write", method: "PUT",
+                        resource: "/v1/config/x/\(index)", client: "127.0.0.1", status: 200, allowed: true))
+                let next = try await store.put("/order/\(index)", Data("after".utf8))
+                // Entries are stored at `/capstan/audit/SEQUENCE`, zero-padded to 20 digits.
+                let sequence = String(index + 1)
+                revisions.append(("/capstan/audit/" + String(repeating: "0", count: 20 - sequence.count) + sequence, next.modRevision))
+                let listed = try await audit.list(limit: 1)
+                #expect(listed.first?.resource == "/v1/config/x/\(index)")
+            }
+            for (key, next) in revisions {
+                let entry = try #require(try await store.get(key))
+                #expect(entry.modRevision < next, "\(key) at \(entry.modRevision), the write after it at \(next)")
+            }
+            #expect(try await audit.verify().entries == 20)
+        }
+    }
+
     /// Verifying while entries are appended reads one revision: never a false break.
     @Test(arguments: StoreEngine.allCases)
     func verifyingDuringAppendsFindsTheChainWhole(engine: StoreEngine) async throws {

@@ -55,64 +55,85 @@ public actor AuditLog {
 
     let store: any KeyValueStore
     let logger: Logger
-    /// Appends waiting for the writing caller to take them. A waiter is resumed with `true` once
-    /// its entry is stored, or with `false` to write the next batch itself.
-    private var pending: [(Draft, Date, CheckedContinuation<Bool, Never>)] = []
+    /// Appends waiting for the submitting caller to take them. A waiter is resumed with `true` once
+    /// its entries are submitted, or with `false` to submit the next batch itself.
+    private var pending: [([Queued], CheckedContinuation<Bool, Never>)] = []
     private var writing = false
-    /// The head as this replica last wrote it, with its revision: saves a read per batch.
-    private var knownHead: (Head, Int64)?
+    /// The head as it will be once every submitted batch has committed, with its stored bytes
+    /// (the next batch's compare-and-swap expects them); nil when it must be read again.
+    private var expected: (head: Head, stored: Data?)? {
+        didSet { if expected == nil { resets += 1 } }
+    }
+    /// Times `expected` was dropped: a batch submitted across a drop does not set it again.
+    private var resets = 0
+    /// Tickets of the entries appended and not yet committed (or given up on).
+    private var unsettled: Set<Int> = []
+    private var lastTicket = 0
+    /// `settled()` callers, each with the last ticket it waits for.
+    private var settling: [(ticket: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+    /// An entry waiting for its place in the chain: its time, its ticket, and how often it lost
+    /// that place.
+    struct Queued: Sendable {
+        var draft: Draft
+        var time: Date
+        var ticket: Int
+        var attempts = 0
+    }
 
     public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.audit")) {
         self.store = store
         self.logger = logger
     }
 
-    /// Appends an entry and returns once it is stored (or its write failed and was logged).
+    /// Appends an entry: returns once it is submitted in the store's commit order (a write that
+    /// follows takes a later revision) without waiting for its commit. A batch that loses its
+    /// place (another replica appended first) is chained again in the background; a store failure
+    /// is logged. Readers call `settled()` first, to see every entry appended before.
     ///
-    /// The first caller writes; callers that come while it writes wait, and the next batch is
-    /// written by the first of them, with the others' entries.
+    /// The first caller submits; callers that come while it submits wait, and the next batch is
+    /// submitted by the first of them, with the others' entries.
     public func append(_ draft: Draft) async {
-        let now = Date()
+        lastTicket += 1
+        unsettled.insert(lastTicket)
+        await enqueue([Queued(draft: draft, time: Date(), ticket: lastTicket)])
+    }
+
+    private func enqueue(_ entries: [Queued]) async {
         if writing {
-            let stored = await withCheckedContinuation { pending.append((draft, now, $0)) }
-            if stored { return }
-            // Handed the lead: write this entry and what joined since.
+            let submitted = await withCheckedContinuation { pending.append((entries, $0)) }
+            if submitted { return }
+            // Handed the lead: submit these entries and what joined since.
         }
         writing = true
-        let joined = Array(pending.prefix(255))
-        pending.removeFirst(joined.count)
-        let batch = [(draft, now)] + joined.map { ($0.0, $0.1) }
-        do {
-            try await write(batch)
-        } catch {
-            logger.error("audit entries were not stored", metadata: ["audit.count": "\(batch.count)", "error": "\(error)"])
+        var batch = entries
+        var joined: [CheckedContinuation<Bool, Never>] = []
+        while let next = pending.first, batch.count + next.0.count <= 256 {
+            batch += next.0
+            joined.append(next.1)
+            pending.removeFirst()
         }
-        for (_, _, continuation) in joined { continuation.resume(returning: true) }
-        // The next waiter writes the next batch: no caller waits on more than one batch after its own.
+        await submit(batch)
+        for continuation in joined { continuation.resume(returning: true) }
+        // The next waiter submits the next batch: no caller waits on more than one batch after its own.
         if pending.isEmpty {
             writing = false
         } else {
-            pending.removeFirst().2.resume(returning: false)
+            pending.removeFirst().1.resume(returning: false)
         }
     }
 
-    private func write(_ drafts: [(Draft, Date)]) async throws {
-        for _ in 0..<20 {
-            // The head this replica wrote last, unless another replica may have moved it since.
-            let (start, startRevision): (Head, Int64)
-            if let known = knownHead {
-                (start, startRevision) = known
-            } else {
-                let headKV = try await store.get(StoreLayout.auditHead)
-                start = try headKV.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) } ?? Head(sequence: 0, hash: Self.genesisHash)
-                startRevision = headKV?.modRevision ?? 0
-            }
+    /// Chains `entries` onto the expected head and submits them as one transaction.
+    private func submit(_ entries: [Queued]) async {
+        do {
+            let (start, startStored) = try await expectedHead()
             var head = start
             var ops: [TxnOp] = []
-            var compares = [Compare(key: StoreLayout.auditHead, .modRevision(startRevision))]
-            for (draft, time) in drafts {
+            var compares = [startStored.map { Compare(key: StoreLayout.auditHead, .value($0)) } ?? .absent(StoreLayout.auditHead)]
+            for queued in entries {
+                let draft = queued.draft
                 var entry = AuditEntry(
-                    sequence: head.sequence + 1, time: Self.format(time), actorKind: draft.actorKind, actorID: draft.actorID,
+                    sequence: head.sequence + 1, time: Self.format(queued.time), actorKind: draft.actorKind, actorID: draft.actorID,
                     actorDescription: draft.actorDescription, action: draft.action, method: draft.method, resource: draft.resource,
                     client: draft.client, status: draft.status, outcome: draft.allowed ? "allowed" : "denied",
                     revisionBefore: draft.revisionBefore, revisionAfter: draft.revisionAfter, contentHash: draft.contentHash,
@@ -124,23 +145,82 @@ public actor AuditLog {
                 compares.append(.absent(Self.key(entry.sequence)))
                 head = Head(sequence: entry.sequence, hash: entry.hash)
             }
-            ops.append(.put(key: StoreLayout.auditHead, value: try RecordCoding.encoder.encode(head)))
-            let result = try await store.txn(
-                TxnRequest(compares: compares, success: ops))
-            if result.succeeded {
-                knownHead = (head, result.revision)
-                return
+            let headStored = try RecordCoding.encoder.encode(head)
+            ops.append(.put(key: StoreLayout.auditHead, value: headStored))
+            let resetsBefore = resets
+            let submitted = await store.submit(TxnRequest(compares: compares, success: ops))
+            if resets == resetsBefore { expected = (head, headStored) }
+            Task {
+                let outcome: Result<TxnResult, any Error>
+                do { outcome = .success(try await submitted.result()) } catch { outcome = .failure(error) }
+                await self.settle(entries, outcome: outcome)
             }
-            // Another replica appended first: chain onto its head.
-            knownHead = nil
+        } catch {
+            expected = nil
+            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count)", "error": "\(error)"])
+            done(entries)
         }
-        throw CapstanError(.unavailable, "the audit head kept changing under 20 attempts")
+    }
+
+    /// The head the next batch chains onto: as the last batch left it, or read from the store.
+    private func expectedHead() async throws -> (Head, Data?) {
+        if let expected { return (expected.head, expected.stored) }
+        let headKV = try await store.get(StoreLayout.auditHead)
+        let head = try headKV.map { try RecordCoding.decoder.decode(Head.self, from: $0.value) } ?? Head(sequence: 0, hash: Self.genesisHash)
+        return (head, headKV?.value)
+    }
+
+    /// A batch's commit: done, or chained again when it lost its place, or logged when the store failed.
+    private func settle(_ entries: [Queued], outcome: Result<TxnResult, any Error>) async {
+        switch outcome {
+        case .success(let result) where result.succeeded:
+            done(entries)
+        case .success:
+            // Another replica appended first, or an earlier batch of ours failed: chain onto the
+            // head as it is now. Batches submitted meanwhile fail the same way and come here too.
+            expected = nil
+            let again = entries.filter { $0.attempts < 20 }.map {
+                Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
+            }
+            if again.count < entries.count {
+                logger.error(
+                    "audit entries were not stored",
+                    metadata: ["audit.count": "\(entries.count - again.count)", "error": "the audit head kept changing under 20 attempts"])
+                done(entries.filter { $0.attempts >= 20 })
+            }
+            if !again.isEmpty { await enqueue(again) }
+        case .failure(let error):
+            // The write may or may not have been applied: read the head again before the next one.
+            expected = nil
+            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count)", "error": "\(error)"])
+            done(entries)
+        }
+    }
+
+    /// Entries committed or given up on: wakes the readers that waited for them.
+    private func done(_ entries: [Queued]) {
+        for queued in entries { unsettled.remove(queued.ticket) }
+        let oldest = unsettled.min() ?? Int.max
+        settling.removeAll { waiter in
+            guard waiter.ticket < oldest else { return false }
+            waiter.continuation.resume()
+            return true
+        }
+    }
+
+    /// Returns once every entry appended before the call is committed (or its failure logged):
+    /// a reader after a write sees that write's entry.
+    public func settled() async {
+        guard let oldest = unsettled.min(), oldest <= lastTicket else { return }
+        let ticket = lastTicket
+        await withCheckedContinuation { settling.append((ticket, $0)) }
     }
 
     // MARK: Reading
 
     /// Entries newest first, up to `limit`, that pass the filters.
     public func list(since: Date? = nil, actor: String? = nil, resourcePrefix: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
+        await settled()
         var found: [AuditEntry] = []
         var end: String? = nil
         let cutoff = since.map(Self.format)
@@ -164,6 +244,7 @@ public actor AuditLog {
     /// Walks the retained chain from its oldest entry and checks every link and hash, every page
     /// and the head read at one store revision: appends meanwhile do not look like breaks.
     public func verify() async throws -> AuditVerification {
+        await settled()
         var count = 0
         // The head and the first page in one read-only transaction (one snapshot); later pages at
         // that transaction's revision.

@@ -150,6 +150,25 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         return result
     }
 
+    /// Enqueued on the writer before returning: submissions commit in the order they were made.
+    public func submit(_ request: TxnRequest) async -> SubmittedTxn {
+        let submitted = SubmittedTxn()
+        if request.isReadOnly {
+            submitted.complete(Result { try readOnly(request) })
+            return submitted
+        }
+        writes.enqueue(.txn(request)) { outcome in
+            submitted.complete(
+                outcome.flatMap { outcome in
+                    guard case .txn(let result) = outcome else {
+                        return .failure(StoreError(.io, "writer answered a transaction without its result"))
+                    }
+                    return .success(result)
+                })
+        }
+        return submitted
+    }
+
     public func watch(_ range: KeyRange, fromRevision revision: Int64?) -> WatchStream {
         WatchStream { [hub] in
             HubWatchCursor(hub: hub, history: self, range: range, fromRevision: revision)

@@ -10,7 +10,7 @@ import Synchronization
 final class WriteQueue<Request: Sendable, Outcome: Sendable>: Sendable {
     private struct Item: Sendable {
         var request: Request
-        var continuation: CheckedContinuation<Outcome, any Error>
+        var complete: @Sendable (Result<Outcome, any Error>) -> Void
     }
 
     private struct State {
@@ -32,15 +32,21 @@ final class WriteQueue<Request: Sendable, Outcome: Sendable>: Sendable {
 
     func submit(_ request: Request) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
-            let startDrain = state.withLock { state in
-                state.items.append(Item(request: request, continuation: continuation))
-                if state.draining { return false }
-                state.draining = true
-                return true
-            }
-            if startDrain {
-                queue.async { self.drain() }
-            }
+            enqueue(request) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Puts `request` in the commit order before returning; `complete` runs once it is committed
+    /// (or failed). A request enqueued before another is applied before it.
+    func enqueue(_ request: Request, complete: @escaping @Sendable (Result<Outcome, any Error>) -> Void) {
+        let startDrain = state.withLock { state in
+            state.items.append(Item(request: request, complete: complete))
+            if state.draining { return false }
+            state.draining = true
+            return true
+        }
+        if startDrain {
+            queue.async { self.drain() }
         }
     }
 
@@ -58,7 +64,7 @@ final class WriteQueue<Request: Sendable, Outcome: Sendable>: Sendable {
             if batch.isEmpty { return }
             let results = apply(batch.map(\.request))
             for (item, result) in zip(batch, results) {
-                item.continuation.resume(with: result)
+                item.complete(result)
             }
         }
     }
