@@ -34,9 +34,30 @@ struct CrashDurabilityTests {
 
     static let killAfter = 400
 
+    /// Answers do not wait for their audit entries' commits, so a stop must: SIGTERM while 16
+    /// clients write, and after a restart every answered write has its entry in a whole chain.
+    @Test func sigtermWhileWritingKeepsEveryAnsweredWritesAuditEntry() async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-term-audit")
+        defer { directory.remove() }
+        let server = try await ServerProcess.start(dataDirectory: directory.path)
+        let acknowledged = try await server.process.stopping {
+            try await Self.writeUntilKilled(server, signal: SIGTERM)
+        }
+        #expect(acknowledged.count >= Self.killAfter)
+        try await ServerProcess.with(dataDirectory: directory.path) { restarted in
+            let reader = CapstanClient(server: restarted.url, token: TestAuth.rootToken)
+            let entries = try await reader.audit(resource: "/v1/config/dur/", limit: 10_000).items
+            let audited = Set(entries.filter { $0.status == 200 }.map(\.resource))
+            let missing = acknowledged.map { "/v1/config/" + $0.key }.filter { !audited.contains($0) }
+            #expect(missing.isEmpty, "answered writes without an audit entry after SIGTERM: \(missing.prefix(10))")
+            let verification = try await reader.verifyAudit()
+            #expect(verification.valid, "\(verification.problem ?? "")")
+        }
+    }
+
     /// Writes from 16 clients and kills the server with SIGKILL while writes are in flight;
     /// answers every write the server acknowledged.
-    static func writeUntilKilled(_ server: ServerProcess) async throws -> [Ack] {
+    static func writeUntilKilled(_ server: ServerProcess, signal: Int32 = SIGKILL) async throws -> [Ack] {
         let client = CapstanClient(server: server.url, author: "crash-test", token: TestAuth.rootToken)
         _ = try await client.createNamespace("dur")
         let acks = Acks()
@@ -61,7 +82,7 @@ struct CrashDurabilityTests {
             try await eventually(timeout: .seconds(60), "\(killAfter) acknowledged writes") {
                 acks.withLock { $0.count } >= killAfter
             }
-            server.process.signal(SIGKILL)
+            server.process.signal(signal)
             try await group.waitForAll()
         }
         return acks.withLock { $0 }

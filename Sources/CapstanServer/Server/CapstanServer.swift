@@ -129,6 +129,9 @@ public enum CapstanServer {
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
             services: [
+                // First, so shut down last (after the HTTP server's last answer): a stop loses no
+                // audit entry that was submitted and not yet committed.
+                AuditFlushService(audit: audit),
                 CompactionService(
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     lockTTL: configuration.lockTTL, logger: logger),
@@ -178,6 +181,17 @@ public enum CapstanServer {
             throw error
         }
         await StoreLocation.close(store)
+    }
+}
+
+/// At shutdown, once the HTTP server has answered its last request, waits until every audit
+/// entry appended so far is committed: answers do not wait for their entries' commits.
+struct AuditFlushService: Service {
+    let audit: AuditLog
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await audit.settled()
     }
 }
 
