@@ -117,6 +117,11 @@ public final class SubmittedTxn: Sendable {
 
     public init() {}
 
+    /// The result, if the transaction has one already.
+    public var finished: Result<TxnResult, any Error>? {
+        state.withLock { $0.result }
+    }
+
     /// Waits for the transaction's commit (or failure).
     public func result() async throws -> TxnResult {
         try await withCheckedThrowingContinuation { continuation in

@@ -252,6 +252,14 @@ extension RawHTTPTests {
             }
             #expect(after.hasPrefix("HTTP/1.1 404"), "\(after)")
             #expect(try await server.store.get("/capstan/config/prod/app.yaml") == nil)
+            // Refused, so audited (by the server, on its own time): as a bad request, not as a
+            // server error. (A request whose head the server had not routed yet has no entry.)
+            let log = AuditLog(store: server.store)
+            try await eventually("an audit entry for a left request") {
+                try await !log.list(resourcePrefix: "/v1/config/prod/app.yaml").filter { $0.method == "PUT" }.isEmpty
+            }
+            let statuses = try await log.list(resourcePrefix: "/v1/config/prod/app.yaml").filter { $0.method == "PUT" }.map(\.status)
+            #expect(statuses.allSatisfy { $0 == 400 }, "\(statuses)")
         }
     }
 }

@@ -186,6 +186,11 @@ struct AccessMiddleware: RouterMiddleware {
             return try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw CapstanError(.payloadTooLarge, "the request body is larger than the limit of \(ByteSize.format(limit))")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The client left or broke the framing mid-body: refused, and so audited.
+            throw CapstanError(.invalidArgument, "the request body ended before it was whole: \(error)")
         }
     }
 

@@ -64,8 +64,13 @@ public actor AuditLog {
     private var expected: (head: Head, stored: Data?)? {
         didSet { if expected == nil { resets += 1 } }
     }
-    /// Times `expected` was dropped: a batch submitted across a drop does not set it again.
+    /// Times `expected` was dropped. A batch remembers the count it was chained at: one submitted
+    /// across a drop does not set `expected`, and the failure of one chained before a drop (which
+    /// a retry already followed) does not drop the retry's head.
     private var resets = 0
+    /// The latest entry time chained: a retried entry is not chained with a time before an entry
+    /// ahead of it, so the chain's times never go back (`list(since:)` stops at the first older).
+    private var lastTime = Date.distantPast
     /// Tickets of the entries appended and not yet committed (or given up on).
     private var unsettled: Set<Int> = []
     private var lastTicket = 0
@@ -108,7 +113,7 @@ public actor AuditLog {
         writing = true
         var batch = entries
         var joined: [CheckedContinuation<Bool, Never>] = []
-        while let next = pending.first, batch.count + next.0.count <= 256 {
+        while let next = pending.first, batch.count + next.0.count <= Self.maxBatch {
             batch += next.0
             joined.append(next.1)
             pending.removeFirst()
@@ -132,8 +137,9 @@ public actor AuditLog {
             var compares = [startStored.map { Compare(key: StoreLayout.auditHead, .value($0)) } ?? .absent(StoreLayout.auditHead)]
             for queued in entries {
                 let draft = queued.draft
+                lastTime = max(lastTime, queued.time)
                 var entry = AuditEntry(
-                    sequence: head.sequence + 1, time: Self.format(queued.time), actorKind: draft.actorKind, actorID: draft.actorID,
+                    sequence: head.sequence + 1, time: Self.format(lastTime), actorKind: draft.actorKind, actorID: draft.actorID,
                     actorDescription: draft.actorDescription, action: draft.action, method: draft.method, resource: draft.resource,
                     client: draft.client, status: draft.status, outcome: draft.allowed ? "allowed" : "denied",
                     revisionBefore: draft.revisionBefore, revisionAfter: draft.revisionAfter, contentHash: draft.contentHash,
@@ -147,18 +153,46 @@ public actor AuditLog {
             }
             let headStored = try RecordCoding.encoder.encode(head)
             ops.append(.put(key: StoreLayout.auditHead, value: headStored))
-            let resetsBefore = resets
+            let chainedAt = resets
             let submitted = await store.submit(TxnRequest(compares: compares, success: ops))
-            if resets == resetsBefore { expected = (head, headStored) }
+            if case .success(let result)? = submitted.finished, !result.succeeded {
+                // Known lost already (engines that commit before returning): chain the next batch
+                // onto the head as it is, not onto this one.
+                expected = nil
+            } else if resets == chainedAt {
+                expected = (head, headStored)
+            }
             Task {
                 let outcome: Result<TxnResult, any Error>
                 do { outcome = .success(try await submitted.result()) } catch { outcome = .failure(error) }
-                await self.settle(entries, outcome: outcome)
+                await self.settle(entries, chainedAt: chainedAt, outcome: outcome)
             }
         } catch {
+            // Nothing was submitted (the head could not be read, or an entry not encoded): try again.
             expected = nil
-            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count)", "error": "\(error)"])
-            done(entries)
+            retryLater(entries, error: error)
+        }
+    }
+
+    /// The most entries in one transaction: each takes a compare and a put, and etcd allows 128
+    /// of each by default (`--max-txn-ops`), the head's included.
+    static let maxBatch = 120
+
+    /// Chains `entries` again from a task of its own (the caller may be the submitting lead, whom
+    /// a retry would wait for); entries that failed 20 times are given up on and logged.
+    private func retryLater(_ entries: [Queued], error: any Error) {
+        let again = entries.filter { $0.attempts < 20 }.map {
+            Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
+        }
+        if again.count < entries.count {
+            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count - again.count)", "error": "\(error)"])
+            done(entries.filter { $0.attempts >= 20 })
+        }
+        if !again.isEmpty {
+            Task {
+                try? await Task.sleep(for: .milliseconds(10 * again[0].attempts))
+                await self.enqueue(again)
+            }
         }
     }
 
@@ -171,14 +205,15 @@ public actor AuditLog {
     }
 
     /// A batch's commit: done, or chained again when it lost its place, or logged when the store failed.
-    private func settle(_ entries: [Queued], outcome: Result<TxnResult, any Error>) async {
+    private func settle(_ entries: [Queued], chainedAt: Int, outcome: Result<TxnResult, any Error>) async {
         switch outcome {
         case .success(let result) where result.succeeded:
             done(entries)
         case .success:
             // Another replica appended first, or an earlier batch of ours failed: chain onto the
-            // head as it is now. Batches submitted meanwhile fail the same way and come here too.
-            expected = nil
+            // head as it is now. Batches chained after this one fail the same way and come here
+            // too; they do not drop the head a retry chained since.
+            if chainedAt == resets { expected = nil }
             let again = entries.filter { $0.attempts < 20 }.map {
                 Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
             }
@@ -190,8 +225,9 @@ public actor AuditLog {
             }
             if !again.isEmpty { await enqueue(again) }
         case .failure(let error):
-            // The write may or may not have been applied: read the head again before the next one.
-            expected = nil
+            // The write may or may not have been applied (so it is not sent again, which could
+            // record it twice): read the head again before the next one.
+            if chainedAt == resets { expected = nil }
             logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count)", "error": "\(error)"])
             done(entries)
         }
