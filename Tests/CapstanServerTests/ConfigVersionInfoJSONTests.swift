@@ -4,15 +4,38 @@ import Testing
 
 @testable import CapstanServer
 
-@Suite("Hand-written version JSON")
+/// Texts that exercise every escape JSON has: each control character, quote, backslash, slash,
+/// and characters outside ASCII (including line and paragraph separators).
+private let awkwardTexts: [String] = [
+    "", "plain", "quote \" back\\slash / slash", "tab\tnew\nline\r\u{1}control", "ünïcödé 🚀",
+    String(String.UnicodeScalarView((0..<0x80).compactMap(Unicode.Scalar.init))),
+    "\u{7F}\u{80}\u{2028}\u{2029}\u{FEFF}\u{FFFD}", "\u{8}\u{C}\u{1F}\"\\",
+]
+
+@Suite("Hand-written JSON")
 struct ConfigVersionInfoJSONTests {
-    @Test(arguments: ["", "plain", "quote \" back\\slash / slash", "tab\tnew\nline\r\u{1}control", "ünïcödé 🚀"])
-    func matchesJSONEncoderByteForByte(_ text: String) throws {
+    @Test(arguments: awkwardTexts)
+    func versionJSONMatchesJSONEncoderByteForByte(_ text: String) throws {
         let info = ConfigVersionInfo(
             key: "prod/a/b.yaml", revision: 42, version: 7, action: .put, format: .yaml, size: 12,
             sha256: String(repeating: "ab", count: 32), author: text, comment: text,
             time: Date(timeIntervalSince1970: 1_795_000_000.75))
         let expected = String(decoding: try HTTPHelpers.encoder.encode(info), as: UTF8.self)
         #expect(info.encodedJSON() == expected)
+    }
+
+    /// The audit log hashes the hand-written JSON; `audit verify` and anyone checking the chain
+    /// with a JSON library must get the same bytes.
+    @Test(arguments: awkwardTexts)
+    func auditEntryJSONMatchesJSONEncoderByteForByte(_ text: String) throws {
+        for withOptionals in [true, false] {
+            let entry = AuditEntry(
+                sequence: 9_000_000_000, time: "2026-11-22T06:00:00.123Z", actorKind: .token, actorID: text, actorDescription: text,
+                action: "config.write", method: "PUT", resource: "/v1/config/prod/" + text, client: text, status: 201,
+                outcome: "allowed", revisionBefore: withOptionals ? 41 : nil, revisionAfter: withOptionals ? -1 : nil,
+                contentHash: withOptionals ? text : nil, previousHash: String(repeating: "0", count: 64), hash: text)
+            let expected = String(decoding: try AuditLog.encoder.encode(entry), as: UTF8.self)
+            #expect(String(decoding: AuditLog.json(entry), as: UTF8.self) == expected)
+        }
     }
 }
