@@ -373,6 +373,16 @@ struct AccessTests {
             #expect(afterEdit.brokenSequence == 3)
             #expect(afterEdit.problem?.contains("changed") == true)
 
+            // A field added beside the hashed ones (a decoder would drop it): the stored entry is
+            // not the one its fields give.
+            var annotated = try JSONSerialization.jsonObject(with: original) as! [String: Any]
+            annotated["note"] = "approved by nobody"
+            _ = try await fixture.store.put(key, try JSONSerialization.data(withJSONObject: annotated, options: [.sortedKeys]))
+            let afterAnnotation = try await fixture.verify()
+            #expect(!afterAnnotation.valid)
+            #expect(afterAnnotation.brokenSequence == 3)
+            #expect(afterAnnotation.problem?.contains("changed") == true)
+
             // Rewritten with a fresh hash of its own: entry 4 no longer links to it.
             var entry = try JSONDecoder().decode(AuditEntry.self, from: original)
             entry.status = 500

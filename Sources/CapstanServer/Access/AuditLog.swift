@@ -336,8 +336,14 @@ public actor AuditLog {
                         return broken(1, "the first entry does not start the chain")
                     }
                 }
-                if Self.hash(of: entry) != entry.hash {
+                // The hash covers the fields; the stored bytes must be exactly the fields' JSON, so
+                // an added field or spacing (which a decoder would pass over) breaks the chain too.
+                let (hash, stored) = try Self.sealed(entry)
+                if hash != entry.hash {
                     return broken(entry.sequence, "entry \(entry.sequence) was changed after it was written: its hash does not match")
+                }
+                if stored != kv.value {
+                    return broken(entry.sequence, "entry \(entry.sequence) was changed after it was written: it holds more than its hashed fields")
                 }
                 previous = entry
                 count += 1
@@ -402,13 +408,6 @@ public actor AuditLog {
     }()
 
     static let decoder = JSONDecoder()
-
-    /// SHA-256 over the entry's JSON (sorted keys) with an empty `hash`: every other field is covered.
-    static func hash(of entry: AuditEntry) -> String {
-        var entry = entry
-        entry.hash = ""
-        return ConfigRecord.hex(SHA256.hash(data: json(entry)))
-    }
 
     /// The entry as `encoder` writes it (sorted keys, slashes unescaped, absent optionals left
     /// out), byte for byte, written by hand: every audited request encodes one, and the generic
