@@ -181,19 +181,25 @@ public actor AuditLog {
     /// Chains `entries` again from a task of its own (the caller may be the submitting lead, whom
     /// a retry would wait for); entries that failed 20 times are given up on and logged.
     private func retryLater(_ entries: [Queued], error: any Error) {
-        let again = entries.filter { $0.attempts < 20 }.map {
-            Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
-        }
-        if again.count < entries.count {
-            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count - again.count)", "error": "\(error)"])
-            done(entries.filter { $0.attempts >= 20 })
-        }
+        let again = nextAttempt(entries, reason: "\(error)")
         if !again.isEmpty {
             Task {
                 try? await Task.sleep(for: .milliseconds(10 * again[0].attempts))
                 await self.enqueue(again)
             }
         }
+    }
+
+    /// The entries with one more attempt counted; those that had their 20 are given up on and logged.
+    private func nextAttempt(_ entries: [Queued], reason: String) -> [Queued] {
+        let again = entries.filter { $0.attempts < 20 }.map {
+            Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
+        }
+        if again.count < entries.count {
+            logger.error("audit entries were not stored", metadata: ["audit.count": "\(entries.count - again.count)", "error": "\(reason)"])
+            done(entries.filter { $0.attempts >= 20 })
+        }
+        return again
     }
 
     /// The head the next batch chains onto: as the last batch left it, or read from the store.
@@ -214,15 +220,7 @@ public actor AuditLog {
             // head as it is now. Batches chained after this one fail the same way and come here
             // too; they do not drop the head a retry chained since.
             if chainedAt == resets { expected = nil }
-            let again = entries.filter { $0.attempts < 20 }.map {
-                Queued(draft: $0.draft, time: $0.time, ticket: $0.ticket, attempts: $0.attempts + 1)
-            }
-            if again.count < entries.count {
-                logger.error(
-                    "audit entries were not stored",
-                    metadata: ["audit.count": "\(entries.count - again.count)", "error": "the audit head kept changing under 20 attempts"])
-                done(entries.filter { $0.attempts >= 20 })
-            }
+            let again = nextAttempt(entries, reason: "the audit head kept changing under 20 attempts")
             if !again.isEmpty { await enqueue(again) }
         case .failure(let error):
             // The write may or may not have been applied (so it is not sent again, which could
