@@ -157,7 +157,7 @@ struct CLIErrorTests {
         let home = try TemporaryDirectory(prefix: "capstan-dev-banner")
         defer { home.remove() }
         let credentials = home.file("credentials.json")
-        let dataDirectory = try await ServerProcess.with(
+        let (dataDirectory, server) = try await ServerProcess.with(
             dataDirectory: nil, extraArguments: ["--dev"], environment: ["CAPSTAN_ROOT_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials]
         ) { server in
             _ = try await server.process.waitForLine { $0.contains("capstan config watch dev/") }
@@ -191,8 +191,11 @@ struct CLIErrorTests {
             let node = try await CapstanBinary.run(
                 ["node", "ls", "--server", server.url], environment: ["CAPSTAN_TOKEN": "", "CAPSTAN_CREDENTIALS": credentials])
             #expect(node.stdout.contains("dev "), "\(node.stdout)")
-            return dataDirectory
+            return (dataDirectory, server)
         }
+        // Stopped by SIGTERM within the harness's grace: a clean exit, which removes the directory.
+        let status = await server.process.exitStatus()
+        #expect(status == 0, "the dev server did not exit cleanly (\(status)); the end of its log:\n\(server.process.errorOutput.suffix(3000))")
         #expect(!FileManager.default.fileExists(atPath: dataDirectory), "the dev data directory outlived the server")
     }
 }

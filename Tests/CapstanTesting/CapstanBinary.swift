@@ -179,7 +179,10 @@ public final class ChildProcess: Sendable {
         var found: String?
         try await eventually(timeout: timeout, "a matching line from the process; output so far: \(output) \(errorOutput)") {
             let text = onStandardError ? self.errorOutput : self.output
-            found = text.split(separator: "\n").map(String.init).first(where: predicate)
+            // Whole lines only: a line still being written may match before its end arrives
+            // (a join token cut after `--join-token `).
+            let whole = text.hasSuffix("\n") ? Substring(text) : text[..<(text.lastIndex(of: "\n") ?? text.startIndex)]
+            found = whole.split(separator: "\n").map(String.init).first(where: predicate)
             if found == nil, self.hasExited {
                 throw ProcessExited(output: self.output, errors: self.errorOutput)
             }
