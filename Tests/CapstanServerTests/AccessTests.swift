@@ -447,6 +447,15 @@ struct AccessTests {
         return SHA256.hash(data: (try? encode(entry)) ?? Data()).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// A join token is printed after `--join-token`: one starting with `-` would be read as an
+    /// option and the printed line would not paste. (Base64url starts with `-` once in 64.)
+    @Test func joinTokensNeverStartWithADash() {
+        let tokens = (0..<2000).map { _ in NodeRegistry.randomJoinToken() }
+        #expect(tokens.allSatisfy { !$0.hasPrefix("-") })
+        #expect(Set(tokens).count == tokens.count)
+        #expect(tokens.allSatisfy { $0.count == 43 })
+    }
+
     // MARK: Rate limits
 
     /// The scheme is matched in any case and blanks around the token are dropped; anything else

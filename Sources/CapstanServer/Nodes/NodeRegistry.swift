@@ -512,10 +512,15 @@ public final class NodeRegistry: Sendable {
         CapstanError(.nodeNotFound, "node \(name.quoted) not found")
     }
 
+    /// 256 random bits, base64url. Never starting with `-`: printed after `--join-token`, such a
+    /// token would be read as an option (one start in 64 printed a join line that did not paste).
     static func randomSecret() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        while true {
+            let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            if !secret.hasPrefix("-") { return secret }
+        }
     }
 
     /// A fresh join token.

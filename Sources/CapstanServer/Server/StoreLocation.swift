@@ -90,5 +90,6 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
     /// Closes a store this location opened.
     public static func close(_ store: any KeyValueStore) async {
         if let etcd = store as? EtcdStore { await etcd.shutdown() }
+        if let sqlite = store as? SQLiteStore { sqlite.close() }
     }
 }

@@ -150,6 +150,18 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         return result
     }
 
+    /// Closes the database once the write in progress is done: later calls fail, and the files
+    /// are whole (the WAL checkpointed) when this returns. A server closes its store when it
+    /// stops, so a release of the last reference later on (a background task's) cannot write
+    /// into a data directory that is being removed.
+    public func close() {
+        do {
+            try pool.close()
+        } catch {
+            logger.warning("closing the store failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Enqueued on the writer before returning: submissions commit in the order they were made.
     public func submit(_ request: TxnRequest) async -> SubmittedTxn {
         let submitted = SubmittedTxn()
