@@ -309,11 +309,16 @@ private final class RawConnection {
                 buffer.removeSubrange(..<found.upperBound)
                 return text
             }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = recv(descriptor, &chunk, chunk.count, 0)
-            guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
-            buffer.append(contentsOf: chunk[..<count])
+            try readMore()
         }
+    }
+
+    /// Appends what the next read brings; throws on timeout or end of stream.
+    private func readMore() throws {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &chunk, chunk.count, 0)
+        guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
+        buffer.append(contentsOf: chunk[..<count])
     }
 
     /// A whole response with a `Content-Length` body: head and body.
@@ -321,12 +326,7 @@ private final class RawConnection {
         let head = try receive(until: "\r\n\r\n")
         let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-        while buffer.count < length {
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = recv(descriptor, &chunk, chunk.count, 0)
-            guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
-            buffer.append(contentsOf: chunk[..<count])
-        }
+        while buffer.count < length { try readMore() }
         let body = String(decoding: buffer.prefix(length), as: UTF8.self)
         buffer.removeSubrange(..<buffer.index(buffer.startIndex, offsetBy: length))
         return head + body

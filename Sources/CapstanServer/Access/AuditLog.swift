@@ -144,7 +144,7 @@ public actor AuditLog {
                     client: draft.client, status: draft.status, outcome: draft.allowed ? "allowed" : "denied",
                     revisionBefore: draft.revisionBefore, revisionAfter: draft.revisionAfter, contentHash: draft.contentHash,
                     previousHash: head.hash, hash: "")
-                let (hash, stored) = try Self.sealed(entry)
+                let (hash, stored) = Self.sealed(entry)
                 entry.hash = hash
                 ops.append(.put(key: Self.key(entry.sequence), value: stored))
                 // An entry is never overwritten, whatever happened to the head.
@@ -336,7 +336,7 @@ public actor AuditLog {
                 }
                 // The hash covers the fields; the stored bytes must be exactly the fields' JSON, so
                 // an added field or spacing (which a decoder would pass over) breaks the chain too.
-                let (hash, stored) = try Self.sealed(entry)
+                let (hash, stored) = Self.sealed(entry)
                 if hash != entry.hash {
                     return broken(entry.sequence, "entry \(entry.sequence) was changed after it was written: its hash does not match")
                 }
@@ -411,7 +411,7 @@ public actor AuditLog {
     /// out), byte for byte, written by hand: every audited request encodes one, and the generic
     /// encoder was a twentieth of a put's server time.
     static func json(_ entry: AuditEntry) -> Data {
-        let quoted = ConfigVersionInfo.quoted
+        let quoted = JSONText.quoted
         var json = "{"
         json += "\"action\":\(quoted(entry.action)),"
         json += "\"actorDescription\":\(quoted(entry.actorDescription)),"
@@ -433,23 +433,13 @@ public actor AuditLog {
         return Data(json.utf8)
     }
 
-    /// The entry's hash and its stored JSON, from one encoding: the JSON with an empty `hash` is
-    /// hashed, then the hash is written into that empty value. Keys are sorted and quotes inside
-    /// strings are escaped, so `"hash":""` occurs exactly once, as the key.
-    static func sealed(_ entry: AuditEntry) throws -> (hash: String, stored: Data) {
+    /// The entry's hash (SHA-256 of its JSON with `hash` empty) and its stored JSON, hash filled in.
+    static func sealed(_ entry: AuditEntry) -> (hash: String, stored: Data) {
         var entry = entry
         entry.hash = ""
-        let unsealed = json(entry)
-        let hash = ConfigRecord.hex(SHA256.hash(data: unsealed))
-        guard let slot = unsealed.range(of: emptyHash) else {
-            throw CapstanError(.internal, "an audit entry's JSON has no hash field")
-        }
-        var stored = unsealed
-        stored.replaceSubrange(slot, with: Data(#""hash":"\#(hash)""#.utf8))
-        return (hash, stored)
+        entry.hash = ConfigRecord.hex(SHA256.hash(data: json(entry)))
+        return (entry.hash, json(entry))
     }
-
-    private static let emptyHash = Data(#""hash":"""#.utf8)
 
     /// `2026-11-21T23:59:01.123Z`: a value type, so no formatter is made per entry.
     static let timeFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)

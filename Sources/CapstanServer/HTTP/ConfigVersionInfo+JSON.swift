@@ -7,10 +7,10 @@ extension ConfigVersionInfo {
     func encodedJSON() -> String {
         var json = "{"
         json += "\"action\":\"\(action.rawValue)\","
-        json += "\"author\":\(Self.quoted(author)),"
-        json += "\"comment\":\(Self.quoted(comment)),"
+        json += "\"author\":\(JSONText.quoted(author)),"
+        json += "\"comment\":\(JSONText.quoted(comment)),"
         json += "\"format\":\"\(format.rawValue)\","
-        json += "\"key\":\(Self.quoted(key)),"
+        json += "\"key\":\(JSONText.quoted(key)),"
         json += "\"revision\":\(revision),"
         if secret == true { json += "\"secret\":true," }
         json += "\"sha256\":\"\(sha256)\","
@@ -21,6 +21,24 @@ extension ConfigVersionInfo {
         return json
     }
 
+    /// `yyyy-MM-dd'T'HH:mm:ss'Z'` in UTC.
+    static func iso8601(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
+            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
+    }
+}
+
+/// JSON text written by hand, as `JSONEncoder` writes it: for the encoders on hot paths (a
+/// config version answered on every write, an audit entry on every audited request).
+enum JSONText {
+    /// A JSON string, escaped as `JSONEncoder` escapes it (slashes left as they are).
     static func quoted(_ text: String) -> String {
         var result = "\""
         for scalar in text.unicodeScalars {
@@ -42,18 +60,5 @@ extension ConfigVersionInfo {
             }
         }
         return result + "\""
-    }
-
-    /// `yyyy-MM-dd'T'HH:mm:ss'Z'` in UTC.
-    static func iso8601(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int = 2) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T"
-            + "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
     }
 }
