@@ -22,7 +22,7 @@ public struct AgentConfiguration: Sendable {
     public var labels: [String: String] = [:]
     /// Directories templates may write into (none by default).
     public var allowedPaths: [String] = []
-    /// Which remote commands (jobs) this agent runs.
+    /// Which commands this agent runs: jobs, templates' check and reload commands, command checks.
     public var execPolicy: ExecPolicy = .all
     /// Longest wait between reconnection attempts.
     public var maxBackoff: Duration = .seconds(30)
@@ -121,11 +121,11 @@ public final class Agent: Sendable {
         let executor = JobExecutor(policy: configuration.execPolicy, logger: logger)
         // One sampler for the agent's life: rates run on across reconnects.
         let sampler = MetricsSource()
-        let checks = CheckRunner(http: http, logger: logger)
+        let checks = CheckRunner(http: http, policy: configuration.execPolicy, logger: logger)
         // Commands still running when the agent stops die with it, not after it.
         defer { executor.cancelAll() }
         let worker = TemplateWorker(
-            applier: TemplateApplier(allowedPaths: configuration.allowedPaths, logger: logger),
+            applier: TemplateApplier(allowedPaths: configuration.allowedPaths, policy: configuration.execPolicy, logger: logger),
             dataDirectory: configuration.dataDirectory, name: identity.name, logger: logger)
         // Checks of the last set run from the start: the server resends a set only when it changed.
         await checks.update(worker.storedSet()?.checks ?? [])

@@ -12,6 +12,7 @@ import NIOCore
 /// reports every change of status (and all of them again after a reconnect).
 actor CheckRunner {
     private let http: HTTPClient
+    private let policy: ExecPolicy
     private let logger: Logger
     private var running: [String: (spec: CheckSpec, task: Task<Void, Never>)] = [:]
     private var statuses: [String: CheckResult] = [:]
@@ -19,8 +20,9 @@ actor CheckRunner {
     /// The newest set's number: updates started in order may run out of it.
     private var newest: UInt64 = 0
 
-    init(http: HTTPClient, logger: Logger) {
+    init(http: HTTPClient, policy: ExecPolicy, logger: Logger) {
         self.http = http
+        self.policy = policy
         self.logger = logger
     }
 
@@ -52,11 +54,18 @@ actor CheckRunner {
     }
 
     private func loop(_ name: String, _ spec: CheckSpec) async {
+        // A command this agent may not run is critical at once, with the refusal as its output:
+        // its health is unknown, and no number of runs would change that.
+        if spec.kind == .command, let refusal = policy.refusal(ofCommandLine: spec.target, shell: spec.shell) {
+            logger.warning("check refused", metadata: ["check": "\(name)", "reason": "\(refusal)"])
+            await report(CheckResult(check: name, status: .critical, output: "refused: \(refusal)", time: Date()))
+            return
+        }
         var successes = 0
         var failures = 0
         var status = CheckStatus.pending
         while !Task.isCancelled {
-            let (passed, output) = await Self.probe(spec, http: http)
+            let (passed, output) = await Self.probe(spec, http: http, policy: policy)
             if Task.isCancelled { return }
             if passed {
                 successes += 1
@@ -83,7 +92,7 @@ actor CheckRunner {
     }
 
     /// One run of the check: whether it passed, and what it said.
-    static func probe(_ spec: CheckSpec, http: HTTPClient) async -> (Bool, String) {
+    static func probe(_ spec: CheckSpec, http: HTTPClient, policy: ExecPolicy) async -> (Bool, String) {
         let timeout = Duration.milliseconds(spec.timeoutMilliseconds)
         switch spec.kind {
         case .http:
@@ -97,7 +106,7 @@ actor CheckRunner {
         case .tcp:
             return await TCPProbe.connect(spec.target, timeout: timeout)
         case .command:
-            let result = await CommandRunner.run(spec.target, shell: spec.shell, timeout: timeout)
+            let result = await CommandRunner.run(spec.target, shell: spec.shell, timeout: timeout, policy: policy)
             return (result.succeeded, result.summary)
         }
     }

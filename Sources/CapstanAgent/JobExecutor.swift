@@ -7,31 +7,6 @@ import Synchronization
     import Glibc
 #endif
 
-/// Which remote commands an agent runs: all (the default), none (`--no-exec`), or only those
-/// whose program is listed (`--allow-command`, matched on argv[0] as given or its file name).
-public enum ExecPolicy: Sendable, Hashable {
-    case all
-    case none
-    case only([String])
-
-    /// Why `job` is refused, or nil when it may run.
-    func refusal(of job: AgentMessage.JobStart) -> String? {
-        switch self {
-        case .all:
-            return nil
-        case .none:
-            return "this agent does not run remote commands (it was started with --no-exec)"
-        case .only(let allowed):
-            // A shell runs whatever its command line says: no list can vouch for it.
-            if job.shell { return "this agent runs only listed commands (--allow-command), and never through a shell" }
-            guard let program = job.command.first else { return "empty command" }
-            let name = (program as NSString).lastPathComponent
-            return allowed.contains(program) || allowed.contains(name)
-                ? nil : "this agent does not allow \(program.quoted) (allowed: \(allowed.joined(separator: ", ")))"
-        }
-    }
-}
-
 /// Runs job commands on the node: each in a process group of its own, its output sent as it
 /// comes and kept up to the job's limit, the whole group killed at the timeout or on cancel.
 final class JobExecutor: Sendable {
@@ -55,11 +30,18 @@ final class JobExecutor: Sendable {
                 id: job.id, attempt: job.attempt, outcome: outcome, exitCode: nil, stdout: "", stderr: "", stdoutTruncated: false,
                 stderrTruncated: false, startedAt: started, endedAt: Date(), error: error)
         }
+        // `/bin/sh -c` takes one command line: joining several elements would run what a later
+        // one says (`["echo a", "; rm ..."]`). The server refuses such jobs; so does the agent.
+        if job.shell, job.command.count != 1 {
+            let refusal = "a shell command is exactly one argv element, the command line (got \(job.command.count))"
+            logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
+            return result(.refused, error: refusal)
+        }
         if let refusal = policy.refusal(of: job) {
             logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
             return result(.refused, error: refusal)
         }
-        let arguments = job.shell ? ["/bin/sh", "-c", job.command.joined(separator: " ")] : job.command
+        let arguments = job.shell ? ["/bin/sh", "-c", job.command[0]] : job.command
         guard !arguments.isEmpty else { return result(.failed, error: "empty command") }
         let kept = (stdout: CappedOutput(limit: job.outputLimitBytes), stderr: CappedOutput(limit: job.outputLimitBytes))
         let (chunks, sink) = AsyncStream.makeStream(of: (JobEvent.Stream, [UInt8]).self)

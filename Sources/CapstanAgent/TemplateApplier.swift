@@ -11,9 +11,13 @@ import Synchronization
 /// reload; writes nothing (and reloads nothing) when the rendered bytes are what the file holds.
 struct TemplateApplier: Sendable {
     let allowedPaths: [String]
+    /// Which check and reload commands may run: a template with one this refuses is not applied.
+    var policy: ExecPolicy = .all
     let logger: Logger
     /// Longest a check or reload command may run.
     var commandTimeout: Duration = .seconds(60)
+    /// How large a rendered file may be and how long its render may take.
+    var renderLimits = RenderLimits()
 
     /// Applies one template for the node described by `node` and answers the report.
     func apply(_ assignment: TemplateAssignment, node: ConfigValue) async -> TemplateReport {
@@ -34,6 +38,16 @@ struct TemplateApplier: Sendable {
         if let problem = assignment.problem { return report(.failed, problem) }
         guard let source = assignment.source, let data = assignment.data else { return report(.failed, "nothing to render") }
         let spec = assignment.spec
+        // The server refuses such a mode; a template stored before it did is refused here.
+        if let refusal = spec.worldWritableRefusal { return report(.failed, refusal) }
+        // A command the agent may not run fails the template before anything is written: a file
+        // swapped in without its check, or without the reload that makes it take effect, is not
+        // what the template asked for.
+        for (flag, command) in [("--check", spec.check), ("--reload", spec.reload)] {
+            if let command, let refusal = policy.refusal(ofCommandLine: command, shell: spec.shell) {
+                return report(.failed, "\(flag) \(command.quoted) refused: \(refusal); the file was left as it was")
+            }
+        }
         // The destination's directory is opened once and checked as opened: every later step
         // goes through it, so a path component swapped for a symbolic link meanwhile cannot
         // send the write elsewhere.
@@ -45,7 +59,7 @@ struct TemplateApplier: Sendable {
         }
         let rendered: String
         do {
-            rendered = try TemplateRenderer.render(source, context: data.merging(.object(["node": node])))
+            rendered = try TemplateRenderer.render(source, context: data.merging(.object(["node": node])), limits: renderLimits)
         } catch {
             return report(.failed, error.description)
         }
@@ -65,7 +79,7 @@ struct TemplateApplier: Sendable {
         }
         if let check = spec.check {
             let command = check.replacingOccurrences(of: "{{src}}", with: directory.path(of: temporary))
-            let result = await CommandRunner.run(command, shell: spec.shell, timeout: commandTimeout)
+            let result = await CommandRunner.run(command, shell: spec.shell, timeout: commandTimeout, policy: policy)
             guard result.succeeded else {
                 unlinkat(directory.descriptor, temporary, 0)
                 return report(.failed, "check \(check.quoted) failed: \(result.summary); the file was left as it was")
@@ -81,7 +95,7 @@ struct TemplateApplier: Sendable {
         if spec.splayMilliseconds > 0 {
             try? await Task.sleep(for: .milliseconds(Int64.random(in: 0...spec.splayMilliseconds)))
         }
-        let result = await CommandRunner.run(reload, shell: spec.shell, timeout: commandTimeout)
+        let result = await CommandRunner.run(reload, shell: spec.shell, timeout: commandTimeout, policy: policy)
         if result.succeeded { return report(.applied) }
         // The service did not take the new file: put the old one back.
         var restored = "the previous file was restored"
@@ -266,23 +280,30 @@ enum FileWriting {
 }
 
 /// Runs a check or reload command: as argv (split like a shell would, quotes honoured, nothing
-/// expanded), or through `/bin/sh -c` when the template says so.
+/// expanded), or through `/bin/sh -c` when the template says so; never one the agent's
+/// `ExecPolicy` refuses.
 enum CommandRunner {
     struct Result: Sendable {
         var status: Int32?
         var timedOut: Bool
         var output: String
+        /// Why the policy refused the command (it did not run).
+        var refusal: String?
 
-        var succeeded: Bool { status == 0 && !timedOut }
+        var succeeded: Bool { status == 0 && !timedOut && refusal == nil }
 
         var summary: String {
+            if let refusal { return "refused: \(refusal)" }
             let tail = output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)
             let what = timedOut ? "timed out" : status.map { "exit status \($0)" } ?? "could not start"
             return tail.isEmpty ? what : "\(what): \(tail)"
         }
     }
 
-    static func run(_ command: String, shell: Bool, timeout: Duration) async -> Result {
+    static func run(_ command: String, shell: Bool, timeout: Duration, policy: ExecPolicy) async -> Result {
+        if let refusal = policy.refusal(ofCommandLine: command, shell: shell) {
+            return Result(status: nil, timedOut: false, output: "", refusal: refusal)
+        }
         let arguments: [String]
         if shell {
             arguments = ["/bin/sh", "-c", command]

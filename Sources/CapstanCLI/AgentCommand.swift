@@ -43,12 +43,17 @@ struct AgentCommand: AsyncParsableCommand {
         help: "A directory templates may write into; repeat for more (default: none, so templates are refused).")
     var allowedPaths: [String] = []
 
-    @Flag(help: "Refuse every remote command (jobs); templates still apply.") var noExec = false
+    @Flag(
+        help: """
+            Run no command at all: jobs are refused, templates with --check or --reload fail unapplied, \
+            command checks are critical; templates without commands still apply.
+            """)
+    var noExec = false
 
     @Option(
         name: .customLong("allow-command"),
         help: ArgumentHelp(
-            "Run only jobs whose program is this (a path, or a name matched on the program's file name), never through a shell; repeat for more.",
+            "Run only commands (jobs, template checks and reloads, command checks) whose program is this (a path, or a name matched on the program's file name), never through a shell; repeat for more.",
             valueName: "program"))
     var allowedCommands: [String] = []
 

@@ -38,6 +38,8 @@ struct TemplateCommand: AsyncParsableCommand {
         @Option(help: "Command run after the file changed; a failure puts the old file back.") var reload: String?
         @Option(help: "Longest random wait before the reload, e.g. 10s.") var splay: String = "0s"
         @Flag(help: "Run --check and --reload through /bin/sh -c instead of as plain argv.") var shell = false
+        @Flag(help: "Accept a --mode that lets every local user write the file (o+w, as 0666); refused without it.")
+        var allowWorldWritable = false
 
         func spec() throws -> TemplateSpec {
             // A file holding secrets is the owner's alone unless a mode says otherwise.
@@ -48,11 +50,12 @@ struct TemplateCommand: AsyncParsableCommand {
             do { splayDuration = try DurationParser.parse(splay) } catch { throw ValidationError("--splay: \(error.message)") }
             return TemplateSpec(
                 selector: selector, source: source, dest: dest, data: data, mode: modeValue, check: check, reload: reload,
-                splayMilliseconds: splayDuration.milliseconds, shell: shell, secrets: secrets.isEmpty ? nil : secrets)
+                splayMilliseconds: splayDuration.milliseconds, shell: shell, secrets: secrets.isEmpty ? nil : secrets,
+                allowWorldWritable: allowWorldWritable ? true : nil)
         }
 
         func validate() throws {
-            _ = try spec()
+            if let refusal = try spec().worldWritableRefusal { throw ValidationError(refusal) }
             do { _ = try Selector(selector) } catch { throw ValidationError("--selector: \(error.description)") }
             guard dest.hasPrefix("/") else { throw ValidationError("--dest must be an absolute path; got \(dest)") }
         }

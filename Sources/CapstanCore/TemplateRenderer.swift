@@ -11,8 +11,19 @@ public enum TemplateRenderer {
     /// Renders `source` against `context` (an object: the merged data plus `node`).
     ///
     /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to nothing.
-    public static func render(_ source: String, context: ConfigValue) throws(CapstanError) -> String {
+    /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to
+    ///   nothing; `CapstanError(.payloadTooLarge)` for a render past one of `limits`.
+    public static func render(
+        _ source: String, context: ConfigValue, limits: RenderLimits = RenderLimits()
+    ) throws(CapstanError) -> String {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limits.time
         try check(source, context: context)
+        // Sections nested over lists multiply: a short template over a small document can stand
+        // for gigabytes. Walked first without building any text, the render is refused as soon
+        // as it passes a limit; only one that fits is rendered.
+        var budget = RenderBudget(limits: limits, deadline: deadline)
+        try budget.walk(try TemplatePiece.parse(source), stack: [context])
         let template: MustacheTemplate
         do {
             // Plain text: config files must not get HTML escapes. A standalone tag leaves no line.
@@ -20,7 +31,11 @@ public enum TemplateRenderer {
         } catch {
             throw CapstanError(.invalidContent, "template is not valid Mustache: \(error)")
         }
-        return template.render(context.mustacheValue)
+        let rendered = template.render(context.mustacheValue)
+        // The walk's sizes are estimates (a list or an object is written as Swift shows it).
+        guard rendered.utf8.count <= limits.outputBytes else { throw RenderBudget.tooLarge(limits) }
+        guard clock.now <= deadline else { throw RenderBudget.tooSlow(limits) }
+        return rendered
     }
 
     /// Finds the names `source` uses that `context` does not have.
@@ -123,7 +138,7 @@ extension ConfigValue {
 }
 
 /// The tags of a Mustache text, with `{{` `}}` delimiters.
-private struct TagScanner {
+struct TagScanner {
     enum Kind {
         case variable
         case open(inverted: Bool)
@@ -136,17 +151,37 @@ private struct TagScanner {
         var kind: Kind
         var name: String
         var line: Int
+        /// UTF-8 bytes of the text between the previous tag (or the start) and this one.
+        var textBytes = 0
     }
 
     let text: [Character]
     var index = 0
     var line = 1
+    /// Where the text after the last tag read starts, and where the tag being read starts.
+    private var textStart = 0
+    private var tagStart = 0
+
+    /// UTF-8 bytes of the text after the last tag read.
+    var trailingTextBytes: Int { bytes(from: textStart, to: text.count) }
+
+    private func bytes(from start: Int, to end: Int) -> Int {
+        text[start..<max(start, min(end, text.count))].reduce(0) { $0 + $1.utf8.count }
+    }
 
     init(_ source: String) {
         text = Array(source)
     }
 
     mutating func next() throws(CapstanError) -> Tag? {
+        let from = textStart
+        guard var tag = try nextTag() else { return nil }
+        tag.textBytes = bytes(from: from, to: tagStart)
+        textStart = index
+        return tag
+    }
+
+    private mutating func nextTag() throws(CapstanError) -> Tag? {
         while index + 1 < text.count {
             if text[index] == "\n" { line += 1 }
             guard text[index] == "{", text[index + 1] == "{" else {
@@ -154,6 +189,7 @@ private struct TagScanner {
                 continue
             }
             let start = line
+            tagStart = index
             index += 2
             let triple = index < text.count && text[index] == "{"
             if triple { index += 1 }

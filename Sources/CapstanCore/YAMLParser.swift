@@ -15,21 +15,51 @@ enum YAMLParser {
             throw CapstanError(.invalidContent, "invalid YAML: \(error)")
         }
         guard let root else { return .object([:]) }
-        // Aliases share nodes, so a small document can stand for a huge tree ("billion laughs").
-        // Expanding is bounded by a budget proportional to the text.
-        var budget = max(100_000, content.utf8.count * 4)
+        var budget = Budget(textBytes: content.utf8.count)
         return try value(of: root, budget: &budget)
     }
 
-    private static func value(of node: Node, budget: inout Int) throws(CapstanError) -> ConfigValue {
-        budget -= 1
-        if budget < 0 {
-            throw error("the document expands to too many values (aliases nested too deep?)", at: node.mark)
+    /// What a document may expand to. Aliases share nodes, so a few hundred bytes can stand for
+    /// millions of values ("billion laughs"), which every reader of the data (template pushes,
+    /// renders) would then pay for. Without aliases a document holds fewer values and bytes than
+    /// its text; aliases may add at most `extraValues` values and `extraBytes` bytes to that.
+    struct Budget {
+        static let extraValues = 10_000
+        static let extraBytes = 1 << 20
+        let maxValues: Int
+        let maxBytes: Int
+        var values = 0
+        var bytes = 0
+
+        init(textBytes: Int) {
+            maxValues = textBytes + Self.extraValues
+            maxBytes = textBytes + Self.extraBytes
         }
+
+        /// Counts one value of `bytes` bytes (its scalar, or a mapping key).
+        mutating func spend(_ bytes: Int, at mark: Mark?) throws(CapstanError) {
+            values += 1
+            self.bytes += bytes
+            if values > maxValues {
+                throw error(
+                    "aliases expand the document to more than \(maxValues) values "
+                        + "(at most \(Self.extraValues) more than its text holds)", at: mark)
+            }
+            if self.bytes > maxBytes {
+                throw error(
+                    "aliases expand the document to more than \(ByteSize.format(maxBytes)) "
+                        + "(at most \(ByteSize.format(Self.extraBytes)) more than its text)", at: mark)
+            }
+        }
+    }
+
+    private static func value(of node: Node, budget: inout Budget) throws(CapstanError) -> ConfigValue {
         switch node {
         case .scalar(let scalar):
+            try budget.spend(scalar.string.utf8.count, at: node.mark)
             return value(of: scalar, node: node)
         case .sequence(let sequence):
+            try budget.spend(0, at: node.mark)
             var array: [ConfigValue] = []
             array.reserveCapacity(sequence.count)
             for element in sequence {
@@ -37,6 +67,7 @@ enum YAMLParser {
             }
             return .array(array)
         case .mapping(let mapping):
+            try budget.spend(0, at: node.mark)
             return try value(of: mapping, budget: &budget)
         case .alias(let alias):
             // Yams resolves aliases while composing; an alias node here has lost its target.
@@ -62,7 +93,7 @@ enum YAMLParser {
         }
     }
 
-    private static func value(of mapping: Node.Mapping, budget: inout Int) throws(CapstanError) -> ConfigValue {
+    private static func value(of mapping: Node.Mapping, budget: inout Budget) throws(CapstanError) -> ConfigValue {
         var object: [String: ConfigValue] = [:]
         var merged: [[String: ConfigValue]] = []
         for (key, value) in mapping {
@@ -73,6 +104,7 @@ enum YAMLParser {
             guard case .scalar(let keyScalar) = key else {
                 throw error("mapping keys must be scalars", at: key.mark)
             }
+            try budget.spend(keyScalar.string.utf8.count, at: key.mark)
             object[keyScalar.string] = try self.value(of: value, budget: &budget)
         }
         for source in merged {
@@ -82,7 +114,7 @@ enum YAMLParser {
     }
 
     /// The mappings a merge key's value stands for: one mapping or a sequence of them.
-    private static func mergeSources(_ node: Node, budget: inout Int) throws(CapstanError) -> [[String: ConfigValue]] {
+    private static func mergeSources(_ node: Node, budget: inout Budget) throws(CapstanError) -> [[String: ConfigValue]] {
         let nodes: [Node] = if case .sequence(let sequence) = node { Array(sequence) } else { [node] }
         var sources: [[String: ConfigValue]] = []
         for node in nodes {

@@ -2,7 +2,10 @@ import CapstanClient
 import CapstanCore
 import CapstanTesting
 import Foundation
+import Logging
 import Testing
+
+@testable import CapstanAgent
 
 #if canImport(Glibc)
     import Glibc
@@ -361,6 +364,50 @@ struct JobTests {
                 #expect(unknown.stderr.contains("not found"))
             }
         }
+    }
+
+    /// `/bin/sh -c` takes one command line: a second element must not get joined onto it.
+    @Test func aShellCommandIsExactlyOneElementOnTheServerAndTheAgent() async throws {
+        try await withFixture { fixture in
+            let agent = try await fixture.agent("node-1")
+            try await agent.stopping {
+                let marker = fixture.directory.file("joined-marker")
+                let joined = JobSpec(selector: "", command: ["echo a", "; touch \(marker)"], shell: true)
+                do {
+                    _ = try await fixture.client.runJob(joined)
+                    Issue.record("a shell job of two elements was accepted")
+                } catch let error as ClientError {
+                    #expect(error.problem?.status == 400, "\(error)")
+                    #expect(error.message == "with shell, the command is exactly one element, the command line for /bin/sh -c; got 2")
+                }
+                do {
+                    _ = try await fixture.client.putSchedule("joined", ScheduleSpec(cron: "* * * * *", job: joined))
+                    Issue.record("a schedule of a two-element shell job was accepted")
+                } catch let error as ClientError {
+                    #expect(error.problem?.status == 400, "\(error)")
+                    #expect(error.message.contains("exactly one element"), "\(error)")
+                }
+                #expect(try await fixture.client.jobs().items.isEmpty)
+                #expect(try await fixture.client.schedules().items.isEmpty)
+                // One element runs as before.
+                let one = try await fixture.capstan(["job", "run", "--shell", "--", "echo a; echo b"])
+                #expect(one.status == 0, "\(one.stderr)")
+                #expect(one.stdout.contains("node-1: b"))
+                #expect(!FileManager.default.fileExists(atPath: marker), "the second element ran")
+            }
+        }
+        // The agent refuses it too, should a server send it.
+        let directory = try TemporaryDirectory(prefix: "capstan-shell")
+        defer { directory.remove() }
+        let marker = directory.file("agent-marker")
+        let executor = JobExecutor(policy: .all, logger: Logger(label: "test"))
+        let result = await executor.run(
+            AgentMessage.JobStart(
+                id: "j", attempt: 1, command: ["echo a", "; touch \(marker)"], shell: true, timeoutMilliseconds: 5_000, outputLimitBytes: 1024)
+        ) { _, _ in }
+        #expect(result.outcome == .refused)
+        #expect(result.error == "a shell command is exactly one argv element, the command line (got 2)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the agent ran the second element")
     }
 
     @Test func schedulesArePutListedAndRemovedAndBadOnesRefused() async throws {

@@ -56,6 +56,48 @@ struct TemplateRendererTests {
         #expect(try TemplateRenderer.render("{{^missing}}none{{/missing}}", context: context) == "none")
     }
 
+    /// Ten items under six nested sections: a million copies of the text inside.
+    static let nested = String(repeating: "{{#n}}", count: 6) + "0123456789" + String(repeating: "{{/n}}", count: 6)
+    static let tenItems: ConfigValue = .object(["n": .array((1...10).map { .int($0) })])
+
+    @Test func aRenderPastTheOutputLimitIsRefusedBeforeItIsBuilt() throws {
+        let started = ContinuousClock.now
+        do {
+            _ = try TemplateRenderer.render(Self.nested, context: Self.tenItems, limits: RenderLimits(outputBytes: 1 << 20))
+            Issue.record("10 MB rendered past a 1 MiB limit")
+        } catch {
+            #expect(error.code == .payloadTooLarge)
+            #expect(error.message.hasPrefix("the template renders more than 1MiB, the most a rendered file may have"), "\(error.message)")
+        }
+        #expect(started.duration(to: .now) < .seconds(2))
+        // Within the limit the same template renders whole.
+        let four: ConfigValue = .object(["n": .array((1...4).map { .int($0) })])
+        #expect(try TemplateRenderer.render(Self.nested, context: four, limits: RenderLimits(outputBytes: 40_960)).utf8.count == 40_960)
+        #expect(throws: CapstanError.self) {
+            try TemplateRenderer.render(Self.nested, context: four, limits: RenderLimits(outputBytes: 40_959))
+        }
+    }
+
+    @Test func sectionsThatRepeatTooOftenAreRefusedEvenWithoutOutput() {
+        let empty = String(repeating: "{{#n}}", count: 8) + String(repeating: "{{/n}}", count: 8)
+        do {
+            _ = try TemplateRenderer.render(empty, context: Self.tenItems)
+            Issue.record("10^8 section passes went through")
+        } catch {
+            #expect(error.code == .payloadTooLarge)
+            #expect(error.message.hasPrefix("the template's sections repeat more than 1000000 times"), "\(error.message)")
+        }
+    }
+
+    @Test func aRenderPastTheTimeLimitIsRefused() {
+        do {
+            _ = try TemplateRenderer.render(Self.nested, context: Self.tenItems, limits: RenderLimits(time: .microseconds(1)))
+            Issue.record("rendered past the time limit")
+        } catch {
+            #expect(error.message.hasPrefix("rendering the template took longer than"), "\(error.message)")
+        }
+    }
+
     @Test(arguments: [
         ("{{port", "without a closing"),
         ("{{#a}}x", "never closes section \"a\""),

@@ -117,9 +117,50 @@ struct YAMLAliasBombTests {
             Issue.record("a billion-laughs document was accepted")
         } catch {
             #expect(error.code == .invalidContent)
-            #expect(error.message.contains("too many values"))
+            #expect(error.message.contains("aliases expand the document to more than"), "\(error.message)")
         }
         #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    /// 9^5 values from under 200 bytes: under the old budget (100,000 values whatever the size).
+    @Test func aSmallDocumentMayNotExpandToTensOfThousandsOfValues() {
+        var lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+        for (name, previous) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d")] {
+            lines.append("\(name): &\(name) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]")
+        }
+        let text = lines.joined(separator: "\n") + "\n"
+        do {
+            _ = try ConfigFormat.yaml.parse(text)
+            Issue.record("9^5 values from \(text.utf8.count) bytes were accepted")
+        } catch {
+            #expect(error.code == .invalidContent)
+            #expect(
+                error.message
+                    == "invalid YAML: aliases expand the document to more than \(text.utf8.count + 10_000) values (at most 10000 more than its text holds)")
+            #expect(error.line == 1, "the values the aliases repeat")
+        }
+    }
+
+    @Test func longStringsRepeatedByAliasesAreBoundedInBytes() {
+        let long = String(repeating: "y", count: 64 * 1024)
+        let text = "a: &a \(long)\nb: &b [" + Array(repeating: "*a", count: 10).joined(separator: ", ") + "]\nc: ["
+            + Array(repeating: "*b", count: 10).joined(separator: ", ") + "]\n"
+        #expect {
+            _ = try ConfigFormat.yaml.parse(text)
+        } throws: { error in
+            (error as? CapstanError)?.message.contains("aliases expand the document to more than") == true
+                && (error as? CapstanError)?.message.contains("(at most 1MiB more than its text)") == true
+        }
+    }
+
+    @Test func aLargeDocumentWithoutAliasesIsNotLimited() throws {
+        // Plain text holds fewer values and bytes than it has bytes: the budget never binds it.
+        let items = Array(repeating: "- 1", count: 50_000).joined(separator: "\n")
+        guard case .array(let values) = try ConfigFormat.yaml.parse(items) else {
+            Issue.record("not a list")
+            return
+        }
+        #expect(values.count == 50_000)
     }
 
     @Test func ordinaryAliasesStillWork() throws {

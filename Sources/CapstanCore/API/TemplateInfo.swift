@@ -12,6 +12,8 @@ public struct TemplateSpec: Codable, Sendable, Hashable {
     public var data: [String]
     /// File mode of the rendered file, e.g. 0o644.
     public var mode: Int
+    /// Accepts a `mode` that lets every local user write the file (o+w); refused otherwise.
+    public var allowWorldWritable: Bool?
     /// Checks the rendered file before it replaces the destination; `{{src}}` is its temp path.
     public var check: String?
     /// Runs after the file changed; when it fails, the previous file is restored.
@@ -26,7 +28,8 @@ public struct TemplateSpec: Codable, Sendable, Hashable {
 
     public init(
         selector: String, source: String, dest: String, data: [String] = [], mode: Int = 0o644, check: String? = nil,
-        reload: String? = nil, splayMilliseconds: Int64 = 0, shell: Bool = false, secrets: [String]? = nil
+        reload: String? = nil, splayMilliseconds: Int64 = 0, shell: Bool = false, secrets: [String]? = nil,
+        allowWorldWritable: Bool? = nil
     ) {
         self.selector = selector
         self.source = source
@@ -38,6 +41,15 @@ public struct TemplateSpec: Codable, Sendable, Hashable {
         self.splayMilliseconds = splayMilliseconds
         self.shell = shell
         self.secrets = secrets
+        self.allowWorldWritable = allowWorldWritable
+    }
+
+    /// Why `mode` is refused: a world-writable file lets any local user change what a service
+    /// reads (and what a reload then runs on), unless the template asks for it.
+    public var worldWritableRefusal: String? {
+        guard mode & 0o002 != 0, allowWorldWritable != true else { return nil }
+        return "mode 0\(String(mode, radix: 8)) lets every local user write the file: "
+            + "give another mode, or pass --allow-world-writable (allowWorldWritable: true) if that is meant"
     }
 }
 

@@ -138,8 +138,11 @@ public final class JobService: Sendable {
         guard !spec.command.isEmpty, !spec.command[0].trimmingCharacters(in: .whitespaces).isEmpty else {
             throw CapstanError(.invalidArgument, "the command is empty: give it after --, e.g. capstan job run -- uptime")
         }
-        if spec.shell, spec.command.joined(separator: " ").trimmingCharacters(in: .whitespaces).isEmpty {
-            throw CapstanError(.invalidArgument, "the shell command is empty")
+        // `/bin/sh -c` takes one command line; several elements would be joined into one, so that
+        // a later element could add commands of its own (`["echo a", "; rm ..."]`).
+        if spec.shell, spec.command.count != 1 {
+            throw CapstanError(
+                .invalidArgument, "with shell, the command is exactly one element, the command line for /bin/sh -c; got \(spec.command.count)")
         }
         guard !spec.command.contains(where: { $0.contains("\0") }) else {
             throw CapstanError(.invalidArgument, "the command contains a NUL byte")

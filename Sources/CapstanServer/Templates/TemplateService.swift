@@ -400,6 +400,7 @@ public final class TemplateService: Sendable {
             throw CapstanError(
                 .invalidArgument, "mode \(String(spec.mode, radix: 8)) is not a config file's mode: permission bits only, 0 to 777 (octal)")
         }
+        if let refusal = spec.worldWritableRefusal { throw CapstanError(.invalidArgument, refusal) }
         guard spec.splayMilliseconds >= 0, spec.splayMilliseconds <= 3_600_000 else {
             throw CapstanError(.invalidArgument, "splay must be between 0 and 1h")
         }
