@@ -18,7 +18,7 @@ public enum ExecPolicy: Sendable, Hashable {
             return "this agent does not run commands (it was started with --no-exec)"
         case .only(let allowed):
             // A shell runs whatever its command line says: no list can vouch for it.
-            if shell { return "this agent runs only the programs --allow-command lists, and never a shell" }
+            if shell { return "this agent runs only the programs --allow-command lists, never through a shell" }
             guard let program = arguments.first else { return "empty command" }
             let name = (program as NSString).lastPathComponent
             return allowed.contains(program) || allowed.contains(name)
