@@ -209,6 +209,12 @@ struct TagScanner {
                 throw CapstanError(.invalidContent, "template has an empty tag", line: start)
             }
             let rest = String(trimmed.dropFirst()).trimmingCharacters(in: .whitespaces)
+            // swift-mustache reads `name(argument)` as a transform (`reversed(list)`, `first(list)`):
+            // what a section over one repeats is not what its name says, so a render could not be
+            // sized before it is built.
+            if sigil != "!", trimmed.contains("(") {
+                return Tag(kind: .unsupported("the transform \((sigil.isLetter ? trimmed : rest).quoted)"), name: "", line: start)
+            }
             switch sigil {
             case "!": return Tag(kind: .comment, name: "", line: start)
             case "#": return Tag(kind: .open(inverted: false), name: rest, line: start)

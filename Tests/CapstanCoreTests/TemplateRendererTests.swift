@@ -104,6 +104,8 @@ struct TemplateRendererTests {
         ("{{/a}}", "closes section \"a\" that is not open"),
         ("{{> header}}", "partial"),
         ("{{=<% %>=}}", "delimiter change"),
+        ("{{#reversed(upstreams)}}x{{/reversed(upstreams)}}", "the transform \"reversed(upstreams)\""),
+        ("{{uppercased(name)}}", "the transform \"uppercased(name)\""),
     ])
     func malformedTemplatesAreRefused(source: String, message: String) {
         do {
