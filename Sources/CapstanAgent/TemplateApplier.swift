@@ -38,16 +38,7 @@ struct TemplateApplier: Sendable {
         if let problem = assignment.problem { return report(.failed, problem) }
         guard let source = assignment.source, let data = assignment.data else { return report(.failed, "nothing to render") }
         let spec = assignment.spec
-        // The server refuses such a mode; a template stored before it did is refused here.
-        if let refusal = spec.worldWritableRefusal { return report(.failed, refusal) }
-        // A command the agent may not run fails the template before anything is written: a file
-        // swapped in without its check, or without the reload that makes it take effect, is not
-        // what the template asked for.
-        for (flag, command) in [("--check", spec.check), ("--reload", spec.reload)] {
-            if let command, let refusal = policy.refusal(ofCommandLine: command, shell: spec.shell) {
-                return report(.failed, "\(flag) \(command.quoted) refused: \(refusal); the file was left as it was")
-            }
-        }
+        if let refusal = refusal(of: spec) { return report(.failed, refusal) }
         // The destination's directory is opened once and checked as opened: every later step
         // goes through it, so a path component swapped for a symbolic link meanwhile cannot
         // send the write elsewhere.
@@ -112,6 +103,22 @@ struct TemplateApplier: Sendable {
             restored = "restoring the previous file failed too: \(error)"
         }
         return report(.failed, "reload \(reload.quoted) failed: \(result.summary); \(restored)")
+    }
+}
+
+extension TemplateApplier {
+    /// Why this agent does not apply `spec` at all, before anything is written.
+    func refusal(of spec: TemplateSpec) -> String? {
+        // The server refuses such a mode; a template stored before it did is refused here.
+        if let refusal = spec.worldWritableRefusal { return refusal }
+        // A file swapped in without its check, or without the reload that makes it take effect,
+        // is not what the template asked for.
+        for (flag, command) in [("--check", spec.check), ("--reload", spec.reload)] {
+            if let command, let refusal = policy.refusal(ofCommandLine: command, shell: spec.shell) {
+                return "\(flag) \(command.quoted) refused: \(refusal); the file was left as it was"
+            }
+        }
+        return nil
     }
 }
 
