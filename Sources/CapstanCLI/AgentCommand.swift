@@ -22,7 +22,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            The server's join token, as the server prints it; needed for the first start only. Over https:// it pins             the server's CA fingerprint (cj1-...), and the agent refuses a server whose CA is another.
+            The server's join token, as the server prints it; needed for the first start only. Over https:// it pins the server's CA fingerprint (cj1-...), and the agent refuses a server whose CA is another.
             """)
     var joinToken: String?
 
