@@ -50,7 +50,29 @@ struct DescriptorLimitTests {
             }
             #expect(limited == 0, "prlimit failed")
             let port = try #require(URLComponents(string: server.url)?.port)
-            try await body(server, port)
+            try await ServerProcess.explaining(["server": server]) { try await body(server, port) }
+        }
+    }
+
+    /// A server started under `prlimit --nofile=512`: it caps its connections below the limit.
+    static func withServerStartedUnderTheLimit(_ body: (ChildProcess, Int) async throws -> Void) async throws {
+        let home = try TemporaryDirectory(prefix: "capstan-nofile-start")
+        defer { home.remove() }
+        let process = try ChildProcess(
+            path: "/usr/bin/prlimit",
+            arguments: [
+                "--nofile=512:512", CapstanBinary.path, "server", "--listen", "127.0.0.1:0", "--plain-http", "--log-level", "warning",
+                "--data-dir", home.file("data"), "--request-head-timeout", "60s", "--idle-timeout", "60s",
+            ])
+        do {
+            let line = try await process.waitForLine { $0.contains("listening on http") }
+            let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.output.1) })
+            try await body(process, port)
+            await process.stop()
+        } catch {
+            await process.stop()
+            Issue.record("the server's log: \(process.errorOutput)")
+            throw error
         }
     }
 
@@ -84,6 +106,45 @@ struct DescriptorLimitTests {
             #expect(share < 0.5, "the server used \(Int(share * 100)) % of a core while idle")
             let written = try await CapstanBinary.run(["ns", "create", "prod", "--server", server.url])
             #expect(written.status == 0, "\(written.stderr)")
+        }
+    }
+
+    /// 600 idle connections to a server started under a 512-descriptor limit: it holds no more
+    /// than the limit less a reserve, so its store still opens files; a connection made before the
+    /// flood writes and reads, the server stays idle, and new connections are served once the
+    /// flood leaves.
+    @Test func connectionsAreCappedBelowTheDescriptorLimit() async throws {
+        try await Self.withServerStartedUnderTheLimit { server, port in
+            let pid = server.pid
+            let (written, read, held, share) = try await onThread { () throws -> (String, String, Int, Double) in
+                let early = try RawConnection(port: port, timeoutSeconds: 10)
+                defer { early.close() }
+                try early.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try early.receiveResponse()
+                let holders = try (0..<600).map { _ in try RawConnection(port: port, timeoutSeconds: 2) }
+                defer { for holder in holders { holder.close() } }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while Self.descriptors(pid) < 440, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.1) }
+                Thread.sleep(forTimeInterval: 0.5)
+                let share = try Self.cpuShare(pid, over: 2)
+                let held = Self.descriptors(pid)
+                let auth = "Authorization: Bearer \(TestAuth.rootToken)\r\n"
+                try early.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\n\(auth)Content-Length: 15\r\n\r\n{\"name\":\"prod\"}")
+                let written = try early.receiveResponse()
+                try early.send("PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\n\(auth)Content-Length: 8\r\n\r\nport: 1\n")
+                _ = try early.receiveResponse()
+                try early.send("GET /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\n\(auth)\r\n")
+                return (written, try early.receiveResponse(), held, share)
+            }
+            #expect(held <= 512 - 32, "the server holds \(held) descriptors")
+            #expect(share < 0.5, "the server used \(Int(share * 100)) % of a core")
+            #expect(written.hasPrefix("HTTP/1.1 201"), "\(written)")
+            #expect(read.hasPrefix("HTTP/1.1 200") && read.hasSuffix("port: 1\n"), "\(read)")
+            var answer = ""
+            try await eventually(timeout: .seconds(20), "/healthz to answer once the flood left: \(answer)") {
+                answer = (try? await onThread { try Self.healthz(port) }) ?? ""
+                return answer.hasPrefix("HTTP/1.1 200")
+            }
         }
     }
 

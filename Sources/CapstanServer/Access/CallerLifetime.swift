@@ -4,7 +4,7 @@ import Foundation
 /// How long a request may go on acting as its caller: until the token is revoked, its role
 /// removed, or it expires. Requests held open (watches, long polls, job event streams) end then,
 /// so that a revoked token stops receiving at once, on every replica as soon as its cache learns.
-public struct CallerLifetime: Sendable {
+struct CallerLifetime: Sendable {
     let access: AccessControl
     let caller: Caller
 

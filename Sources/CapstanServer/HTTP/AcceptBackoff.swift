@@ -51,3 +51,17 @@ final class AcceptBackoff: ChannelInboundHandler, RemovableChannelHandler {
         pause = min(pause * 2, Self.longestPause)
     }
 }
+
+extension AcceptBackoff {
+    /// Descriptors kept free of connections: for the store's files (SQLite opens its database,
+    /// WAL and shared memory per connection), etcd's channels, logs and certificates.
+    static let reserved = 64
+
+    /// How many connections the server holds at once: its descriptor limit (`ulimit -n`, read at
+    /// start) less `reserved`; past it, new connections wait in the listen queue.
+    static var connectionLimit: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(Int.max) else { return Int.max }
+        return max(16, Int(clamping: limit.rlim_cur) - reserved)
+    }
+}

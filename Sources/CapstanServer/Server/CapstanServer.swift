@@ -129,7 +129,10 @@ public enum CapstanServer {
                 }
                 return HTTPEdge(base: upgrade, headTimeout: headTimeout, tls: try tls.map { try NIOSSLContext(configuration: $0.configuration) })
             },
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "capstan",
+                // Connections never take the descriptors the store needs to open its files.
+                availableConnectionsDelegate: .maximum(AcceptBackoff.connectionLimit, logger: logger)),
             services: [
                 // First, so shut down last (after the HTTP server's last answer): a stop loses no
                 // audit entry that was submitted and not yet committed.
