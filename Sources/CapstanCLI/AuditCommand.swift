@@ -24,7 +24,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Option(help: "At most this many entries.") var limit: Int = 100
 
         func validate() throws {
-            guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
+            guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 10000; got \(limit)") }
             if let since, ISO8601DateFormatter().date(from: since) == nil {
                 _ = try ServerCommand.duration(since, flag: "--since", minimum: .zero)
             }

@@ -105,6 +105,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Every request head must arrive whole within this of its first byte (a connection's first, of the connection opening), e.g. 10s (default: 10s).")
     var requestHeadTimeout: String?
 
+    @Option(help: "Every request body must arrive whole within this of its head, else 408 and the connection closes, e.g. 30s (default: 30s).")
+    var requestBodyTimeout: String?
+
     @Option(help: "A connection with no request in progress is closed after this, e.g. 60s (default: 60s).")
     var idleTimeout: String?
 
@@ -224,6 +227,8 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.config.maxWait = try Self.duration(maxWait ?? file["max-wait"] ?? "10m", flag: "--max-wait", minimum: .milliseconds(100))
         configuration.requestHeadTimeout = try Self.duration(
             requestHeadTimeout ?? file["request-head-timeout"] ?? "10s", flag: "--request-head-timeout", minimum: .milliseconds(100))
+        configuration.requestBodyTimeout = try Self.duration(
+            requestBodyTimeout ?? file["request-body-timeout"] ?? "30s", flag: "--request-body-timeout", minimum: .milliseconds(100))
         configuration.idleTimeout = try Self.duration(idleTimeout ?? file["idle-timeout"] ?? "60s", flag: "--idle-timeout", minimum: .seconds(1))
         if let directory = dataDir ?? file["data-dir"] {
             configuration.dataDirectory = directory

@@ -16,7 +16,7 @@ struct ServerConfigFile {
         "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
         "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
         "metrics-interval", "job-history", "job-max-age", "root-token-file", "rate-limit-api", "rate-limit-auth-failures",
-        "rate-limit-enroll", "audit-retention", "request-head-timeout", "idle-timeout", "max-wait",
+        "rate-limit-enroll", "audit-retention", "request-head-timeout", "request-body-timeout", "idle-timeout", "max-wait",
         "plain-http", "tls-name", "tls-cert", "tls-key", "node-cert-ttl", "secret-key-file",
     ]
 

@@ -61,6 +61,8 @@ public final class AccessControl: Sendable {
     let store: any KeyValueStore
     let logger: Logger
     private let cache = Mutex(Cache())
+    /// Requests held open on a token, told when it stops working.
+    let watchers = TokenWatchers()
 
     public init(store: any KeyValueStore, logger: Logger = Logger(label: "capstan.access"), refreshInterval: Duration = .seconds(30)) {
         self.store = store
@@ -185,6 +187,7 @@ public final class AccessControl: Sendable {
         let (deleted, _) = try await store.delete(.key(StoreLayout.token(id)))
         guard deleted > 0 else { throw CapstanError(.notFound, "no token \(id)") }
         cache.withLock { _ = $0.tokens.removeValue(forKey: id) }
+        cacheChanged()
     }
 
     /// Ids are letters and digits: they are keys in the store.
@@ -253,6 +256,7 @@ public final class AccessControl: Sendable {
         let (deleted, _) = try await store.delete(.key(StoreLayout.role(name)))
         guard deleted > 0 else { throw CapstanError(.notFound, "no role \(name.quoted)") }
         cache.withLock { _ = $0.roles.removeValue(forKey: name) }
+        cacheChanged()
     }
 
     private func roleIfAny(_ name: String) async throws -> Role? {
@@ -304,6 +308,7 @@ public final class AccessControl: Sendable {
                             cache.revision = max(cache.revision, event.revision)
                         }
                     }
+                    cacheChanged()
                 }
             } catch is CancellationError {
                 return
@@ -327,7 +332,24 @@ public final class AccessControl: Sendable {
             fresh.revision = range.revision
             cache = fresh
         }
+        cacheChanged()
         return range.revision
+    }
+
+    /// Whether the token still stands, as far as the cache tells: it exists and so does its role.
+    /// Expiry is the caller's to check. True while the cache is not loaded (nothing is known).
+    func isValid(_ tokenID: String) -> Bool {
+        cache.withLock { cache in
+            guard cache.loaded else { return true }
+            guard let record = cache.tokens[tokenID] else { return false }
+            return Role.builtIns.contains { $0.name == record.role } || cache.roles[record.role] != nil
+        }
+    }
+
+    /// Ends the requests held open on tokens that no longer stand.
+    private func cacheChanged() {
+        guard !watchers.isEmpty else { return }
+        watchers.notify { isValid($0) }
     }
 
     private static func apply(_ kv: KeyValue, deleted: Bool, to cache: inout Cache) {

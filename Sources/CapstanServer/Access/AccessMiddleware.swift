@@ -93,6 +93,7 @@ struct AccessMiddleware: RouterMiddleware {
         }
         var context = context
         context.caller = caller
+        context.callerLifetime = CallerLifetime(access: access, caller: caller)
         guard Self.mutating(request.method) else { return try await next(request, context) }
         return try await audited(request, context: context, draft: draft, next: next)
     }

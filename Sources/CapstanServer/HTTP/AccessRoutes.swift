@@ -23,7 +23,7 @@ struct AccessRoutes {
         }
         tokens.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(TokenSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(TokenSpec.self, from: body)
             return try HTTPHelpers.json(try await access.createToken(spec, by: context.requireCaller()), status: .created)
         }
         tokens.delete("{id}") { _, context in
@@ -39,7 +39,7 @@ struct AccessRoutes {
         }
         roles.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(RoleSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(RoleSpec.self, from: body)
             return try HTTPHelpers.json(try await access.putRole(context.parameters.require("name"), spec, by: context.requireCaller()))
         }
         roles.delete("{name}") { _, context in
@@ -53,10 +53,14 @@ struct AccessRoutes {
                 let duration = try DurationParser.parse(text)
                 return Date().addingTimeInterval(-TimeInterval(duration.components.seconds))
             }
-            let limit = try HTTPHelpers.int64(request, "limit").map { Int(min($0, 10_000)) } ?? 100
+            // As the API documents it: 1 to 10000, refused outside (not quietly clamped).
+            let limit = try HTTPHelpers.int64(request, "limit").map(Int.init) ?? 100
+            guard (1...10_000).contains(limit) else {
+                throw CapstanError(.invalidArgument, "query parameter limit must be between 1 and 10000, got \(limit)")
+            }
             let entries = try await audit.list(
                 since: since, actor: HTTPHelpers.string(request, "actor"), resourcePrefix: HTTPHelpers.string(request, "resource"),
-                limit: max(limit, 1))
+                limit: limit)
             return try HTTPHelpers.json(AuditList(items: entries))
         }
         router.get("v1/audit/verify") { _, _ in

@@ -8,6 +8,8 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     public let remoteAddress: SocketAddress?
     /// Set by `AccessMiddleware` once the bearer token checks out; nil on open and agent routes.
     public var caller: Caller?
+    /// Set with `caller`: how long the request may go on acting as it (streams end with it).
+    var callerLifetime: CallerLifetime?
     /// The connection, for the client certificate an agent presents.
     let channel: any Channel
 
@@ -26,6 +28,13 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     func requireCaller() throws -> Caller {
         guard let caller else { throw CapstanError(.unauthorized, "this request needs a token") }
         return caller
+    }
+
+    /// Runs `work` (a long poll's wait) while the caller's token works; throws `unauthorized` as
+    /// soon as it is revoked or expires.
+    func whileTokenWorks<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let callerLifetime else { return try await work() }
+        return try await callerLifetime.during(work)
     }
 
     /// Throws `forbidden` unless the caller may do `action` on all of `target`.

@@ -21,7 +21,7 @@ struct CheckRoutes {
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(CheckSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(CheckSpec.self, from: body)
             // A command check runs a command on every node it picks.
             var onlyOn: [String]?
             if spec.kind == .command {

@@ -18,7 +18,7 @@ struct ConfigRoutes {
         router.put("v1/config/{namespace}/**") { request, context in try await put(request, context) }
         router.get("v1/config/{namespace}/**") { request, context in try await get(request, context) }
         router.delete("v1/config/{namespace}/**") { request, context in try await delete(request, context) }
-        router.get("v1/configs") { request, _ in try await list(request) }
+        router.get("v1/configs") { request, context in try await list(request, context) }
         router.get("v1/history/{namespace}/**") { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/history/")
             let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
@@ -85,7 +85,9 @@ struct ConfigRoutes {
             let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
             metrics.longPolls.increment()
             defer { metrics.longPolls.decrement() }
-            try await service.waitForChange(key, after: index, timeout: wait)
+            let service = self.service
+            // A token revoked (or expired) while the poll waits ends it with 401.
+            try await context.whileTokenWorks { try await service.waitForChange(key, after: index, timeout: wait) }
         }
         let entry: ConfigService.Entry
         let index: Int64
@@ -140,14 +142,16 @@ struct ConfigRoutes {
         return HTTPHelpers.json(info)
     }
 
-    private func list(_ request: Request) async throws -> Response {
+    private func list(_ request: Request, _ context: Context) async throws -> Response {
         let prefix = try KeyPrefix(HTTPHelpers.string(request, "prefix") ?? "")
         let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
         if let index = try HTTPHelpers.int64(request, "index") {
             let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
             metrics.longPolls.increment()
             defer { metrics.longPolls.decrement() }
-            try await service.waitForChange(prefix, after: index, timeout: wait)
+            let service = self.service
+            // A token revoked (or expired) while the poll waits ends it with 401.
+            try await context.whileTokenWorks { try await service.waitForChange(prefix, after: index, timeout: wait) }
         }
         let list = try await service.list(prefix, limit: limit)
         return try HTTPHelpers.json(list, headers: [.capstanIndex: String(list.revision)])

@@ -36,6 +36,19 @@ enum HTTPHelpers {
         return Response(status: .ok, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: info.encodedJSON())))
     }
 
+    /// Decodes a JSON request body, refusing what the strict parser refuses first: above all a
+    /// repeated key (`{"role":"reader","role":"admin"}`), which a decoder would take silently,
+    /// one way or the other.
+    static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer, decoder: JSONDecoder = JSONDecoder()) throws -> T {
+        let data = Data(buffer: body)
+        do {
+            _ = try ConfigFormat.json.parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw CapstanError(.invalidArgument, "the request body is not valid JSON: \(error.message)", line: error.line, column: error.column)
+        }
+        return try decoder.decode(type, from: data)
+    }
+
     static func etag(_ revision: Int64) -> String { "\"\(revision)\"" }
 
     /// Parses an `If-Match` / `If-None-Match` value holding one revision (`"42"`, `W/"42"` or `42`).

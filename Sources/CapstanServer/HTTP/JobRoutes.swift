@@ -22,7 +22,7 @@ struct JobRoutes {
         let group = router.group("v1/jobs")
         group.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(JobSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(JobSpec.self, from: body)
             // Schedules key their jobs `schedule:NAME:TICK`: a client may not take a tick's key.
             if spec.idempotencyKey?.hasPrefix("schedule:") == true {
                 throw CapstanError(.invalidArgument, "idempotency keys starting with schedule: are the scheduler's")
@@ -46,21 +46,33 @@ struct JobRoutes {
             let id = try context.parameters.require("id")
             try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
             let events = try await jobs.events(id)
+            let lifetime = context.callerLifetime
             return Response(
                 status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
-                    // On shutdown the stream ends (the client follows on again, elsewhere or later).
-                    let (relayed, relay) = AsyncStream.makeStream(of: JobEvent.self)
+                    // On shutdown the stream ends (the client follows on again, elsewhere or later);
+                    // when the token is revoked or expires, it ends with an error event.
+                    let (relayed, relay) = AsyncStream.makeStream(of: Result<JobEvent, CapstanError>.self)
                     try await withGracefulShutdownHandler {
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
-                                for await event in events { relay.yield(event) }
+                                for await event in events { relay.yield(.success(event)) }
                                 relay.finish()
                             }
+                            if let lifetime {
+                                group.addTask { relay.yield(.failure(try await lifetime.end())) }
+                            }
                             defer { group.cancelAll() }
-                            for await event in relayed {
-                                let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
-                                try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                            for await item in relayed {
+                                switch lifetime?.ended().map({ Result<JobEvent, CapstanError>.failure($0) }) ?? item {
+                                case .success(let event):
+                                    let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
+                                    try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                                case .failure(let reason):
+                                    let data = String(decoding: try HTTPHelpers.encoder.encode(ProblemMapping.problem(for: reason)), as: UTF8.self)
+                                    try await writer.write(ByteBuffer(string: "event: error\ndata: \(data)\n\n"))
+                                    return
+                                }
                             }
                         }
                     } onGracefulShutdown: {

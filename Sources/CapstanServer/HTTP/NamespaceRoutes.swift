@@ -21,7 +21,7 @@ struct NamespaceRoutes {
         }
         group.post { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let create = try JSONDecoder().decode(CreateNamespaceRequest.self, from: Data(buffer: body))
+            let create = try HTTPHelpers.decode(CreateNamespaceRequest.self, from: body)
             try context.authorize(.write, on: .namespace, target: create.name)
             let info = try await service.createNamespace(
                 create.name, description: create.description ?? "", author: context.author(request))

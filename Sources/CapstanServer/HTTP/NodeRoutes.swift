@@ -49,7 +49,7 @@ struct NodeRoutes {
     func register(on router: Router<Context>) {
         router.post("v1/agent/enroll") { request, _ in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let enroll = try JSONDecoder.iso8601.decode(EnrollRequest.self, from: Data(buffer: body))
+            let enroll = try HTTPHelpers.decode(EnrollRequest.self, from: body, decoder: .iso8601)
             return try HTTPHelpers.json(try await registry.enroll(enroll), status: .created)
         }
         router.get("v1/agent/connect") { request, context -> Response in
@@ -65,7 +65,7 @@ struct NodeRoutes {
                 throw CapstanError(.unauthorized, "a renewal needs X-Capstan-Node and Authorization: Bearer SECRET")
             }
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let renewal = try JSONDecoder.iso8601.decode(CertificateRenewal.self, from: Data(buffer: body))
+            let renewal = try HTTPHelpers.decode(CertificateRenewal.self, from: body, decoder: .iso8601)
             let serial = await context.channel.verifiedClientCertificateSerial()
             return try HTTPHelpers.json(try await registry.renew(name: name, secret: secret, certificateSerial: serial, request: renewal))
         }
@@ -109,7 +109,7 @@ struct NodeRoutes {
         }
         nodes.post("{name}/labels") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let change = try JSONDecoder().decode(NodeLabelChange.self, from: Data(buffer: body))
+            let change = try HTTPHelpers.decode(NodeLabelChange.self, from: body)
             let name = try context.parameters.require("name")
             try await checkRelabel(name, change, context: context)
             return try HTTPHelpers.json(try await registry.label(name, change))

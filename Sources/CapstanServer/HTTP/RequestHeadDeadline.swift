@@ -15,18 +15,27 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundOut = ByteBuffer
 
     private let timeout: TimeAmount
+    private let end: ConnectionEnd
+    private let logger: Logger
     private var timer: Scheduled<Void>?
     /// The last bytes seen, so that a blank line split across reads is found.
     private var tail: [UInt8] = []
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, end: ConnectionEnd, logger: Logger) {
         self.timeout = timeout
+        self.end = end
+        self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let (end, logger) = (self.end, self.logger)
         timer = context.eventLoop.scheduleTask(in: timeout) {
-            loopBound.value.close(promise: nil)
+            let context = loopBound.value
+            if end.markReported() {
+                logger.debug("request head not whole within the head timeout", metadata: ["client.address": "\(context.clientAddress)"])
+            }
+            context.close(promise: nil)
         }
     }
 
@@ -107,27 +116,5 @@ final class NextHeadDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     private func disarm() {
         timer?.cancel()
         timer = nil
-    }
-}
-
-/// A server child channel with `RequestHeadDeadline` in front of everything else.
-struct HeadDeadlineChannel<Base: ServerChildChannel>: ServerChildChannel {
-    typealias Value = Base.Value
-
-    let base: Base
-    let timeout: TimeAmount
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            // After TLS, when there is TLS (it reads plaintext), before the HTTP decoder; its clock
-            // starts at once, so a stalled handshake is cut off too.
-            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(timeout: timeout), position: .last)
-        }.flatMap {
-            base.setup(channel: channel, logger: logger)
-        }
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        await base.handle(value: value, logger: logger)
     }
 }

@@ -20,7 +20,7 @@ struct ScheduleRoutes {
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(ScheduleSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(ScheduleSpec.self, from: body)
             // A schedule starts jobs: its author must be able to run them, and its jobs stay
             // within the author's run rules.
             let caller = try context.requireCaller()

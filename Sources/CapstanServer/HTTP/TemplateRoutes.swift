@@ -21,7 +21,7 @@ struct TemplateRoutes {
         }
         group.put("{name}") { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
-            let spec = try JSONDecoder().decode(TemplateSpec.self, from: Data(buffer: body))
+            let spec = try HTTPHelpers.decode(TemplateSpec.self, from: body)
             let name = try context.parameters.require("name")
             // A template puts config on nodes and may run commands there: its author must be
             // able to read what it renders and, for check and reload commands, to run them.

@@ -22,10 +22,10 @@ struct WatchRoutes {
     }
 
     func register(on router: Router<Context>) {
-        router.get("v1/watch") { request, _ in try await watch(request) }
+        router.get("v1/watch") { request, context in try await watch(request, lifetime: context.callerLifetime) }
     }
 
-    private func watch(_ request: Request) async throws -> Response {
+    private func watch(_ request: Request, lifetime: CallerLifetime?) async throws -> Response {
         let prefix = try KeyPrefix(HTTPHelpers.string(request, "prefix") ?? "")
         let includeContent = HTTPHelpers.string(request, "content") != "false"
         let status = try await service.status()
@@ -79,8 +79,14 @@ struct WatchRoutes {
                                 await channel.send(.heartbeat)
                             }
                         }
+                        if let lifetime {
+                            // A revoked or expired token ends the stream.
+                            group.addTask { await channel.send(.failed(ProblemMapping.problem(for: try await lifetime.end()))) }
+                        }
                         defer { group.cancelAll() }
                         for await item in channel {
+                            // Nothing more once the token stopped, whatever was already queued.
+                            let item = lifetime?.ended().map { Item.failed(ProblemMapping.problem(for: $0)) } ?? item
                             switch item {
                             case .events(let batch):
                                 try await writer.write(ByteBuffer(string: try Self.encode(batch, includeContent: includeContent)))

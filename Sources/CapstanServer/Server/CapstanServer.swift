@@ -2,11 +2,11 @@ import CapstanCore
 import CapstanStore
 import Foundation
 import Hummingbird
-import HummingbirdTLS
 import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 
 /// Assembles the server: store, services, HTTP routes.
@@ -113,21 +113,26 @@ public enum CapstanServer {
             router: router,
             server: HTTPServerBuilder { responder in
                 // Slow clients: every request head must arrive whole within the head timeout of its
-                // first byte (the first one's clock starts with the connection), an idle
-                // connection closes after the idle timeout, and headers are capped.
+                // first byte (the first one's clock starts with the connection), a body within the
+                // body timeout of its head, an idle connection closes after the idle timeout, and
+                // headers are capped; a malformed request is answered and its connection closed.
                 let headTimeout = TimeAmount(configuration.requestHeadTimeout)
+                let bodyTimeout = TimeAmount(configuration.requestBodyTimeout)
                 let http1 = HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [ExpectContinueHandler(), NextHeadDeadline(timeout: headTimeout)],
+                    additionalChannelHandlers: [
+                        ExpectContinueHandler(), NextHeadDeadline(timeout: headTimeout), RequestBodyDeadline(timeout: bodyTimeout),
+                    ],
                     idleTimeout: TimeAmount(configuration.idleTimeout),
-                    httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 64 * 1024, maxHeaderFieldCount: 100))
+                    httpDecoderConfiguration: HTTPEdgeLimits.decoder)
                 let upgrade = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(http1: http1)) { request, channel, logger in
                     await gateway.shouldUpgrade(request, channel: channel, logger: logger)
                 }
-                let plain = HeadDeadlineChannel(base: upgrade, timeout: headTimeout)
-                guard let tls else { return plain }
-                return try TLSChannel(plain, tlsConfiguration: tls.configuration)
+                return HTTPEdge(base: upgrade, headTimeout: headTimeout, tls: try tls.map { try NIOSSLContext(configuration: $0.configuration) })
             },
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "capstan"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "capstan",
+                // Connections never take the descriptors the store needs to open its files.
+                availableConnectionsDelegate: .maximum(AcceptBackoff.connectionLimit, logger: logger)),
             services: [
                 // First, so shut down last (after the HTTP server's last answer): a stop loses no
                 // audit entry that was submitted and not yet committed.
@@ -145,7 +150,13 @@ public enum CapstanServer {
                 BackgroundService { try await access.run() },
                 BackgroundService { try await audit.runRetention(maxAge: configuration.auditRetention) },
             ],
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            onServerRunning: { channel in
+                // Out of descriptors, the listening channel pauses instead of spinning on accept.
+                try? await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger), position: .first)
+                }.get()
+                await onRunning(channel.localAddress?.port ?? configuration.port)
+            },
             logger: logger
         )
     }

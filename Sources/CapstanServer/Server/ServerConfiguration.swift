@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     /// Every request head must arrive whole within this of its first byte (a connection's first
     /// head, of the connection opening).
     public var requestHeadTimeout: Duration = .seconds(10)
+    /// Every request body must arrive whole within this of its head; else 408 and the connection closes.
+    public var requestBodyTimeout: Duration = .seconds(30)
     /// A connection with no request in progress closes after this.
     public var idleTimeout: Duration = .seconds(60)
     /// Audit entries older than this are removed (the newest is always kept).

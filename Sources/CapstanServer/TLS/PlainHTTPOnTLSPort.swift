@@ -1,0 +1,55 @@
+import CapstanCore
+import Foundation
+import Logging
+import NIOCore
+
+/// Answers plain HTTP sent to the TLS port with a 400 that says to use `https://` (as Go's
+/// servers do), instead of the empty reply a failed handshake gives, and closes.
+///
+/// Sits before the TLS handler and looks at the connection's first byte only: a TLS handshake
+/// starts with 0x16, an HTTP request with a method's capital letter. Either way it then leaves.
+final class PlainHTTPOnTLSPort: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// The whole answer, as problem+json like every other refusal (the CLI shows its detail).
+    static let answer: String = {
+        let problem = Problem(
+            title: "Bad Request", status: 400,
+            detail: "Client sent an HTTP request to an HTTPS server: use https:// (this server serves TLS only)",
+            code: CapstanError.Code.invalidArgument.rawValue)
+        let body = String(decoding: (try? HTTPHelpers.encoder.encode(problem)) ?? Data(), as: UTF8.self)
+        return "HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "Connection: close\r\n\r\n" + body
+    }()
+
+    private let end: ConnectionEnd
+    private let logger: Logger
+
+    init(end: ConnectionEnd, logger: Logger) {
+        self.end = end
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
+            context.fireChannelRead(data)
+            return
+        }
+        guard (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) else {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        if end.markReported() {
+            logger.info(
+                "plain HTTP on the TLS port refused", metadata: ["client.address": "\(context.clientAddress)"])
+        }
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: Self.answer))).whenComplete { _ in
+            loopBound.value.closeAfterRefusal()
+        }
+    }
+}
