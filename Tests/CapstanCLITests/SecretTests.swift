@@ -81,7 +81,7 @@ struct SecretTests {
         let before = try String(contentsOfFile: keyFile, encoding: .utf8)
         let rotated = try await CapstanBinary.run(["server", "rotate-key", "--data-dir", data])
         #expect(rotated.status == 0, "\(rotated.stderr)")
-        #expect(rotated.stdout.contains("rewrapped 3 data keys"), "\(rotated.stdout)")
+        #expect(rotated.stdout.contains("rewrapped 3 data keys and re-sealed the join token under secret key"), "\(rotated.stdout)")
         let after = try String(contentsOfFile: keyFile, encoding: .utf8)
         #expect(after != before)
         #expect(after.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == 1)
