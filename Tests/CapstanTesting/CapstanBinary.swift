@@ -226,7 +226,9 @@ public struct ServerProcess: Sendable {
         var environment = environment
         // A server without a data directory is an etcd replica: every replica of one installation
         // seals with the same secret key, as an operator gives them one key file.
-        if dataDirectory == nil, !extraArguments.contains("--dev"), environment["CAPSTAN_SECRET_KEY"] == nil {
+        if dataDirectory == nil, !extraArguments.contains("--dev"), !extraArguments.contains("--secret-key-file"),
+            environment["CAPSTAN_SECRET_KEY"] == nil
+        {
             environment["CAPSTAN_SECRET_KEY"] = TestAuth.secretKey
         }
         let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments, environment: environment)
