@@ -28,7 +28,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
     var config: String?
 
-    @Option(help: "Directory for the SQLite store (default: ./capstan-data; with --dev a temporary directory).")
+    @Option(help: "Directory for the SQLite store, kept 0700 with its files 0600 (default: ./capstan-data; with --dev a temporary directory).")
     var dataDir: String?
 
     @Option(help: "Where the data lives: sqlite:PATH (default: capstan.sqlite in --data-dir) or etcd://HOST:PORT[,HOST:PORT...].")
