@@ -93,7 +93,7 @@ struct SecretTests {
         // server does not start): the rotation took.
         try before.write(toFile: keyFile, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
-        let stale = try await CapstanBinary.run(["server", "--listen", "127.0.0.1:0", "--plain-http", "--data-dir", data])
+        let stale = try await CapstanBinary.run(["server", "--listen", "127.0.0.1:0", "--plain-http", "--data-dir", data], timeout: .seconds(20))
         #expect(stale.status == 1)
         #expect(stale.stderr.contains("the join token in the store is sealed under secret key"), "\(stale.stderr)")
         #expect(stale.stderr.contains("which this server does not hold"), "\(stale.stderr)")

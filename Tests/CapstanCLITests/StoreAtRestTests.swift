@@ -52,7 +52,7 @@ struct StoreAtRestTests {
         // An agent directory someone made open, with a file in it.
         let agentData = home.file("agent")
         try FileManager.default.createDirectory(atPath: agentData, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        FileManager.default.createFile(atPath: agentData + "/notes", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644])
+        #expect(FileManager.default.createFile(atPath: agentData + "/notes", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644]))
         let token = try await ServerProcess.with(dataDirectory: data, tls: true) { server in
             let token = try await Self.joinToken(server)
             // While it runs, with the WAL and shared-memory files there.
@@ -153,13 +153,13 @@ struct StoreAtRestTests {
             }
             let server = ["server", "--listen", "127.0.0.1:0", "--plain-http", "--log-level", "warning", "--store", storeURL]
             let otherKey = Data(repeating: 7, count: 32).base64EncodedString()
-            let stranger = try await CapstanBinary.run(server, environment: ["CAPSTAN_SECRET_KEY": otherKey])
+            let stranger = try await CapstanBinary.run(server, environment: ["CAPSTAN_SECRET_KEY": otherKey], timeout: .seconds(20))
             #expect(stranger.status != 0)
             #expect(stranger.stderrLines.count == 1, "\(stranger.stderr)")
             #expect(stranger.stderr.hasPrefix("capstan: the join token in the store is sealed under secret key"), "\(stranger.stderr)")
             #expect(stranger.stderr.contains("which this server does not hold"), "\(stranger.stderr)")
             #expect(stranger.stderr.contains("give every replica the same secret key file"), "\(stranger.stderr)")
-            let keyless = try await CapstanBinary.run(server, environment: ["CAPSTAN_SECRET_KEY": ""])
+            let keyless = try await CapstanBinary.run(server, environment: ["CAPSTAN_SECRET_KEY": ""], timeout: .seconds(20))
             #expect(keyless.status != 0)
             #expect(keyless.stderr.contains("an etcd store has no default key file"), "\(keyless.stderr)")
         }
