@@ -50,7 +50,7 @@ struct RotateKeyCommand: AsyncParsableCommand {
         let resealed: [String]
         do {
             count = try await ConfigService.rewrapSecretKeys(store: opened, keyring: both)
-            resealed = try await InstallationSecrets(store: opened, keyring: both, logger: logger).sealStored()
+            resealed = try await InstallationSecrets(store: opened, keyring: both, logger: logger).sealStored().all
         } catch {
             await StoreLocation.close(opened)
             throw error

@@ -124,9 +124,12 @@ struct StoreAtRestTests {
             let log = server.process.errorOutput
             #expect(log.contains("sealed the join token, which the store held in clear,"), "\(log)")
             #expect(log.contains("sealed the CA's private key, which the store held in clear,"), "\(log)")
+            #expect(log.contains("the store's history was compacted so that no older revision holds the secrets in clear"), "\(log)")
             let agent = try await AgentProcess.start(server: server.url, dataDirectory: home.file("agent"), name: "n1", joinToken: printed.full)
             try await agent.stopping {}
         }
+        // Gone from the file's bytes too, history and free pages included.
+        try Self.expectNoClearSecret(in: data, token)
         let store = try SQLiteStore(path: data + "/capstan.sqlite")
         defer { store.close() }
         for key in ["/capstan/join-token", "/capstan/tls/authority"] {

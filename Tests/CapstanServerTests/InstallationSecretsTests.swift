@@ -43,7 +43,7 @@ struct InstallationSecretsTests {
             let replica = Self.secrets(store, keyring)
             #expect(try await replica.joinToken(given: nil) == token)
             #expect(try await replica.authority().keyPEM == authority.keyPEM)
-            #expect(try await replica.sealStored().isEmpty)
+            #expect(try await replica.sealStored() == .init())
 
             // A replica given another key says which key it lacks, and what to do.
             let stranger = Self.secrets(store, .generate())
@@ -58,7 +58,7 @@ struct InstallationSecretsTests {
             let none = await #expect(throws: CapstanError.self) { try await keyless.joinToken(given: nil) }
             #expect(none?.message.contains("an etcd store has no default key file, so give every replica the same one") == true, "\(String(describing: none))")
             #expect(try await keyless.joinToken(given: "given-join-token-0123") == "given-join-token-0123")
-            #expect(try await keyless.sealStored().isEmpty, "what is sealed is left for the replicas that hold the key")
+            #expect(try await keyless.sealStored() == .init(), "what is sealed is left for the replicas that hold the key")
         }
     }
 
@@ -69,16 +69,21 @@ struct InstallationSecretsTests {
             let token = "legacy-join-token-0123456789"
             let authority = try CertificateAuthority.create()
             let clearCA = try JSONEncoder().encode(["certificate": authority.certificatePEM, "key": authority.keyPEM])
-            _ = try await store.put(StoreLayout.joinToken, Data(token.utf8))
+            let clearRevision = try await store.put(StoreLayout.joinToken, Data(token.utf8)).modRevision
             _ = try await store.put(StoreLayout.tlsAuthority, clearCA)
 
             let keyring = SecretKeyring.generate()
             let secrets = Self.secrets(store, keyring)
-            #expect(try await secrets.sealStored() == ["the join token", "the CA's private key"])
+            #expect(try await secrets.sealStored().sealedFromClear == ["the join token", "the CA's private key"])
             try await Self.expectNothingInClear(store, token: token)
+            // Nor in the history: the revisions that held them are compacted away.
+            let old = await #expect(throws: StoreError.self) {
+                try await store.range(RangeRequest(.key(StoreLayout.joinToken), revision: clearRevision))
+            }
+            #expect(old?.code == .compacted)
             #expect(try await secrets.joinToken(given: nil) == token)
             #expect(try await secrets.authority().keyPEM == authority.keyPEM)
-            #expect(try await secrets.sealStored().isEmpty, "sealed once, not again")
+            #expect(try await secrets.sealStored() == .init(), "sealed once, not again")
 
             // A clear value and no key to seal it with: refused rather than left in clear.
             _ = try await store.put(StoreLayout.joinToken, Data(token.utf8))
@@ -95,7 +100,7 @@ struct InstallationSecretsTests {
             let authority = try await Self.secrets(store, old).authority()
             // rotate-key: both keys in the file while the store is rewritten, then the new one only.
             let both = old.withNewCurrentKey()
-            #expect(try await Self.secrets(store, both).sealStored() == ["the join token", "the CA's private key"])
+            #expect(try await Self.secrets(store, both).sealStored().resealed == ["the join token", "the CA's private key"])
             let rotated = Self.secrets(store, both.currentOnly)
             #expect(try await rotated.joinToken(given: nil) == token)
             #expect(try await rotated.authority().keyPEM == authority.keyPEM)

@@ -18,13 +18,21 @@ public struct InstallationSecrets: Sendable {
         self.logger = logger
     }
 
+    /// What `sealStored` rewrote, by name ("the join token", "the CA's private key").
+    public struct Rewritten: Sendable, Hashable {
+        /// Found in clear (written before they were sealed) and sealed in place.
+        public var sealedFromClear: [String] = []
+        /// Sealed under an older key the keyring still holds, and sealed again under the current one.
+        public var resealed: [String] = []
+        public var all: [String] { sealedFromClear + resealed }
+    }
+
     /// Seals in place what an earlier version kept in clear, and re-seals under the current key
     /// what is sealed under an older one the keyring still holds (the store half of `rotate-key`).
     /// Without a key, what is sealed is left for the replicas that hold it, and a value in clear
     /// is refused rather than left so.
-    /// - Returns: what was rewritten, e.g. `["the join token"]`.
     @discardableResult
-    public func sealStored() async throws -> [String] {
+    public func sealStored() async throws -> Rewritten {
         guard keyring != nil else {
             if let kv = try await store.get(Self.joinTokenItem.storeKey), Self.joinTokenItem.isClear(kv.value) {
                 _ = try requireKeyring(Self.joinTokenItem.what)
@@ -32,12 +40,37 @@ public struct InstallationSecrets: Sendable {
             if let kv = try await store.get(Self.authorityItem.storeKey), Self.authorityItem.isClear(kv.value) {
                 _ = try requireKeyring(Self.authorityItem.what)
             }
-            return []
+            return Rewritten()
         }
-        var rewritten: [String] = []
-        if try await load(Self.joinTokenItem, create: nil)?.rewritten == true { rewritten.append(Self.joinTokenItem.what) }
-        if try await load(Self.authorityItem, create: nil)?.rewritten == true { rewritten.append(Self.authorityItem.what) }
+        var rewritten = Rewritten()
+        func note(_ what: String, _ rewrite: Rewrite?) {
+            switch rewrite {
+            case .sealedFromClear?: rewritten.sealedFromClear.append(what)
+            case .resealed?: rewritten.resealed.append(what)
+            case nil: break
+            }
+        }
+        note(Self.joinTokenItem.what, try await load(Self.joinTokenItem, create: nil)?.rewrite)
+        note(Self.authorityItem.what, try await load(Self.authorityItem, create: nil)?.rewrite)
+        if !rewritten.sealedFromClear.isEmpty { try await dropClearHistory() }
         return rewritten
+    }
+
+    /// After sealing what was in clear: the older revisions that still hold it are compacted away,
+    /// and an SQLite file is rebuilt so that no free page keeps their bytes. Once per installation.
+    func dropClearHistory() async throws {
+        let status = try await store.status()
+        do {
+            try await store.compact(upTo: status.revision)
+        } catch let error as StoreError where error.code == .compacted {
+            // Compacted past it already.
+        }
+        if let sqlite = store as? SQLiteStore { try sqlite.vacuum() }
+        logger.warning(
+            """
+            the store's history was compacted so that no older revision holds the secrets in clear; whoever could read the \
+            store before may have the join token: consider giving a new one (--join-token)
+            """)
     }
 
     /// The join token in effect: `given`, else the one kept in the store (created there on the
@@ -55,6 +88,8 @@ public struct InstallationSecrets: Sendable {
     }
 
     // MARK: The two secrets
+
+    enum Rewrite { case sealedFromClear, resealed }
 
     /// One secret at one store key: how it is sealed, and how it is read back, in clear too as
     /// versions before sealing kept it.
@@ -109,12 +144,12 @@ public struct InstallationSecrets: Sendable {
     /// Reads `item`, sealing it in place when it is not sealed under the current key; when it is
     /// absent, creates it with `create` (nil: leaves it absent and answers nil). Another replica
     /// writing it meanwhile makes it read again.
-    func load<Value>(_ item: Item<Value>, create: (() throws -> Value)?) async throws -> (value: Value, rewritten: Bool)? {
+    func load<Value>(_ item: Item<Value>, create: (() throws -> Value)?) async throws -> (value: Value, rewrite: Rewrite?)? {
         for _ in 0..<8 {
             if let kv = try await store.get(item.storeKey) {
                 let keyring = try requireKeyring(item.what)
                 let (value, sealedUnder) = try item.open(kv.value, keyring)
-                if sealedUnder == keyring.currentID { return (value, false) }
+                if sealedUnder == keyring.currentID { return (value, nil) }
                 let result = try await store.txn(
                     TxnRequest(
                         compares: [Compare(key: item.storeKey, .modRevision(kv.modRevision))],
@@ -127,14 +162,14 @@ public struct InstallationSecrets: Sendable {
                 } else {
                     logger.notice("re-sealed \(item.what) under the current secret key", metadata: metadata)
                 }
-                return (value, true)
+                return (value, sealedUnder == nil ? .sealedFromClear : .resealed)
             }
             guard let create else { return nil }
             let keyring = try requireKeyring(item.what)
             let value = try create()
             let result = try await store.txn(
                 TxnRequest(compares: [.absent(item.storeKey)], success: [.put(key: item.storeKey, value: try item.seal(value, keyring))]))
-            if result.succeeded { return (value, false) }
+            if result.succeeded { return (value, nil) }
         }
         throw CapstanError(.conflict, "\(item.what) in the store kept changing while it was read")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 
 extension SQLiteStore {
@@ -32,6 +33,17 @@ extension SQLiteStore {
             logger.warning(
                 "the store's files were readable by other users: made them the owner's only",
                 metadata: ["files": "\(tightened.joined(separator: ", "))"])
+        }
+    }
+
+    /// Rebuilds the file without free pages, which keep the bytes of deleted rows, and empties the
+    /// WAL: what was deleted is then gone from the files, not only from the tables.
+    public func vacuum() throws {
+        do {
+            try pool.vacuum()
+            try pool.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        } catch {
+            throw StoreError(.io, "cannot rebuild the store file \(databasePath): \(error)", underlying: error)
         }
     }
 }
