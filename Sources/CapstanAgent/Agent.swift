@@ -167,9 +167,10 @@ public final class Agent: Sendable {
 
     private func loadOrEnroll() async throws -> AgentIdentity {
         // The identity (the node's secret and key) and what templates last rendered are the
-        // agent's own: the directory is made 0700, its files 0600, once, and said.
+        // agent's own: the directory is made 0700 and those files 0600, once, and said. Other
+        // files are left alone: --data-dir may name a directory that is not the agent's only.
         do {
-            let tightened = try PrivateDirectory.prepare(configuration.dataDirectory)
+            let tightened = try PrivateDirectory.prepare(configuration.dataDirectory, files: ["identity.json", "templates.json"])
             if !tightened.isEmpty {
                 logger.warning(
                     "the agent's data directory was open to other users: made it the owner's only",

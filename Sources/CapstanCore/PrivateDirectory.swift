@@ -5,12 +5,12 @@ import Foundation
 /// key, a node's identity are not for other local users to read.
 public enum PrivateDirectory {
     /// Creates `path` with mode 0700 (its missing parents as usual), or tightens an existing one to
-    /// 0700 and every regular file directly in it to 0600 at most. Subdirectories and symbolic
-    /// links are left as they are.
+    /// 0700 and the regular files directly in it to 0600 at most: every one, or only those named
+    /// in `files`. Subdirectories and symbolic links are left as they are.
     /// - Returns: one line per item tightened, e.g. `capstan-data 755 -> 700`, for the caller to
     ///   say once (the next start finds nothing to tighten).
     /// - Throws: `CapstanError` naming the path and the system's reason.
-    public static func prepare(_ path: String) throws(CapstanError) -> [String] {
+    public static func prepare(_ path: String, files: Set<String>? = nil) throws(CapstanError) -> [String] {
         var status = stat()
         if lstat(path, &status) != 0 {
             guard errno == ENOENT else { throw failure("cannot use the data directory \(path)") }
@@ -32,7 +32,7 @@ public enum PrivateDirectory {
         do { entries = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
             throw CapstanError(.invalidArgument, "cannot list the data directory \(path): \(error.localizedDescription)")
         }
-        for entry in entries {
+        for entry in entries where files?.contains(entry) ?? true {
             let file = URL(fileURLWithPath: path).appendingPathComponent(entry).path
             guard lstat(file, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { continue }
             try tighten(file, mode: status.st_mode, to: status.st_mode & 0o700, into: &tightened)

@@ -49,10 +49,10 @@ struct StoreAtRestTests {
         let home = try TemporaryDirectory(prefix: "capstan-at-rest")
         defer { home.remove() }
         let data = home.file("data")
-        // An agent directory someone made open, with a file in it.
+        // An agent directory someone made open, with the agent's last template set in it.
         let agentData = home.file("agent")
         try FileManager.default.createDirectory(atPath: agentData, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        #expect(FileManager.default.createFile(atPath: agentData + "/notes", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644]))
+        #expect(FileManager.default.createFile(atPath: agentData + "/templates.json", contents: Data("{}".utf8), attributes: [.posixPermissions: 0o644]))
         let token = try await ServerProcess.with(dataDirectory: data, tls: true) { server in
             let token = try await Self.joinToken(server)
             // While it runs, with the WAL and shared-memory files there.
@@ -68,7 +68,7 @@ struct StoreAtRestTests {
             try await agent.stopping {
                 #expect(try Self.mode(agentData) == 0o700)
                 let modes = try Self.fileModes(agentData)
-                #expect(modes["identity.json"] == 0o600 && modes["notes"] == 0o600, "\(modes)")
+                #expect(modes["identity.json"] == 0o600 && modes["templates.json"] == 0o600, "\(modes)")
                 #expect(modes.values.allSatisfy { $0 == 0o600 }, "\(modes)")
                 #expect(agent.errorOutput.contains("the agent's data directory was open to other users"), "\(agent.errorOutput)")
             }
