@@ -118,6 +118,8 @@ struct CLIErrorTests {
         (["--dev", "--tls-name", "capstan.example"], "--dev serves plain HTTP"),
         (["--tls-name", "two words"], "--tls-name must be a DNS name or an IP address"),
         (["--node-cert-ttl", "1s"], "--node-cert-ttl must be at least 5s"),
+        (["--data-dir", "/dev/null"], "the data directory /dev/null is not a directory"),
+        (["--data-dir", "/proc/capstan-data"], "cannot create the data directory /proc/capstan-data"),
     ])
     func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["server"] + arguments)

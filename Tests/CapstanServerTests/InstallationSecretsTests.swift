@@ -92,6 +92,29 @@ struct InstallationSecretsTests {
         }
     }
 
+    @Test func anAlteredOrMovedSealedValueDoesNotOpen() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            let keyring = SecretKeyring.generate()
+            let secrets = Self.secrets(store, keyring)
+            _ = try await secrets.joinToken(given: nil)
+            _ = try await secrets.authority()
+            var sealed = try JSONDecoder().decode(SealedValue.self, from: try #require(try await store.get(StoreLayout.joinToken)).value)
+            // Moved: the CA's sealed key put where the join token goes does not open there.
+            let authority = try JSONDecoder().decode(
+                InstallationSecrets.StoredAuthority.self, from: try #require(try await store.get(StoreLayout.tlsAuthority)).value)
+            _ = try await store.put(StoreLayout.joinToken, try JSONEncoder().encode(try #require(authority.sealedKey)))
+            let moved = await #expect(throws: CapstanError.self) { try await secrets.joinToken(given: nil) }
+            #expect(moved?.message.contains("the join token in the store does not open under secret key \(keyring.currentID): it was altered") == true)
+            // Altered: one byte of the ciphertext changed.
+            var bytes = try #require(Data(base64Encoded: sealed.sealed))
+            bytes[bytes.count - 1] ^= 1
+            sealed.sealed = bytes.base64EncodedString()
+            _ = try await store.put(StoreLayout.joinToken, try JSONEncoder().encode(sealed))
+            let altered = await #expect(throws: CapstanError.self) { try await secrets.joinToken(given: nil) }
+            #expect(altered?.message.contains("it was altered") == true, "\(String(describing: altered))")
+        }
+    }
+
     @Test(arguments: StoreEngine.allCases)
     func aKeyRotationResealsBoth(engine: StoreEngine) async throws {
         try await engine.withStore { store in
