@@ -68,7 +68,7 @@ public struct AgentIdentity: Codable, Sendable, Hashable {
     }
 
     func save(in directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try FileWriting.replace(Self.file(in: directory), with: try JSONEncoder().encode(self), mode: 0o600)
     }
 }
@@ -166,6 +166,19 @@ public final class Agent: Sendable {
     }
 
     private func loadOrEnroll() async throws -> AgentIdentity {
+        // The identity (the node's secret and key) and what templates last rendered are the
+        // agent's own: the directory is made 0700 and those files 0600, once, and said. Other
+        // files are left alone: --data-dir may name a directory that is not the agent's only.
+        do {
+            let tightened = try PrivateDirectory.prepare(configuration.dataDirectory, files: ["identity.json", "templates.json"])
+            if !tightened.isEmpty {
+                logger.warning(
+                    "the agent's data directory was open to other users: made it the owner's only",
+                    metadata: ["files": "\(tightened.joined(separator: ", "))"])
+            }
+        } catch {
+            throw AgentError(error.message)
+        }
         if let identity = try AgentIdentity.load(from: configuration.dataDirectory) {
             if let name = configuration.name, name != identity.name {
                 throw AgentError(

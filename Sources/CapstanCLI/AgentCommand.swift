@@ -31,7 +31,7 @@ struct AgentCommand: AsyncParsableCommand {
         help: ArgumentHelp("CA certificate (PEM file) to verify an https:// server by, instead of the join token's pin.", valueName: "file"))
     var caCertificate: String?
 
-    @Option(help: "Directory for the agent's identity and state.")
+    @Option(help: "Directory for the agent's identity and state, kept 0700 (the identity and state files 0600).")
     var dataDir: String = "capstan-agent"
 
     @Option(help: "Node name (default: the host name, lowercased).") var name: String?

@@ -45,7 +45,7 @@ struct ConfigCommand: AsyncParsableCommand {
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Key: NAMESPACE/PATH, e.g. prod/order-service/database.yaml.") var key: String
-        @Argument(help: "File to read, or - (the default) for standard input.") var file: String = "-"
+        @Argument(help: "File to read (a pipe or <(command) too), or - (the default) for standard input.") var file: String = "-"
         @Option(help: "Content format: yaml, json, properties, toml or text.") var format: String?
         @Option(help: "Why this change was made; kept in the history.") var comment: String?
         @Option(name: .customLong("if-revision"), help: "Write only if the key is at this revision (0: only if absent).")
@@ -68,10 +68,7 @@ struct ConfigCommand: AsyncParsableCommand {
             if file == "-" {
                 content = FileHandle.standardInput.readDataToEndOfFile()
             } else {
-                guard let data = FileManager.default.contents(atPath: file) else {
-                    throw ValidationError("cannot read \(file): no such file or not readable")
-                }
-                content = data
+                content = try InputFile.read(file)
             }
             let info = try await global.client().put(
                 configKey.description, content: content, format: format, comment: comment, ifRevision: ifRevision, secret: secret)

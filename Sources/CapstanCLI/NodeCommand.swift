@@ -71,7 +71,7 @@ struct NodeCommand: AsyncParsableCommand {
                     ("  from the agent", NodeCommand.labels(node.agentLabels)),
                     ("  set on the server", NodeCommand.labels(node.serverLabels)),
                     ("Hostname", facts.hostname), ("OS", facts.os), ("Kernel", facts.kernel), ("Arch", facts.arch),
-                    ("CPUs", String(facts.cpuCount)), ("Memory", ByteSize.format(Int(facts.memoryBytes))),
+                    ("CPUs", String(facts.cpuCount)), ("Memory", ByteSize.human(Int(facts.memoryBytes))),
                     ("Addresses", facts.addresses.joined(separator: ", ")),
                     ("Agent version", facts.agentVersion), ("Booted", facts.bootTime.map(Output.time) ?? "unknown"),
                     ("Enrolled", Output.time(node.enrolledAt)),
@@ -172,10 +172,10 @@ struct NodeCommand: AsyncParsableCommand {
                         return [
                             entry.node, sample.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "-",
                             String(format: "%.2f", sample.load1),
-                            "\(ByteSize.format(Int(sample.memoryUsedBytes)))/\(ByteSize.format(Int(sample.memoryTotalBytes)))",
-                            sample.swapTotalBytes > 0 ? ByteSize.format(Int(sample.swapUsedBytes)) : "-",
+                            "\(ByteSize.human(Int(sample.memoryUsedBytes)))/\(ByteSize.human(Int(sample.memoryTotalBytes)))",
+                            sample.swapTotalBytes > 0 ? ByteSize.human(Int(sample.swapUsedBytes)) : "-",
                             sample.fullestDiskPercent.map { String(format: "%.0f%%", $0) } ?? "-",
-                            rates.rx.map { ByteSize.format(Int($0)) } ?? "-", rates.tx.map { ByteSize.format(Int($0)) } ?? "-",
+                            rates.rx.map { ByteSize.human(Int($0)) } ?? "-", rates.tx.map { ByteSize.human(Int($0)) } ?? "-",
                             Output.time(sample.time),
                         ]
                     })
@@ -199,14 +199,14 @@ struct NodeCommand: AsyncParsableCommand {
                 var text = "\(info.node) at \(Output.time(sample.time))\n"
                 text += "cpu \(sample.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "-")"
                 text += ", load \(String(format: "%.2f %.2f %.2f", sample.load1, sample.load5, sample.load15))\n"
-                text += "memory \(ByteSize.format(Int(sample.memoryUsedBytes))) of \(ByteSize.format(Int(sample.memoryTotalBytes)))"
-                text += ", swap \(ByteSize.format(Int(sample.swapUsedBytes))) of \(ByteSize.format(Int(sample.swapTotalBytes)))\n"
+                text += "memory \(ByteSize.human(Int(sample.memoryUsedBytes))) of \(ByteSize.human(Int(sample.memoryTotalBytes)))"
+                text += ", swap \(ByteSize.human(Int(sample.swapUsedBytes))) of \(ByteSize.human(Int(sample.swapTotalBytes)))\n"
                 text += Output.table(
                     ["MOUNT", "DEVICE", "TYPE", "USED", "SIZE"],
-                    sample.disks.map { [$0.mount, $0.device, $0.fsType, ByteSize.format(Int($0.usedBytes)), ByteSize.format(Int($0.totalBytes))] })
+                    sample.disks.map { [$0.mount, $0.device, $0.fsType, ByteSize.human(Int($0.usedBytes)), ByteSize.human(Int($0.totalBytes))] })
                 text += Output.table(
                     ["INTERFACE", "RX/S", "TX/S"],
-                    sample.network.map { [$0.name, $0.rxBytesPerSecond.map { ByteSize.format(Int($0)) } ?? "-", $0.txBytesPerSecond.map { ByteSize.format(Int($0)) } ?? "-"] })
+                    sample.network.map { [$0.name, $0.rxBytesPerSecond.map { ByteSize.human(Int($0)) } ?? "-", $0.txBytesPerSecond.map { ByteSize.human(Int($0)) } ?? "-"] })
                 let cpu = info.history.compactMap(\.cpuPercent)
                 let load = info.history.map(\.load1)
                 if !cpu.isEmpty || !load.isEmpty {

@@ -4,14 +4,16 @@ import CapstanServer
 import Foundation
 import Logging
 
-/// `capstan server rotate-key`: a new secret key, every secret's data key rewrapped under it.
+/// `capstan server rotate-key`: a new secret key, every secret's data key rewrapped under it, the
+/// join token and the CA's key re-sealed under it.
 struct RotateKeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rotate-key",
         abstract: "Re-encrypt every secret's data key under a new secret key.",
         discussion: """
             Stop the servers first. The key file gets a new key in front of the old one, every data \
-            key in the store is rewrapped under the new key, then the old key leaves the file. Secret \
+            key in the store is rewrapped under the new key (and the join token and the CA's private \
+            key are re-sealed under it), then the old key leaves the file. Secret \
             versions themselves are not rewritten, so their revisions and hashes stay as they are. \
             Interrupted, it can be run again: the file holds both keys until the rewrapping is done. \
             Start the servers again afterwards (every replica with the new file).
@@ -45,8 +47,10 @@ struct RotateKeyCommand: AsyncParsableCommand {
         let location = configuration.storeLocation
         let opened = try await location.open(prefix: configuration.storePrefix, timeout: .seconds(10), logger: logger)
         let count: Int
+        let resealed: [String]
         do {
             count = try await ConfigService.rewrapSecretKeys(store: opened, keyring: both)
+            resealed = try await InstallationSecrets(store: opened, keyring: both, logger: logger).sealStored().all
         } catch {
             await StoreLocation.close(opened)
             throw error
@@ -54,7 +58,8 @@ struct RotateKeyCommand: AsyncParsableCommand {
         await StoreLocation.close(opened)
         try both.currentOnly.save(to: file)
         let retired = old.ids.joined(separator: ", ")
-        printLine("rewrapped \(count) data keys under secret key \(both.currentID); key \(retired) is gone from \(file)")
+        let also = resealed.isEmpty ? "" : " and re-sealed " + resealed.joined(separator: " and ")
+        printLine("rewrapped \(count) data keys\(also) under secret key \(both.currentID); key \(retired) is gone from \(file)")
         printLine("start the servers again, every replica with this file")
     }
 }

@@ -28,7 +28,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
     var config: String?
 
-    @Option(help: "Directory for the SQLite store (default: ./capstan-data; with --dev a temporary directory).")
+    @Option(help: "Directory for the SQLite store, kept 0700 with its files 0600 (default: ./capstan-data; with --dev a temporary directory).")
     var dataDir: String?
 
     @Option(help: "Where the data lives: sqlite:PATH (default: capstan.sqlite in --data-dir) or etcd://HOST:PORT[,HOST:PORT...].")
@@ -130,8 +130,9 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            File of the key secrets are encrypted under, mode 0600 (default: $CAPSTAN_SECRET_KEY, else \
-            secret.key in the data directory, created on the first start; an etcd store has no default).
+            File of the key secrets, the join token and the CA's key are encrypted under, mode 0600 \
+            (default: $CAPSTAN_SECRET_KEY, else secret.key in the data directory, created on the first \
+            start; an etcd store has no default: give every replica the same file).
             """)
     var secretKeyFile: String?
 
@@ -145,6 +146,20 @@ struct ServerCommand: AsyncParsableCommand {
         if let file { return try SecretKeyring.load(path: file, create: false) }
         if let path = defaultSecretKeyFile(configuration) { return try SecretKeyring.load(path: path, create: true) }
         return nil
+    }
+
+    /// The data directory, when it holds the store (the default SQLite store), is the owner's
+    /// only (0700, its files 0600), as etcd and Vault keep theirs: created so, or tightened once,
+    /// saying so. A directory given with `--store sqlite:PATH` may be shared: only the store's
+    /// own files are made private there (by the store).
+    static func keepDataDirectoryPrivate(_ configuration: ServerConfiguration, logger: Logger) throws(CapstanError) {
+        guard configuration.store == nil else { return }
+        let tightened = try PrivateDirectory.prepare(configuration.dataDirectory)
+        if !tightened.isEmpty {
+            logger.warning(
+                "the data directory was open to other users: made it and its files the owner's only",
+                metadata: ["files": "\(tightened.joined(separator: ", "))"])
+        }
     }
 
     /// `secret.key` beside an SQLite store; an etcd store has none.
@@ -308,14 +323,15 @@ struct ServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         var resolved = try resolved()
+        var logger = Logger(label: "capstan")
+        logger.logLevel = resolved.logLevel
         do {
+            try Self.keepDataDirectoryPrivate(resolved, logger: logger)
             resolved.secretKeyring = try Self.secretKeyring(file: try secretKeyFileSetting(), configuration: resolved)
         } catch let error as CapstanError {
             throw ValidationError(error.message)
         }
         let configuration = resolved
-        var logger = Logger(label: "capstan")
-        logger.logLevel = configuration.logLevel
         let dev = self.dev
         let location = configuration.storeLocation
         let host = configuration.host
@@ -396,7 +412,7 @@ struct ServerCommand: AsyncParsableCommand {
                         // Beside an SQLite store, the CA certificate is also left as a file for the CLI.
                         if case .sqlite = location {
                             let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("ca.pem").path
-                            if (try? Data(tls.anchorPEM.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)) != nil {
+                            if (try? PrivateFile.replace(path, with: Data(tls.anchorPEM.utf8))) != nil {
                                 line += " (certificate in \(path))"
                             }
                         }

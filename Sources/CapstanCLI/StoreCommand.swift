@@ -22,7 +22,8 @@ struct StoreCommand: AsyncParsableCommand {
                 target numbers revisions its own way, so watchers resync after the move. Keys held \
                 by a lease (liveness, locks) are left out. The target is read back and its count \
                 and checksum compared with the source's. Stop writes to the source first: what is \
-                written after the snapshot is not copied.
+                written after the snapshot is not copied. The join token, the CA's key and secrets \
+                are copied sealed: give the target's servers the source's secret key file.
                 """)
 
         @Option(help: "Source store: sqlite:PATH or etcd://HOST:PORT[,HOST:PORT...].") var from: String

@@ -61,4 +61,19 @@ public enum ByteSize {
         guard let best else { return "\(bytes)B" }
         return "\(bytes / best.bytes)\(best.name)"
     }
+
+    /// Formats `bytes` for reading at a glance, in binary units with one decimal ("434.2MiB",
+    /// "23.5GiB"); below 1 KiB, in bytes ("512B"). Measurements (memory, disks, rates), not settings.
+    public static func human(_ bytes: Int) -> String {
+        let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        guard bytes >= 1024 || bytes <= -1024 else { return "\(bytes)B" }
+        var value = Double(bytes) / 1024
+        var unit = 0
+        // Rounded to one decimal first, so 1023.96KiB reads 1.0MiB rather than 1024.0KiB.
+        while (abs(value) * 10).rounded() / 10 >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f", value) + units[unit]
+    }
 }

@@ -37,7 +37,8 @@ struct CLIErrorTests {
         Case(arguments: ["config", "put", "app/a.txt", "--format", "xml"], stdin: "x", status: 64, message: "xml"),
         Case(arguments: ["config", "put", "nowhere/a.yaml"], stdin: "a: 1", status: 1, message: "namespace_not_found"),
         Case(arguments: ["config", "put", "app/big.txt"], stdin: String(repeating: "x", count: 2048), status: 1, message: "payload_too_large"),
-        Case(arguments: ["config", "put", "app/a.yaml", "/no/such/file.yaml"], status: 64, message: "cannot read /no/such/file.yaml"),
+        Case(arguments: ["config", "put", "app/a.yaml", "/no/such/file.yaml"], status: 64, message: "cannot read /no/such/file.yaml: no such file or directory"),
+        Case(arguments: ["config", "put", "app/a.yaml", "/"], status: 64, message: "cannot read /: is a directory"),
         Case(arguments: ["config", "get", "app/missing.yaml"], status: 1, message: "config_not_found"),
         Case(arguments: ["config", "diff", "app/missing.yaml", "1"], status: 1, message: "not found"),
         Case(arguments: ["config", "ls", "app/../x"], status: 64, message: "\"..\""),
@@ -117,6 +118,8 @@ struct CLIErrorTests {
         (["--dev", "--tls-name", "capstan.example"], "--dev serves plain HTTP"),
         (["--tls-name", "two words"], "--tls-name must be a DNS name or an IP address"),
         (["--node-cert-ttl", "1s"], "--node-cert-ttl must be at least 5s"),
+        (["--data-dir", "/dev/null"], "the data directory /dev/null is not a directory"),
+        (["--data-dir", "/proc/capstan-data"], "cannot create the data directory /proc/capstan-data"),
     ])
     func badServerFlagsAreRefused(arguments: [String], message: String) async throws {
         let result = try await CapstanBinary.run(["server"] + arguments)

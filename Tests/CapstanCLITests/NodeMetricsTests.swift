@@ -36,10 +36,14 @@ struct NodeMetricsTests {
                 #expect(top.status == 0, "\(top.stderr)")
                 #expect(top.stdout.hasPrefix("NODE"))
                 #expect(top.stdout.contains("box-1"))
+                // Memory in units a reader takes in at a glance (434.2MiB/23.5GiB), not raw KiB.
+                #expect(top.stdout.contains(/\s\d+\.\d(KiB|MiB|GiB|TiB)\/\d+\.\d(MiB|GiB|TiB)\s/), "\(top.stdout)")
+                #expect(!top.stdout.contains(/\d{4,}KiB/), "\(top.stdout)")
                 let none = try await CapstanBinary.run(["node", "top", "--selector", "role=web", "--server", server.url])
                 #expect(!none.stdout.contains("box-1"))
                 let shown = try await CapstanBinary.run(["node", "metrics", "box-1", "--server", server.url])
                 #expect(shown.stdout.contains("last hour ("))
+                #expect(shown.stdout.contains(/memory \d+\.\d(KiB|MiB|GiB|TiB) of \d+\.\d(MiB|GiB|TiB)/), "\(shown.stdout)")
 
                 let scrape = try await ChildProcess.runShell("curl -sf -H \"Authorization: Bearer $CAPSTAN_TOKEN\" \(server.url)/v1/nodes/metrics", environment: [:])
                 #expect(scrape.stdout.contains(#"capstan_node_memory_total_bytes{node="box-1"}"#))

@@ -81,7 +81,7 @@ struct SecretTests {
         let before = try String(contentsOfFile: keyFile, encoding: .utf8)
         let rotated = try await CapstanBinary.run(["server", "rotate-key", "--data-dir", data])
         #expect(rotated.status == 0, "\(rotated.stderr)")
-        #expect(rotated.stdout.contains("rewrapped 3 data keys"), "\(rotated.stdout)")
+        #expect(rotated.stdout.contains("rewrapped 3 data keys and re-sealed the join token under secret key"), "\(rotated.stdout)")
         let after = try String(contentsOfFile: keyFile, encoding: .utf8)
         #expect(after != before)
         #expect(after.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == 1)
@@ -89,14 +89,14 @@ struct SecretTests {
             let read = try await capstan(server, ["config", "get", "prod/db/password"])
             #expect(read.stdout == Self.plaintext, "\(read.stderr)")
         }
-        // With the old key back in place, the rewrapped data keys are unreadable: the rotation took.
+        // With the old key back in place, nothing sealed opens (the join token first, so the
+        // server does not start): the rotation took.
         try before.write(toFile: keyFile, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
-        try await ServerProcess.with(dataDirectory: data) { server in
-            let stale = try await capstan(server, ["config", "get", "prod/db/password"])
-            #expect(stale.status == 1)
-            #expect(stale.stderr.contains("does not hold"), "\(stale.stderr)")
-        }
+        let stale = try await CapstanBinary.run(["server", "--listen", "127.0.0.1:0", "--plain-http", "--data-dir", data], timeout: .seconds(20))
+        #expect(stale.status == 1)
+        #expect(stale.stderr.contains("the join token in the store is sealed under secret key"), "\(stale.stderr)")
+        #expect(stale.stderr.contains("which this server does not hold"), "\(stale.stderr)")
     }
 
     @Test func badSecretInputIsRefused() async throws {

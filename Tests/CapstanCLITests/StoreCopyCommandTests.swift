@@ -25,7 +25,11 @@ struct StoreCopyCommandTests {
             #expect(there.stdout.contains("verified: "), "\(there.stdout)")
             let checksum = try #require(there.stdout.split(separator: " ").first { $0.hasPrefix("sha256:") })
 
-            try await ServerProcess.with(dataDirectory: nil, extraArguments: ["--store", store, "--store-prefix", "/moved"]) { server async throws -> Void in
+            // The join token (and secrets) are sealed under the installation's key: it moves too.
+            let keyFile = directory.file("single/secret.key")
+            try await ServerProcess.with(
+                dataDirectory: nil, extraArguments: ["--store", store, "--store-prefix", "/moved", "--secret-key-file", keyFile]
+            ) { server async throws -> Void in
                 #expect(try await CapstanBinary.run(["config", "get", "prod/app.yaml", "--server", server.url]).stdout == "port: 2\n")
                 #expect(try await Self.history(server.url) == history)
             }
@@ -41,6 +45,8 @@ struct StoreCopyCommandTests {
             #expect(back.status == 0, "\(back.stderr)")
             #expect(back.stdout.contains(String(checksum)), "the round trip changed the data: \(back.stdout)")
         }
+        try FileManager.default.copyItem(atPath: directory.file("single/secret.key"), toPath: directory.file("back/secret.key"))
+        #expect(chmod(directory.file("back/secret.key"), 0o600) == 0)
         try await ServerProcess.with(dataDirectory: directory.file("back")) { server async throws -> Void in
             #expect(try await Self.history(server.url) == history)
         }

@@ -35,4 +35,12 @@ import Testing
         #expect(ByteSize.format(bytes) == text)
         #expect(try ByteSize.parse(text) == bytes)
     }
+
+    @Test(arguments: [
+        (455_254_016, "434.2MiB"), (25_276_194_816, "23.5GiB"), (512, "512B"), (0, "0B"), (1024, "1.0KiB"),
+        (1_048_575, "1.0MiB"), (1536, "1.5KiB"), (3 << 40, "3.0TiB"),
+    ])
+    func formatsForReading(_ bytes: Int, _ text: String) {
+        #expect(ByteSize.human(bytes) == text)
+    }
 }

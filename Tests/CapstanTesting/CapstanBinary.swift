@@ -223,6 +223,14 @@ public struct ServerProcess: Sendable {
         var arguments = ["server", "--listen", "127.0.0.1:0", "--log-level", "warning"]
         if !tls { arguments.append("--plain-http") }
         if let dataDirectory { arguments += ["--data-dir", dataDirectory] }
+        var environment = environment
+        // A server without a data directory is an etcd replica: every replica of one installation
+        // seals with the same secret key, as an operator gives them one key file.
+        if dataDirectory == nil, !extraArguments.contains("--dev"), !extraArguments.contains("--secret-key-file"),
+            environment["CAPSTAN_SECRET_KEY"] == nil
+        {
+            environment["CAPSTAN_SECRET_KEY"] = TestAuth.secretKey
+        }
         let process = try ChildProcess(path: CapstanBinary.path, arguments: arguments + extraArguments, environment: environment)
         do {
             let line = try await process.waitForLine { $0.contains("listening on http") }

@@ -11,11 +11,12 @@ enum StoreLayout {
     /// A node's key here exists while its agent is connected to a replica (under its lease).
     static let presences = root + "presence/"
 
+    /// The join token, sealed under the secret key (`InstallationSecrets`).
     static let joinToken = root + "join-token"
     /// Secrets' data keys, each wrapped under the server's secret key: `secret-keys/ID`.
     static let secretKeys = root + "secret-keys/"
     static func secretKey(_ id: String) -> String { secretKeys + id }
-    /// The installation's certificate authority (certificate and key, PEM).
+    /// The installation's certificate authority: certificate (PEM), and its key sealed under the secret key.
     static let tlsAuthority = root + "tls/authority"
 
     /// API tokens and roles, under one prefix so that one watch keeps their cache.

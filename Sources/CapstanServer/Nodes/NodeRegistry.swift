@@ -526,23 +526,6 @@ public final class NodeRegistry: Sendable {
     /// A fresh join token.
     public static func randomJoinToken() -> String { randomSecret() }
 
-    /// The join token in effect: `given`, else the one kept in the store (created there on the
-    /// first start, so that every replica and every restart uses the same).
-    public static func joinToken(store: any KeyValueStore, given: String?) async throws -> String {
-        if let given { return given }
-        let key = StoreLayout.joinToken
-        let fresh = randomJoinToken()
-        let result = try await store.txn(
-            TxnRequest(
-                compares: [Compare(key: key, .modRevision(0))], success: [.put(key: key, value: Data(fresh.utf8))],
-                failure: [.range(RangeRequest(.key(key)))]))
-        if result.succeeded { return fresh }
-        guard case .range(let range) = result.results.first, let kv = range.kvs.first else {
-            throw CapstanError(.internal, "the stored join token vanished while it was read")
-        }
-        return String(decoding: kv.value, as: UTF8.self)
-    }
-
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let (x, y) = (Array(a.utf8), Array(b.utf8))
         guard x.count == y.count else { return false }

@@ -75,7 +75,7 @@ public struct SecretKeyring: Sendable {
             text += key.bytes.base64EncodedString() + "\n"
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         do {
             try PrivateFile.replace(path, with: Data(text.utf8))
         } catch {

@@ -171,12 +171,16 @@ public enum CapstanServer {
             prefix: configuration.storePrefix, timeout: configuration.storeTimeout, logger: logger)
         do {
             var configuration = configuration
-            let joinToken = try await NodeRegistry.joinToken(store: store, given: configuration.joinToken)
+            // The join token and the CA's key are sealed under the secret key; a store that holds
+            // them in clear (written before they were sealed) is sealed in place first.
+            let secrets = InstallationSecrets(store: store, keyring: configuration.secretKeyring, logger: logger)
+            try await secrets.sealStored()
+            let joinToken = try await secrets.joinToken(given: configuration.joinToken)
             configuration.joinToken = joinToken
             let rootToken = try await AccessControl.bootstrap(store: store, given: configuration.rootToken)
             var serving: ServingTLS?
             if let settings = configuration.tls {
-                serving = try await ServingTLS.prepare(settings, store: store, host: configuration.host)
+                serving = try ServingTLS.prepare(settings, authority: try await secrets.authority(), host: configuration.host)
             }
             let tls = serving
             let app = makeApplication(configuration: configuration, store: store, logger: logger, tls: tls) { port in

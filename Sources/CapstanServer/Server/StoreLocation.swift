@@ -79,8 +79,11 @@ public enum StoreLocation: Sendable, Hashable, CustomStringConvertible {
     public func open(prefix: String, timeout: Duration = .seconds(10), logger: Logger) async throws -> any KeyValueStore {
         switch self {
         case .sqlite(let path):
+            // A directory made here is the owner's only; one that exists is the operator's (it may
+            // be shared), and the store's own files in it are made private by the store.
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             return try SQLiteStore(path: path, logger: logger)
         case .etcd(let endpoints):
             return try await EtcdStore(endpoints: endpoints, prefix: prefix, timeout: timeout, logger: logger)

@@ -1,5 +1,4 @@
 import CapstanCore
-import CapstanStore
 import CapstanTLS
 import Foundation
 import NIOCore
@@ -30,8 +29,8 @@ public struct ServingTLS: Sendable {
     /// Server certificates the CA issues last this long; each start issues a new one.
     static let serverCertificateLifetime: TimeInterval = 365 * 86_400
 
-    public static func prepare(_ settings: TLSSettings, store: any KeyValueStore, host: String) async throws -> ServingTLS {
-        let authority = try await loadOrCreateAuthority(store: store)
+    /// - Parameter authority: the installation's CA (`InstallationSecrets.authority()`).
+    public static func prepare(_ settings: TLSSettings, authority: CertificateAuthority, host: String) throws -> ServingTLS {
         let chainPEM: String
         let keyPEM: String
         switch settings {
@@ -70,34 +69,6 @@ public struct ServingTLS: Sendable {
         return ServingTLS(
             authority: authority, anchorPEM: anchorPEM, anchorFingerprint: try CertificateFacts(pem: anchorPEM).fingerprint,
             givenCertificate: { if case .given = settings { return true } else { return false } }(), configuration: configuration)
-    }
-
-    /// The installation's CA: created on the first start and kept in the store, so that every
-    /// replica and restart signs with the same.
-    static func loadOrCreateAuthority(store: any KeyValueStore) async throws -> CertificateAuthority {
-        let key = StoreLayout.tlsAuthority
-        if let kv = try await store.get(key) { return try decode(kv.value) }
-        let fresh = try CertificateAuthority.create()
-        let value = try RecordCoding.encoder.encode(StoredAuthority(certificate: fresh.certificatePEM, key: fresh.keyPEM))
-        let result = try await store.txn(
-            TxnRequest(
-                compares: [.absent(key)], success: [.put(key: key, value: value)], failure: [.range(RangeRequest(.key(key)))]))
-        if result.succeeded { return fresh }
-        // Another replica created it first.
-        guard case .range(let range) = result.results.first, let kv = range.kvs.first else {
-            throw CapstanError(.internal, "the stored certificate authority vanished while it was read")
-        }
-        return try decode(kv.value)
-    }
-
-    struct StoredAuthority: Codable {
-        var certificate: String
-        var key: String
-    }
-
-    private static func decode(_ value: Data) throws -> CertificateAuthority {
-        let stored = try RecordCoding.decoder.decode(StoredAuthority.self, from: value)
-        return try CertificateAuthority(certificatePEM: stored.certificate, keyPEM: stored.key)
     }
 
     private static func read(_ path: String, _ flag: String) throws -> String {

@@ -44,6 +44,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         configuration.label = "capstan.store"
         configuration.maximumReaderCount = 8
         let pool: DatabasePool
+        try Self.keepPrivate(path, logger: logger)
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             // FULL makes every WAL commit fsync before it returns: an acknowledged write survives a
