@@ -325,6 +325,7 @@ struct ServerCommand: AsyncParsableCommand {
         var resolved = try resolved()
         var logger = Logger(label: "capstan")
         logger.logLevel = resolved.logLevel
+        DescriptorLimit.raise()
         do {
             try Self.keepDataDirectoryPrivate(resolved, logger: logger)
             resolved.secretKeyring = try Self.secretKeyring(file: try secretKeyFileSetting(), configuration: resolved)

@@ -54,14 +54,16 @@ struct DescriptorLimitTests {
         }
     }
 
-    /// A server started under `prlimit --nofile=512`: it caps its connections below the limit.
-    static func withServerStartedUnderTheLimit(_ body: (ChildProcess, Int) async throws -> Void) async throws {
+    /// A server started under `prlimit --nofile=LIMIT` (512 by default): it caps its connections below the limit.
+    static func withServerStartedUnderTheLimit(
+        _ limit: String = "512:512", _ body: (ChildProcess, Int) async throws -> Void
+    ) async throws {
         let home = try TemporaryDirectory(prefix: "capstan-nofile-start")
         defer { home.remove() }
         let process = try ChildProcess(
             path: "/usr/bin/prlimit",
             arguments: [
-                "--nofile=512:512", CapstanBinary.path, "server", "--listen", "127.0.0.1:0", "--plain-http", "--log-level", "warning",
+                "--nofile=\(limit)", CapstanBinary.path, "server", "--listen", "127.0.0.1:0", "--plain-http", "--log-level", "warning",
                 "--data-dir", home.file("data"), "--request-head-timeout", "60s", "--idle-timeout", "60s",
             ])
         do {
@@ -73,6 +75,16 @@ struct DescriptorLimitTests {
             await process.stop()
             Issue.record("the server's log: \(process.errorOutput)")
             throw error
+        }
+    }
+
+    /// A soft limit below the hard one is raised to it at start, so that a default `ulimit -n`
+    /// of 1,024 does not cap the server at 960 agents.
+    @Test func theSoftLimitIsRaisedToTheHardOneAtStart() async throws {
+        try await Self.withServerStartedUnderTheLimit("256:4096") { process, _ in
+            let limits = try String(contentsOfFile: "/proc/\(process.pid)/limits", encoding: .utf8)
+            let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+            #expect(line.split(separator: " ", omittingEmptySubsequences: true).suffix(3).prefix(2) == ["4096", "4096"], "\(line)")
         }
     }
 

@@ -57,20 +57,11 @@ extension AcceptBackoff {
     /// WAL and shared memory per connection), etcd's channels, logs and certificates.
     static let reserved = 64
 
-    /// How many connections the server holds at once: its descriptor limit less `reserved`; past
-    /// it, new connections wait in the listen queue.
-    ///
-    /// Read at start, after raising the soft limit (`ulimit -n`) to the hard one, as Go's runtime
-    /// and etcd do: a soft limit of 1,024 would otherwise cap a server at 960 agents.
+    /// How many connections the server holds at once: its descriptor limit (`ulimit -n`, read at
+    /// start, after `DescriptorLimit.raise()` when run as the server command) less `reserved`;
+    /// past it, new connections wait in the listen queue.
     static var connectionLimit: Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return Int.max }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = limit.rlim_max
-            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
-        }
-        guard limit.rlim_cur < rlim_t(Int.max) else { return Int.max }
-        return max(16, Int(clamping: limit.rlim_cur) - reserved)
+        guard let limit = DescriptorLimit.current, limit.soft < rlim_t(Int.max) else { return Int.max }
+        return max(16, Int(clamping: limit.soft) - reserved)
     }
 }
