@@ -37,19 +37,23 @@ final class JobExecutor: Sendable {
             logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
             return result(.refused, error: refusal)
         }
-        if let refusal = policy.refusal(of: job) {
+        let launch: Launch
+        switch policy.launch(job.command, shell: job.shell) {
+        case .success(let found):
+            launch = found
+        case .failure(.refused(let refusal)):
             logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
             return result(.refused, error: refusal)
+        case .failure(.failed(let failure)):
+            return result(.failed, error: failure)
         }
-        let arguments = job.shell ? ["/bin/sh", "-c", job.command[0]] : job.command
-        guard !arguments.isEmpty else { return result(.failed, error: "empty command") }
         let kept = (stdout: CappedOutput(limit: job.outputLimitBytes), stderr: CappedOutput(limit: job.outputLimitBytes))
         let (chunks, sink) = AsyncStream.makeStream(of: (JobEvent.Stream, [UInt8]).self)
         let child: ChildRun
         do {
-            child = try ChildRun.start(arguments) { stream, bytes in sink.yield((stream, bytes)) } ended: { sink.finish() }
+            child = try ChildRun.start(launch) { stream, bytes in sink.yield((stream, bytes)) } ended: { sink.finish() }
         } catch {
-            return result(.failed, error: "cannot start \(arguments[0].quoted): \(error)")
+            return result(.failed, error: "cannot start \(launch.executable.quoted): \(error)")
         }
         // A cancel that came while the command started takes effect now.
         let cancelledEarly = running.withLock { state -> Bool in
@@ -202,14 +206,14 @@ final class ChildRun: Sendable {
         self.pid = process.processIdentifier
     }
 
-    /// Starts `arguments` (argv[0] looked up on PATH); `output` gets every read, `ended` is
-    /// called once both streams are closed.
+    /// Starts `launch`'s executable itself (no launcher that might read its arguments); `output`
+    /// gets every read, `ended` is called once both streams are closed.
     static func start(
-        _ arguments: [String], output: @escaping @Sendable (JobEvent.Stream, [UInt8]) -> Void, ended: @escaping @Sendable () -> Void
+        _ launch: Launch, output: @escaping @Sendable (JobEvent.Stream, [UInt8]) -> Void, ended: @escaping @Sendable () -> Void
     ) throws -> ChildRun {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["--"] + arguments
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         let stdout = Pipe()
         let stderr = Pipe()
         process.standardOutput = stdout

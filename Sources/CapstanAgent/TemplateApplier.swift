@@ -308,21 +308,18 @@ enum CommandRunner {
     }
 
     static func run(_ command: String, shell: Bool, timeout: Duration, policy: ExecPolicy) async -> Result {
-        if let refusal = policy.refusal(ofCommandLine: command, shell: shell) {
-            return Result(status: nil, timedOut: false, output: "", refusal: refusal)
-        }
-        let arguments: [String]
-        if shell {
-            arguments = ["/bin/sh", "-c", command]
-        } else {
-            do { arguments = try split(command) } catch { return Result(status: nil, timedOut: false, output: "\(error)") }
-            guard !arguments.isEmpty else { return Result(status: nil, timedOut: false, output: "empty command") }
+        let launch: Launch
+        switch policy.launch(commandLine: command, shell: shell) {
+        case .success(let found): launch = found
+        case .failure(.refused(let refusal)): return Result(status: nil, timedOut: false, output: "", refusal: refusal)
+        case .failure(.failed(let failure)): return Result(status: nil, timedOut: false, output: failure)
         }
         let process = Process()
-        // argv[0] is looked up on PATH, as a shell would. Foundation starts the child in a
-        // process group of its own, so a timeout kills everything the command started.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["--"] + arguments
+        // The executable the policy found (argv[0] looked up on PATH, as a shell would) starts
+        // itself. Foundation starts the child in a process group of its own, so a timeout kills
+        // everything the command started.
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
