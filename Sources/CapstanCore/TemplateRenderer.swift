@@ -10,7 +10,6 @@ import Mustache
 public enum TemplateRenderer {
     /// Renders `source` against `context` (an object: the merged data plus `node`).
     ///
-    /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to nothing.
     /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to
     ///   nothing; `CapstanError(.payloadTooLarge)` for a render past one of `limits`.
     public static func render(
@@ -75,11 +74,12 @@ public enum TemplateRenderer {
                         skipping = 1
                         sections.append((tag.name, false))
                     }
-                case .object?:
-                    stack.append(value!)
-                    sections.append((tag.name, true))
-                default:
+                case .bool(true)?:
                     sections.append((tag.name, false))
+                case let value?:
+                    // An object or a scalar is the innermost context inside, as swift-mustache has it.
+                    stack.append(value)
+                    sections.append((tag.name, true))
                 }
             case .close:
                 guard let open = sections.popLast(), open.name == tag.name else {
@@ -104,21 +104,28 @@ public enum TemplateRenderer {
         }
     }
 
-    /// The value a dotted name stands for: its first part is looked up from the innermost
-    /// context out, the rest inside what was found.
+    /// The value swift-mustache finds for `name`, the one lookup both the check and the render
+    /// budget use: `.` is the innermost context; a name is split at its dots (empty parts
+    /// dropped), the first part looked up from the innermost context out (in the innermost only
+    /// after a leading `.`), the rest inside what was found.
     static func resolve(_ name: String, in stack: [ConfigValue]) -> ConfigValue? {
-        if name == "." { return stack.last }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard let first = parts.first else { return nil }
+        let parts = name.split(separator: ".")
+        guard let first = parts.first, !name.hasPrefix(".") else { return descend(parts[...], from: stack.last) }
         for context in stack.reversed() {
-            guard case .object(let fields) = context, var value = fields[first] else { continue }
-            for part in parts.dropFirst() {
-                guard case .object(let inner) = value, let next = inner[part] else { return nil }
-                value = next
+            if case .object(let fields) = context, let value = fields[String(first)] {
+                return descend(parts.dropFirst(), from: value)
             }
-            return value
         }
         return nil
+    }
+
+    private static func descend(_ parts: ArraySlice<Substring>, from value: ConfigValue?) -> ConfigValue? {
+        var value = value
+        for part in parts {
+            guard case .object(let fields)? = value else { return nil }
+            value = fields[String(part)]
+        }
+        return value
     }
 }
 
