@@ -52,32 +52,18 @@ public enum TemplateRenderer {
             case .unsupported(let what):
                 throw CapstanError(.invalidContent, "template uses \(what), which Capstan does not support", line: tag.line)
             case .open(let inverted):
-                if skipping > 0 {
-                    skipping += 1
+                guard skipping == 0, !inverted else {
+                    if skipping > 0 { skipping += 1 }
                     sections.append((tag.name, false))
                     continue
                 }
-                let value = resolve(tag.name, in: stack)
-                if inverted {
-                    sections.append((tag.name, false))
-                    continue
-                }
-                switch value {
-                case nil, .null?, .bool(false)?:
+                switch SectionPass(over: resolve(tag.name, in: stack)) {
+                case .skipped:
                     skipping = 1
                     sections.append((tag.name, false))
-                case .array(let items)?:
-                    if let first = items.first {
-                        stack.append(first)
-                        sections.append((tag.name, true))
-                    } else {
-                        skipping = 1
-                        sections.append((tag.name, false))
-                    }
-                case .bool(true)?:
+                case .sameContext:
                     sections.append((tag.name, false))
-                case let value?:
-                    // An object or a scalar is the innermost context inside, as swift-mustache has it.
+                case .inside(let value):
                     stack.append(value)
                     sections.append((tag.name, true))
                 }
@@ -101,6 +87,24 @@ public enum TemplateRenderer {
             throw CapstanError(
                 .invalidContent,
                 "template uses \(unknown.map(\.quoted).joined(separator: ", ")), which the data and node facts do not have")
+        }
+    }
+
+    /// What a section over a value does, as the check follows it: renders nothing, renders in
+    /// the context it is in, or renders with a value on top (a list's first item stands for all).
+    private enum SectionPass {
+        case skipped
+        case sameContext
+        case inside(ConfigValue)
+
+        init(over value: ConfigValue?) {
+            switch value {
+            case nil, .null?, .bool(false)?: self = .skipped
+            case .array(let items)?: self = items.first.map { .inside($0) } ?? .skipped
+            case .bool(true)?: self = .sameContext
+            // An object or a scalar is the innermost context inside, as swift-mustache has it.
+            case let value?: self = .inside(value)
+            }
         }
     }
 
