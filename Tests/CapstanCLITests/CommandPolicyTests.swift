@@ -164,12 +164,14 @@ struct CommandPolicyTests {
 
     /// A bad `--allow-command` stops the agent before it starts, with the reason.
     @Test func aBadAllowListIsRefusedAtStartUp() async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-bad-allow")
+        defer { directory.remove() }
         for (program, message) in [
             ("no-such-program-here", "--allow-command \"no-such-program-here\": no such program on PATH (give its absolute path)"),
             ("bin/true", "--allow-command \"bin/true\": a program path must be absolute; got \"bin/true\""),
             ("X=/true", "--allow-command \"X=/true\": a program name has no \"=\" in it; got \"X=/true\""),
         ] {
-            let result = try await CapstanBinary.run(["agent", "--server", "http://127.0.0.1:9", "--allow-command", program])
+            let result = try await CapstanBinary.run(["agent", "--server", "http://127.0.0.1:9", "--data-dir", directory.file("agent"), "--allow-command", program])
             #expect(result.status == 64, "\(program): \(result.stderr)")
             #expect(result.stderr.contains(message), "\(program): \(result.stderr)")
         }
