@@ -25,57 +25,84 @@ final class JobExecutor: Sendable {
         -> AgentMessage.JobResult
     {
         let started = Date()
-        func result(_ outcome: AgentMessage.JobResult.Outcome, error: String) -> AgentMessage.JobResult {
-            AgentMessage.JobResult(
-                id: job.id, attempt: job.attempt, outcome: outcome, exitCode: nil, stdout: "", stderr: "", stdoutTruncated: false,
-                stderrTruncated: false, startedAt: started, endedAt: Date(), error: error)
-        }
-        // `/bin/sh -c` takes one command line: joining several elements would run what a later
-        // one says (`["echo a", "; rm ..."]`). The server refuses such jobs; so does the agent.
-        if job.shell, job.command.count != 1 {
-            let refusal = "a shell command is exactly one argv element, the command line (got \(job.command.count))"
+        let launch: Launch
+        switch self.launch(job) {
+        case .success(let found):
+            launch = found
+        case .failure(.refused(let refusal)):
             logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
-            return result(.refused, error: refusal)
+            return Self.unstarted(job, at: started, .refused, error: refusal)
+        case .failure(.failed(let failure)):
+            return Self.unstarted(job, at: started, .failed, error: failure)
         }
-        if let refusal = policy.refusal(of: job) {
-            logger.warning("job refused", metadata: ["job": "\(job.id)", "reason": "\(refusal)"])
-            return result(.refused, error: refusal)
-        }
-        let arguments = job.shell ? ["/bin/sh", "-c", job.command[0]] : job.command
-        guard !arguments.isEmpty else { return result(.failed, error: "empty command") }
         let kept = (stdout: CappedOutput(limit: job.outputLimitBytes), stderr: CappedOutput(limit: job.outputLimitBytes))
         let (chunks, sink) = AsyncStream.makeStream(of: (JobEvent.Stream, [UInt8]).self)
         let child: ChildRun
         do {
-            child = try ChildRun.start(arguments) { stream, bytes in sink.yield((stream, bytes)) } ended: { sink.finish() }
+            child = try ChildRun.start(launch) { stream, bytes in sink.yield((stream, bytes)) } ended: { sink.finish() }
         } catch {
-            return result(.failed, error: "cannot start \(arguments[0].quoted): \(error)")
+            return Self.unstarted(job, at: started, .failed, error: "cannot start \(launch.executable.quoted): \(error)")
         }
-        // A cancel that came while the command started takes effect now.
+        register(child, for: job.id)
+        defer { unregister(child, for: job.id) }
+        logger.info("job started", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "pid": "\(child.pid)"])
+        let forwarding = Task { await Self.forward(chunks, keeping: kept, to: output) }
+        let timeout = Duration.milliseconds(job.timeoutMilliseconds)
+        let timedOut = await Self.exitOrKill(child, after: timeout)
+        await child.exited()
+        // The output ends when every holder of the pipes has closed them; one that escaped the
+        // process group may never do so, so it gets a moment, not forever.
+        _ = await child.outputEnded(within: .seconds(1))
+        sink.finish()
+        await forwarding.value
+        let result = Self.ended(job, child: child, kept: kept, timedOut: timedOut ? timeout : nil, startedAt: started)
+        logger.info("job ended", metadata: ["job": "\(job.id)", "outcome": "\(result.outcome.rawValue)"])
+        return result
+    }
+
+    /// What `job` starts, or why it does not start.
+    private func launch(_ job: AgentMessage.JobStart) -> Result<Launch, LaunchFailure> {
+        // `/bin/sh -c` takes one command line: joining several elements would run what a later
+        // one says (`["echo a", "; rm ..."]`). The server refuses such jobs; so does the agent.
+        if job.shell, job.command.count != 1 {
+            return .failure(.refused("a shell command is exactly one argv element, the command line (got \(job.command.count))"))
+        }
+        return policy.launch(job.command, shell: job.shell)
+    }
+
+    /// Keeps `child` as the run of job `id`; a cancel that came while it started takes effect now.
+    private func register(_ child: ChildRun, for id: String) {
         let cancelledEarly = running.withLock { state -> Bool in
-            state.children[job.id] = child
-            return state.cancelled.remove(job.id) != nil
+            state.children[id] = child
+            return state.cancelled.remove(id) != nil
         }
         if cancelledEarly { child.cancel() }
-        defer {
-            running.withLock { state in
-                if state.children[job.id] === child { state.children.removeValue(forKey: job.id) }
-            }
+    }
+
+    private func unregister(_ child: ChildRun, for id: String) {
+        running.withLock { state in
+            if state.children[id] === child { state.children.removeValue(forKey: id) }
         }
-        logger.info("job started", metadata: ["job": "\(job.id)", "attempt": "\(job.attempt)", "pid": "\(child.pid)"])
-        // Output is forwarded in order, only as much of it as is kept.
-        let forwarding = Task {
-            var pending: [JobEvent.Stream: [UInt8]] = [:]
-            for await (stream, bytes) in chunks {
-                let accepted = (stream == .stdout ? kept.stdout : kept.stderr).append(bytes)
-                guard !accepted.isEmpty else { continue }
-                var text = pending[stream, default: []] + accepted
-                pending[stream] = UTF8Boundary.splitIncompleteTail(&text)
-                if !text.isEmpty { await output(stream, String(decoding: text, as: UTF8.self)) }
-            }
+    }
+
+    /// Forwards the output in order, only as much of it as is kept, never splitting a character.
+    private static func forward(
+        _ chunks: AsyncStream<(JobEvent.Stream, [UInt8])>, keeping kept: (stdout: CappedOutput, stderr: CappedOutput),
+        to output: @escaping @Sendable (JobEvent.Stream, String) async -> Void
+    ) async {
+        var pending: [JobEvent.Stream: [UInt8]] = [:]
+        for await (stream, bytes) in chunks {
+            let accepted = (stream == .stdout ? kept.stdout : kept.stderr).append(bytes)
+            guard !accepted.isEmpty else { continue }
+            var text = pending[stream, default: []] + accepted
+            pending[stream] = UTF8Boundary.splitIncompleteTail(&text)
+            if !text.isEmpty { await output(stream, String(decoding: text, as: UTF8.self)) }
         }
-        let timeout = Duration.milliseconds(job.timeoutMilliseconds)
-        let timedOut = await withTaskGroup(of: Bool.self) { group in
+    }
+
+    /// Waits for `child` to exit, killing its process group at `timeout`; answers whether it did.
+    private static func exitOrKill(_ child: ChildRun, after timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await child.exited()
                 return false
@@ -93,23 +120,32 @@ final class JobExecutor: Sendable {
             group.cancelAll()
             return first
         }
-        await child.exited()
-        // The output ends when every holder of the pipes has closed them; one that escaped the
-        // process group may never do so, so it gets a moment, not forever.
-        _ = await child.outputEnded(within: .seconds(1))
-        sink.finish()
-        await forwarding.value
+    }
+
+    /// The result of a job that did not start.
+    private static func unstarted(
+        _ job: AgentMessage.JobStart, at started: Date, _ outcome: AgentMessage.JobResult.Outcome, error: String
+    ) -> AgentMessage.JobResult {
+        AgentMessage.JobResult(
+            id: job.id, attempt: job.attempt, outcome: outcome, exitCode: nil, stdout: "", stderr: "", stdoutTruncated: false,
+            stderrTruncated: false, startedAt: started, endedAt: Date(), error: error)
+    }
+
+    /// The result of a job whose command ran and ended (killed at `timedOut` when that is set).
+    private static func ended(
+        _ job: AgentMessage.JobStart, child: ChildRun, kept: (stdout: CappedOutput, stderr: CappedOutput), timedOut: Duration?,
+        startedAt started: Date
+    ) -> AgentMessage.JobResult {
         let status = child.status
         let outcome: AgentMessage.JobResult.Outcome =
-            child.wasCancelled ? .cancelled : timedOut ? .timedOut : status.exitCode == 0 ? .succeeded : .failed
+            child.wasCancelled ? .cancelled : timedOut != nil ? .timedOut : status.exitCode == 0 ? .succeeded : .failed
         let error: String? =
             switch outcome {
             case .cancelled: "cancelled"
-            case .timedOut: "timed out after \(timeout); the process group was killed"
+            case .timedOut: "timed out after \(timedOut ?? .zero); the process group was killed"
             case .failed: status.signal.map { "killed by signal \($0)" } ?? "exit status \(status.exitCode ?? -1)"
             default: nil
             }
-        logger.info("job ended", metadata: ["job": "\(job.id)", "outcome": "\(outcome.rawValue)"])
         return AgentMessage.JobResult(
             id: job.id, attempt: job.attempt, outcome: outcome, exitCode: status.exitCode, stdout: kept.stdout.text,
             stderr: kept.stderr.text, stdoutTruncated: kept.stdout.truncated, stderrTruncated: kept.stderr.truncated, startedAt: started,
@@ -202,14 +238,14 @@ final class ChildRun: Sendable {
         self.pid = process.processIdentifier
     }
 
-    /// Starts `arguments` (argv[0] looked up on PATH); `output` gets every read, `ended` is
-    /// called once both streams are closed.
+    /// Starts `launch`'s executable itself (no launcher that might read its arguments); `output`
+    /// gets every read, `ended` is called once both streams are closed.
     static func start(
-        _ arguments: [String], output: @escaping @Sendable (JobEvent.Stream, [UInt8]) -> Void, ended: @escaping @Sendable () -> Void
+        _ launch: Launch, output: @escaping @Sendable (JobEvent.Stream, [UInt8]) -> Void, ended: @escaping @Sendable () -> Void
     ) throws -> ChildRun {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["--"] + arguments
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         let stdout = Pipe()
         let stderr = Pipe()
         process.standardOutput = stdout

@@ -21,78 +21,86 @@ struct TemplateApplier: Sendable {
 
     /// Applies one template for the node described by `node` and answers the report.
     func apply(_ assignment: TemplateAssignment, node: ConfigValue) async -> TemplateReport {
-        // Secret values never leave the node in a report or a log line, whatever a check or
-        // reload command printed.
-        let secretValues: [String] = {
-            guard case .object(let root)? = assignment.data, case .object(let secrets)? = root["capstan_secrets"] else { return [] }
-            return secrets.values.compactMap { if case .string(let text) = $0, !text.isEmpty { text } else { nil } }
-        }()
-        func report(_ state: TemplateState, _ error: String? = nil) -> TemplateReport {
-            var error = error
-            for value in secretValues { error = error?.replacingOccurrences(of: value, with: "[secret]") }
-            if let error {
-                logger.warning("template failed", metadata: ["template": "\(assignment.name)", "error": "\(error)"])
-            }
-            return TemplateReport(template: assignment.name, revision: assignment.revision, state: state, error: error, time: Date())
-        }
-        if let problem = assignment.problem { return report(.failed, problem) }
-        guard let source = assignment.source, let data = assignment.data else { return report(.failed, "nothing to render") }
+        let reporter = TemplateReporter(assignment: assignment, logger: logger)
         let spec = assignment.spec
-        if let refusal = refusal(of: spec) { return report(.failed, refusal) }
+        do throws(ApplyFailure) {
+            let (directory, bytes) = try render(assignment, node: node)
+            let previous = (contents: directory.contents(), mode: directory.mode())
+            if previous.contents == bytes {
+                // Same bytes: no write, no reload; only the mode is put right.
+                if previous.mode != spec.mode { directory.setMode(spec.mode) }
+                return reporter.report(.applied)
+            }
+            let temporary = "." + directory.name + ".capstan-\(UUID().uuidString.prefix(8))"
+            try await writeChecked(bytes, into: directory, as: temporary, spec: spec)
+            do {
+                try directory.swapIn(temporary)
+            } catch {
+                throw ApplyFailure("cannot move the rendered file into \(spec.dest): \(error)")
+            }
+            logger.info("template written", metadata: ["template": "\(assignment.name)", "dest": "\(spec.dest)"])
+            try await reload(spec, in: directory, restoring: previous, through: temporary)
+            return reporter.report(.applied)
+        } catch {
+            return reporter.report(.failed, error.message)
+        }
+    }
+
+    /// The destination's directory, opened and checked, and the rendered bytes; nothing is
+    /// written yet.
+    private func render(_ assignment: TemplateAssignment, node: ConfigValue) throws(ApplyFailure) -> (DestinationDirectory, Data) {
+        if let problem = assignment.problem { throw ApplyFailure(problem) }
+        guard let source = assignment.source, let data = assignment.data else { throw ApplyFailure("nothing to render") }
+        let spec = assignment.spec
+        if let refusal = refusal(of: spec) { throw ApplyFailure(refusal) }
         // The destination's directory is opened once and checked as opened: every later step
         // goes through it, so a path component swapped for a symbolic link meanwhile cannot
         // send the write elsewhere.
-        let directory: DestinationDirectory
         do {
-            directory = try PathSafety.open(spec.dest, allowed: allowedPaths)
+            let directory = try PathSafety.open(spec.dest, allowed: allowedPaths)
+            let rendered = try TemplateRenderer.render(source, context: data.merging(.object(["node": node])), limits: renderLimits)
+            return (directory, Data(rendered.utf8))
         } catch {
-            return report(.failed, error.description)
+            throw ApplyFailure(error.description)
         }
-        let rendered: String
-        do {
-            rendered = try TemplateRenderer.render(source, context: data.merging(.object(["node": node])), limits: renderLimits)
-        } catch {
-            return report(.failed, error.description)
-        }
-        let bytes = Data(rendered.utf8)
-        let previous = directory.contents()
-        if previous == bytes {
-            // Same bytes: no write, no reload; only the mode is put right.
-            if directory.mode() != spec.mode { directory.setMode(spec.mode) }
-            return report(.applied)
-        }
-        let previousMode = directory.mode()
-        let temporary = "." + directory.name + ".capstan-\(UUID().uuidString.prefix(8))"
+    }
+
+    /// Writes `bytes` to `temporary` beside the destination and runs the template's check on it;
+    /// a failed check removes it.
+    private func writeChecked(
+        _ bytes: Data, into directory: DestinationDirectory, as temporary: String, spec: TemplateSpec
+    ) async throws(ApplyFailure) {
         do {
             try FileWriting.write(bytes, in: directory.descriptor, name: temporary, mode: spec.mode)
         } catch {
-            return report(.failed, "cannot write \(directory.path(of: temporary)): \(error)")
+            throw ApplyFailure("cannot write \(directory.path(of: temporary)): \(error)")
         }
-        if let check = spec.check {
-            let command = check.replacingOccurrences(of: "{{src}}", with: directory.path(of: temporary))
-            let result = await CommandRunner.run(command, shell: spec.shell, timeout: commandTimeout, policy: policy)
-            guard result.succeeded else {
-                unlinkat(directory.descriptor, temporary, 0)
-                return report(.failed, "check \(check.quoted) failed: \(result.summary); the file was left as it was")
-            }
+        guard let check = spec.check else { return }
+        let command = check.replacingOccurrences(of: "{{src}}", with: directory.path(of: temporary))
+        let result = await CommandRunner.run(command, shell: spec.shell, timeout: commandTimeout, policy: policy)
+        guard result.succeeded else {
+            unlinkat(directory.descriptor, temporary, 0)
+            throw ApplyFailure("check \(check.quoted) failed: \(result.summary); the file was left as it was")
         }
-        do {
-            try directory.swapIn(temporary)
-        } catch {
-            return report(.failed, "cannot move the rendered file into \(spec.dest): \(error)")
-        }
-        logger.info("template written", metadata: ["template": "\(assignment.name)", "dest": "\(spec.dest)"])
-        guard let reload = spec.reload else { return report(.applied) }
+    }
+
+    /// Runs the template's reload, after its splay; when it fails, puts `previous` back (or
+    /// removes the new file when there was none) by way of `temporary`.
+    private func reload(
+        _ spec: TemplateSpec, in directory: DestinationDirectory, restoring previous: (contents: Data?, mode: Int?),
+        through temporary: String
+    ) async throws(ApplyFailure) {
+        guard let reload = spec.reload else { return }
         if spec.splayMilliseconds > 0 {
             try? await Task.sleep(for: .milliseconds(Int64.random(in: 0...spec.splayMilliseconds)))
         }
         let result = await CommandRunner.run(reload, shell: spec.shell, timeout: commandTimeout, policy: policy)
-        if result.succeeded { return report(.applied) }
+        if result.succeeded { return }
         // The service did not take the new file: put the old one back.
         var restored = "the previous file was restored"
         do {
-            if let previous {
-                try FileWriting.write(previous, in: directory.descriptor, name: temporary, mode: previousMode ?? spec.mode)
+            if let contents = previous.contents {
+                try FileWriting.write(contents, in: directory.descriptor, name: temporary, mode: previous.mode ?? spec.mode)
                 try directory.swapIn(temporary)
             } else {
                 unlinkat(directory.descriptor, directory.name, 0)
@@ -102,7 +110,43 @@ struct TemplateApplier: Sendable {
         } catch {
             restored = "restoring the previous file failed too: \(error)"
         }
-        return report(.failed, "reload \(reload.quoted) failed: \(result.summary); \(restored)")
+        throw ApplyFailure("reload \(reload.quoted) failed: \(result.summary); \(restored)")
+    }
+}
+
+/// Why a template was not applied, as its report says.
+struct ApplyFailure: Error {
+    let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+}
+
+/// Makes a template's reports: secret values never leave the node in a report or a log line,
+/// whatever a check or reload command printed.
+struct TemplateReporter {
+    let assignment: TemplateAssignment
+    let logger: Logger
+    private let secretValues: [String]
+
+    init(assignment: TemplateAssignment, logger: Logger) {
+        self.assignment = assignment
+        self.logger = logger
+        if case .object(let root)? = assignment.data, case .object(let secrets)? = root["capstan_secrets"] {
+            secretValues = secrets.values.compactMap { if case .string(let text) = $0, !text.isEmpty { text } else { nil } }
+        } else {
+            secretValues = []
+        }
+    }
+
+    func report(_ state: TemplateState, _ error: String? = nil) -> TemplateReport {
+        var error = error
+        for value in secretValues { error = error?.replacingOccurrences(of: value, with: "[secret]") }
+        if let error {
+            logger.warning("template failed", metadata: ["template": "\(assignment.name)", "error": "\(error)"])
+        }
+        return TemplateReport(template: assignment.name, revision: assignment.revision, state: state, error: error, time: Date())
     }
 }
 
@@ -308,21 +352,18 @@ enum CommandRunner {
     }
 
     static func run(_ command: String, shell: Bool, timeout: Duration, policy: ExecPolicy) async -> Result {
-        if let refusal = policy.refusal(ofCommandLine: command, shell: shell) {
-            return Result(status: nil, timedOut: false, output: "", refusal: refusal)
-        }
-        let arguments: [String]
-        if shell {
-            arguments = ["/bin/sh", "-c", command]
-        } else {
-            do { arguments = try split(command) } catch { return Result(status: nil, timedOut: false, output: "\(error)") }
-            guard !arguments.isEmpty else { return Result(status: nil, timedOut: false, output: "empty command") }
+        let launch: Launch
+        switch policy.launch(commandLine: command, shell: shell) {
+        case .success(let found): launch = found
+        case .failure(.refused(let refusal)): return Result(status: nil, timedOut: false, output: "", refusal: refusal)
+        case .failure(.failed(let failure)): return Result(status: nil, timedOut: false, output: failure)
         }
         let process = Process()
-        // argv[0] is looked up on PATH, as a shell would. Foundation starts the child in a
-        // process group of its own, so a timeout kills everything the command started.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["--"] + arguments
+        // The executable the policy found (argv[0] looked up on PATH, as a shell would) starts
+        // itself. Foundation starts the child in a process group of its own, so a timeout kills
+        // everything the command started.
+        process.executableURL = URL(fileURLWithPath: launch.executable)
+        process.arguments = launch.arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

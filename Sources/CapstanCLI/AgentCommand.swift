@@ -53,7 +53,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("allow-command"),
         help: ArgumentHelp(
-            "Run only commands (jobs, template checks and reloads, command checks) whose program is this (a path, or a name matched on the program's file name), never through a shell; repeat for more.",
+            "Run only commands (jobs, template checks and reloads, command checks) that start this program, never through a shell; repeat for more. An absolute path allows that file; a bare name allows the file PATH finds for it when the agent starts. A command's program is found the same way (a bare name on PATH) and must be one of these files.",
             valueName: "program"))
     var allowedCommands: [String] = []
 
@@ -74,6 +74,7 @@ struct AgentCommand: AsyncParsableCommand {
         if allowedCommands.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw ValidationError("--allow-command needs a program name or path")
         }
+        do { _ = try ExecPolicy.allowing(allowedCommands) } catch { throw ValidationError(error.message) }
         for path in allowedPaths where !path.hasPrefix("/") {
             throw ValidationError("--allow-path must be an absolute directory; got \(path)")
         }
@@ -102,7 +103,7 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.labels = try Labels.parseAssignments(labels)
         configuration.caCertificateFile = caCertificate
         configuration.allowedPaths = allowedPaths
-        configuration.execPolicy = noExec ? .none : allowedCommands.isEmpty ? .all : .only(allowedCommands)
+        configuration.execPolicy = noExec ? .none : allowedCommands.isEmpty ? .all : try ExecPolicy.allowing(allowedCommands)
         let agent = Agent(configuration: configuration, logger: logger) { event in
             printLine("agent \(event)")
         }

@@ -89,10 +89,10 @@ struct RenderBudget {
             case .text(let bytes):
                 try write(bytes)
             case .variable(let name):
-                guard let value = Self.lookup(name, in: stack) else { continue }
+                guard let value = TemplateRenderer.resolve(name, in: stack) else { continue }
                 try write(Self.renderedSize(of: value, atMost: limits.outputBytes - output + 1))
             case .section(let name, let inverted, let body):
-                let value = Self.lookup(name, in: stack)
+                let value = TemplateRenderer.resolve(name, in: stack)
                 if inverted {
                     switch value {
                     case nil, .bool(false)?: try walk(body, stack: stack)
@@ -132,29 +132,6 @@ struct RenderBudget {
         steps += 1
         if steps > limits.steps { throw Self.tooManySteps(limits) }
         if steps & 1023 == 0, ContinuousClock.now > deadline { throw Self.tooSlow(limits) }
-    }
-
-    /// The value swift-mustache finds for `name`: the first part is looked up from the innermost
-    /// context out (from the innermost only after a leading "."), the rest inside what was found.
-    static func lookup(_ name: String, in stack: [ConfigValue]) -> ConfigValue? {
-        let parts = name.split(separator: ".")
-        guard let first = parts.first, name != "." else { return stack.last }
-        if name.hasPrefix(".") { return descend(parts[...], from: stack.last) }
-        for context in stack.reversed() {
-            if case .object(let fields) = context, let value = fields[String(first)] {
-                return descend(parts.dropFirst(), from: value)
-            }
-        }
-        return nil
-    }
-
-    private static func descend(_ parts: ArraySlice<Substring>, from value: ConfigValue?) -> ConfigValue? {
-        var value = value
-        for part in parts {
-            guard case .object(let fields)? = value else { return nil }
-            value = fields[String(part)]
-        }
-        return value
     }
 
     /// About how many bytes `value` renders as (a list or an object as Swift describes it, its

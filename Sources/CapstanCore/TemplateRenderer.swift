@@ -10,7 +10,6 @@ import Mustache
 public enum TemplateRenderer {
     /// Renders `source` against `context` (an object: the merged data plus `node`).
     ///
-    /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to nothing.
     /// - Throws: `CapstanError(.invalidContent)` for bad Mustache and for names that resolve to
     ///   nothing; `CapstanError(.payloadTooLarge)` for a render past one of `limits`.
     public static func render(
@@ -53,33 +52,20 @@ public enum TemplateRenderer {
             case .unsupported(let what):
                 throw CapstanError(.invalidContent, "template uses \(what), which Capstan does not support", line: tag.line)
             case .open(let inverted):
-                if skipping > 0 {
-                    skipping += 1
+                guard skipping == 0, !inverted else {
+                    if skipping > 0 { skipping += 1 }
                     sections.append((tag.name, false))
                     continue
                 }
-                let value = resolve(tag.name, in: stack)
-                if inverted {
-                    sections.append((tag.name, false))
-                    continue
-                }
-                switch value {
-                case nil, .null?, .bool(false)?:
+                switch SectionPass(over: resolve(tag.name, in: stack)) {
+                case .skipped:
                     skipping = 1
                     sections.append((tag.name, false))
-                case .array(let items)?:
-                    if let first = items.first {
-                        stack.append(first)
-                        sections.append((tag.name, true))
-                    } else {
-                        skipping = 1
-                        sections.append((tag.name, false))
-                    }
-                case .object?:
-                    stack.append(value!)
-                    sections.append((tag.name, true))
-                default:
+                case .sameContext:
                     sections.append((tag.name, false))
+                case .inside(let value):
+                    stack.append(value)
+                    sections.append((tag.name, true))
                 }
             case .close:
                 guard let open = sections.popLast(), open.name == tag.name else {
@@ -104,21 +90,46 @@ public enum TemplateRenderer {
         }
     }
 
-    /// The value a dotted name stands for: its first part is looked up from the innermost
-    /// context out, the rest inside what was found.
-    static func resolve(_ name: String, in stack: [ConfigValue]) -> ConfigValue? {
-        if name == "." { return stack.last }
-        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard let first = parts.first else { return nil }
-        for context in stack.reversed() {
-            guard case .object(let fields) = context, var value = fields[first] else { continue }
-            for part in parts.dropFirst() {
-                guard case .object(let inner) = value, let next = inner[part] else { return nil }
-                value = next
+    /// What a section over a value does, as the check follows it: renders nothing, renders in
+    /// the context it is in, or renders with a value on top (a list's first item stands for all).
+    private enum SectionPass {
+        case skipped
+        case sameContext
+        case inside(ConfigValue)
+
+        init(over value: ConfigValue?) {
+            switch value {
+            case nil, .null?, .bool(false)?: self = .skipped
+            case .array(let items)?: self = items.first.map { .inside($0) } ?? .skipped
+            case .bool(true)?: self = .sameContext
+            // An object or a scalar is the innermost context inside, as swift-mustache has it.
+            case let value?: self = .inside(value)
             }
-            return value
+        }
+    }
+
+    /// The value swift-mustache finds for `name`, the one lookup both the check and the render
+    /// budget use: `.` is the innermost context; a name is split at its dots (empty parts
+    /// dropped), the first part looked up from the innermost context out (in the innermost only
+    /// after a leading `.`), the rest inside what was found.
+    static func resolve(_ name: String, in stack: [ConfigValue]) -> ConfigValue? {
+        let parts = name.split(separator: ".")
+        guard let first = parts.first, !name.hasPrefix(".") else { return descend(parts[...], from: stack.last) }
+        for context in stack.reversed() {
+            if case .object(let fields) = context, let value = fields[String(first)] {
+                return descend(parts.dropFirst(), from: value)
+            }
         }
         return nil
+    }
+
+    private static func descend(_ parts: ArraySlice<Substring>, from value: ConfigValue?) -> ConfigValue? {
+        var value = value
+        for part in parts {
+            guard case .object(let fields)? = value else { return nil }
+            value = fields[String(part)]
+        }
+        return value
     }
 }
 

@@ -1,4 +1,4 @@
-import CapstanCore
+@testable import CapstanCore
 import Testing
 
 @Suite("Template rendering")
@@ -54,6 +54,33 @@ struct TemplateRendererTests {
     @Test func sectionsThatRenderNothingAreNotChecked() throws {
         #expect(try TemplateRenderer.render("{{#missing}}{{whatever}}{{/missing}}{{#empty}}{{x}}{{/empty}}ok", context: context) == "ok")
         #expect(try TemplateRenderer.render("{{^missing}}none{{/missing}}", context: context) == "none")
+    }
+
+    /// Dotted names mean what swift-mustache makes of them, to the check and to the render budget
+    /// alike: a leading "." looks in the innermost context only, empty parts are dropped.
+    @Test(arguments: [
+        ("{{.port}}", "8080"),
+        ("{{#db}}{{.host}}{{/db}}", "db.internal"),
+        ("{{#db..replicas}}[{{.}}]{{/db..replicas}}", "[r1][r2]"),
+        ("{{#.upstreams}}{{.host}}:{{weight}};{{/.upstreams}}", "10.0.0.1:2;10.0.0.2:1;"),
+        ("{{#node.}}{{name}}{{/node.}}", "web-1"),
+        ("{{#node.labels}}{{#.env}}[{{.}}]{{/.env}}{{/node.labels}}", "[prod]"),
+    ])
+    func dottedNamesResolveAsSwiftMustacheHasThem(source: String, rendered: String) throws {
+        #expect(try TemplateRenderer.render(source, context: context) == rendered)
+        // The budget walks each section as often as it renders: it counts every byte written.
+        var budget = RenderBudget(limits: RenderLimits(), deadline: .now + .seconds(5))
+        try budget.walk(try TemplatePiece.parse(source), stack: [context])
+        #expect(budget.output == rendered.utf8.count, "\(source)")
+    }
+
+    @Test func aSectionOverADottedNameIsChecked() {
+        do {
+            _ = try TemplateRenderer.render("{{#db..replicas}}{{hots}}{{/db..replicas}}{{#port}}{{.host}}{{/port}}", context: context)
+            Issue.record("unknown names rendered blank")
+        } catch {
+            #expect(error.message == "template uses \"hots\", \".host\", which the data and node facts do not have")
+        }
     }
 
     /// Ten items under six nested sections: a million copies of the text inside.
