@@ -23,6 +23,36 @@ struct TLSEdgeTests {
         }
     }
 
+    /// A plain request that arrives in several segments is answered once, and the segments after
+    /// the answer are dropped: they never reach the TLS handler, whose failure would close the
+    /// connection both ways at once and reset it before the client read the whole answer.
+    @Test func plainHTTPInSeveralSegmentsIsAnsweredWhole() async throws {
+        let home = try TemporaryDirectory(prefix: "capstan-tls-segments")
+        defer { home.remove() }
+        try await ServerProcess.with(dataDirectory: home.file("data"), tls: true) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let answer = try await onThread { () -> String in
+                let connection = try RawConnection(port: port, timeoutSeconds: 5)
+                defer { connection.close() }
+                try connection.send("GET /healthz HTTP/1.1\r\n")
+                guard connection.readable(withinMilliseconds: 5000) else { return "no answer to the first segment" }
+                // The rest a byte a send: each waits for the last one's acknowledgement (Nagle),
+                // so each reaches the server as a segment of its own.
+                for byte in "Host: x\r\nUser-Agent: raw\r\n\r\n" {
+                    try? connection.send(String(byte))
+                }
+                do {
+                    return try connection.receiveUntilClosed()
+                } catch {
+                    return "the connection failed before the answer was read whole: \(error)"
+                }
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request"), "\(answer)")
+            #expect(answer.hasSuffix("}"), "\(answer)")
+            #expect(answer.components(separatedBy: "HTTP/1.1").count == 2, "\(answer)")
+        }
+    }
+
     /// A handshake that fails is logged once, with the client's address, and as what it is.
     @Test func aFailedHandshakeIsLoggedOnceWithTheClientAddress() async throws {
         let home = try TemporaryDirectory(prefix: "capstan-tls-handshake")
