@@ -24,8 +24,9 @@ struct TLSEdgeTests {
     }
 
     /// A plain request that arrives in several segments is answered once, and the segments after
-    /// the answer are dropped: they never reach the TLS handler, whose failure would close the
-    /// connection both ways at once and reset it before the client read the whole answer.
+    /// the answer are dropped while the connection lingers: they never reach the TLS handler, whose
+    /// failure would close the connection at once, so that the client's next write fails (broken
+    /// pipe, reset) before it reads the answer.
     @Test func plainHTTPInSeveralSegmentsIsAnsweredWhole() async throws {
         let home = try TemporaryDirectory(prefix: "capstan-tls-segments")
         defer { home.remove() }
@@ -36,10 +37,15 @@ struct TLSEdgeTests {
                 defer { connection.close() }
                 try connection.send("GET /healthz HTTP/1.1\r\n")
                 guard connection.readable(withinMilliseconds: 5000) else { return "no answer to the first segment" }
-                // The rest a byte a send: each waits for the last one's acknowledgement (Nagle),
-                // so each reaches the server as a segment of its own.
-                for byte in "Host: x\r\nUser-Agent: raw\r\n\r\n" {
-                    try? connection.send(String(byte))
+                // A slow client: the rest in segments 50 ms apart, well inside the second the
+                // connection lingers after its answer. Time must pass here; there is no event.
+                for segment in ["Host: x\r\n", "user-agent: raw\r\n", "accept: */*\r\n", "x-a: 1\r\n", "x-b: 2\r\n", "\r\n"] {
+                    do {
+                        try connection.send(segment)
+                    } catch {
+                        return "a later segment failed: \(error)"
+                    }
+                    Thread.sleep(forTimeInterval: 0.05)
                 }
                 do {
                     return try connection.receiveUntilClosed()
