@@ -57,11 +57,7 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.write(data, promise: promise)
             return
         }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(data).whenComplete { result in
-            promise?.completeWith(result)
-            loopBound.value.closeAfterRefusal()
-        }
+        context.writeLastThenClose(data, promise: promise)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -105,17 +101,12 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
             if open == 0 { context.closeAfterRefusal() }
             return
         }
-        let body = (try? HTTPHelpers.encoder.encode(problem)) ?? Data()
-        var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: problem.status))
-        head.headers.add(name: "Content-Type", value: "application/problem+json")
-        head.headers.add(name: "Content-Length", value: String(body.count))
-        head.headers.add(name: "Connection", value: "close")
+        let answer = RefusalAnswer(problem)
+        let head = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: HTTPHeaders(answer.headerFields.map { ($0.name.rawName, $0.value) }))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            loopBound.value.closeAfterRefusal()
-        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
+        context.writeLastThenClose(wrapOutboundOut(.end(nil)))
     }
 
     private func reportOnce(context: ChannelHandlerContext, _ message: Logger.Message, _ error: any Error) {

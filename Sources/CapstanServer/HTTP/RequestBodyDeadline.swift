@@ -85,16 +85,10 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         answered = true
         let problem = Problem(
             title: ProblemMapping.title(408), status: 408, detail: detail, code: CapstanError.Code.invalidArgument.rawValue)
-        let body = ByteBuffer(bytes: (try? HTTPHelpers.encoder.encode(problem)) ?? Data())
-        let head = HTTPResponse(
-            status: .requestTimeout,
-            headerFields: [.contentType: "application/problem+json", .contentLength: String(body.readableBytes), .connection: "close"])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            loopBound.value.closeAfterRefusal()
-        }
+        let answer = RefusalAnswer(problem)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .requestTimeout, headerFields: answer.headerFields))), promise: nil)
+        context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
+        context.writeLastThenClose(wrapOutboundOut(.end(nil)))
     }
 
     private func disarm() {

@@ -17,15 +17,11 @@ final class PlainHTTPOnTLSPort: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     /// The whole answer, as problem+json like every other refusal (the CLI shows its detail).
-    static let answer: String = {
-        let problem = Problem(
-            title: "Bad Request", status: 400,
+    static let answer = RefusalAnswer(
+        Problem(
+            title: ProblemMapping.title(400), status: 400,
             detail: "Client sent an HTTP request to an HTTPS server: use https:// (this server serves TLS only)",
-            code: CapstanError.Code.invalidArgument.rawValue)
-        let body = String(decoding: (try? HTTPHelpers.encoder.encode(problem)) ?? Data(), as: UTF8.self)
-        return "HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\n"
-            + "Connection: close\r\n\r\n" + body
-    }()
+            code: CapstanError.Code.invalidArgument.rawValue))
 
     private let end: ConnectionEnd
     private let logger: Logger
@@ -54,9 +50,6 @@ final class PlainHTTPOnTLSPort: ChannelInboundHandler, RemovableChannelHandler {
             logger.info(
                 "plain HTTP on the TLS port refused", metadata: ["client.address": "\(context.clientAddress)"])
         }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: Self.answer))).whenComplete { _ in
-            loopBound.value.closeAfterRefusal()
-        }
+        context.writeLastThenClose(wrapOutboundOut(Self.answer.bytes))
     }
 }
