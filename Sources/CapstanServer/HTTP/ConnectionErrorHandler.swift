@@ -103,7 +103,8 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         let answer = RefusalAnswer(problem)
         let head = HTTPResponseHead(
-            version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: HTTPHeaders(answer.headerFields.map { ($0.name.rawName, $0.value) }))
+            version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status),
+            headers: HTTPHeaders(answer.headerFields.map { ($0.name.rawName, $0.value) }))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
         context.writeLastThenClose(wrapOutboundOut(.end(nil)))

@@ -12,10 +12,10 @@ import NIOHTTPTypes
 /// When the time is up the connection is answered 408 (unless an answer has started) and closed.
 /// From then on the request is over for the route too: the body parts that still come are
 /// dropped, the route's read of the body throws (so it stores nothing, even if the last bytes
-/// arrive while the connection lingers to close), and whatever the route writes is dropped. A
-/// request whose head says it
-/// has no body (no `Content-Length`, no `Transfer-Encoding`) starts no clock. Sits after the HTTP
-/// decoder, beside `NextHeadDeadline`.
+/// arrive while the connection lingers to close), and whatever the route writes is dropped.
+///
+/// A request whose head says it has no body (no `Content-Length`, no `Transfer-Encoding`) starts
+/// no clock. Sits after the HTTP decoder, beside `NextHeadDeadline`.
 final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
