@@ -23,6 +23,42 @@ struct TLSEdgeTests {
         }
     }
 
+    /// A plain request that arrives in several segments is answered once, and the segments after
+    /// the answer are dropped while the connection lingers: they never reach the TLS handler, whose
+    /// failure would close the connection at once, so that the client's next write fails (broken
+    /// pipe, reset) before it reads the answer.
+    @Test func plainHTTPInSeveralSegmentsIsAnsweredWhole() async throws {
+        let home = try TemporaryDirectory(prefix: "capstan-tls-segments")
+        defer { home.remove() }
+        try await ServerProcess.with(dataDirectory: home.file("data"), tls: true) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let answer = try await onThread { () -> String in
+                let connection = try RawConnection(port: port, timeoutSeconds: 5)
+                defer { connection.close() }
+                try connection.send("GET /healthz HTTP/1.1\r\n")
+                guard connection.readable(withinMilliseconds: 5000) else { return "no answer to the first segment" }
+                // A slow client: the rest in segments 50 ms apart, well inside the second the
+                // connection lingers after its answer. Time must pass here; there is no event.
+                for segment in ["Host: x\r\n", "user-agent: raw\r\n", "accept: */*\r\n", "x-a: 1\r\n", "x-b: 2\r\n", "\r\n"] {
+                    do {
+                        try connection.send(segment)
+                    } catch {
+                        return "a later segment failed: \(error)"
+                    }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                do {
+                    return try connection.receiveUntilClosed()
+                } catch {
+                    return "the connection failed before the answer was read whole: \(error)"
+                }
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request"), "\(answer)")
+            #expect(answer.hasSuffix("}"), "\(answer)")
+            #expect(answer.components(separatedBy: "HTTP/1.1").count == 2, "\(answer)")
+        }
+    }
+
     /// A handshake that fails is logged once, with the client's address, and as what it is.
     @Test func aFailedHandshakeIsLoggedOnceWithTheClientAddress() async throws {
         let home = try TemporaryDirectory(prefix: "capstan-tls-handshake")

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Requests held open on a token (a watch, a long poll, a job's event stream) end when the token
-/// is revoked or expires, on a real server process, read byte by byte from a raw socket.
+/// is revoked or expires, or its role changes, on a real server process, read byte by byte from a raw socket.
 @Suite("Streams end with their token", .serialized, .timeLimit(.minutes(3)))
 struct TokenStreamTests {
     static let joinToken = "test-join-token-0123456789"
@@ -24,6 +24,22 @@ struct TokenStreamTests {
                 "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(TestAuth.rootToken)\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                     + body)
             return try connection.receive(until: "\r\n\r\n")
+        }
+
+        /// Waits until the server counts a request blocked in a long poll (its `/metrics` gauge).
+        func awaitLongPoll(timeout: Duration = .seconds(10)) throws {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                let connection = try RawConnection(port: port, timeoutSeconds: 10)
+                defer { connection.close() }
+                try connection.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                let waiting = try connection.receiveUntilClosed().split(separator: "\n")
+                    .first { $0.hasPrefix("capstan_http_long_polls ") }
+                    .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+                if waiting > 0 { return }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            throw TimeoutError(what: "a long poll to be waiting", timeout: timeout)
         }
 
         /// Opens `path` as `token`, runs `meanwhile` once the response head (and `opening`) came,
@@ -77,6 +93,25 @@ struct TokenStreamTests {
         }
     }
 
+    /// Any change to the caller's role ends its streams (the client authorizes afresh by
+    /// reconnecting): a watch whose role lost `read prod/` delivers no later write under prod/.
+    @Test func aWatchEndsWhenItsRoleChangesAndDeliversNoLaterWrite() async throws {
+        try await withFixture { fixture in
+            _ = try await fixture.root.putRole("prod-reader", RoleSpec(rules: ["config:prod/:read"]))
+            let reader = try await fixture.root.createToken(TokenSpec(role: "prod-reader"))
+            let stream = try await onThread {
+                try fixture.held("/v1/watch?prefix=prod/", token: reader.token, opening: "from revision") {
+                    _ = try fixture.send("PUT", "/v1/roles/prod-reader", body: "{\"rules\":[\"config:staging/:read\"]}")
+                    _ = try fixture.send("PUT", "/v1/config/prod/app.yaml", body: "port: 1\n")
+                }
+            }
+            #expect(stream.contains("event: error"), "\(stream)")
+            #expect(stream.contains("its role changed"), "\(stream)")
+            #expect(!stream.contains("app.yaml"), "\(stream)")
+            #expect(!stream.contains("held open"), "\(stream)")
+        }
+    }
+
     @Test func aWatchEndsWhenItsTokenExpires() async throws {
         try await withFixture { fixture in
             let brief = try await fixture.root.createToken(TokenSpec(role: "viewer", ttlSeconds: 2))
@@ -96,8 +131,8 @@ struct TokenStreamTests {
             let path = "/v1/config/prod/app.yaml?index=\(written.revision)&wait=60s"
             let revoked = try await onThread {
                 try fixture.held(path, token: viewer.token) {
-                    // The poll is waiting once the server has had its head; a revocation ends it.
-                    Thread.sleep(forTimeInterval: 0.5)
+                    // A revocation ends the poll once it waits.
+                    try fixture.awaitLongPoll()
                     _ = try fixture.send("DELETE", "/v1/tokens/\(viewer.info.id)")
                 }
             }

@@ -120,4 +120,50 @@ struct MalformedRequestTests {
             #expect(try await server.store.get("/capstan/ns/prod") == nil)
         }
     }
+
+    /// A config body the 408 cut off stores nothing: neither one whose last bytes arrive while the
+    /// connection lingers to close, nor one whose client then leaves mid-body (raw YAML, which a
+    /// prefix of would still parse). The stored config keeps its last version.
+    @Test func aConfigBodyCutOffAtTheBodyTimeoutStoresNothing() async throws {
+        var configuration = Self.configuration
+        configuration.requestBodyTimeout = .seconds(1)
+        try await LiveServer.with(configuration: configuration) { server in
+            let port = try #require(URLComponents(string: server.url)?.port)
+            let token = server.token
+            let head = "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 8\r\n\r\n"
+            let answers = try await onThread { () throws -> [String] in
+                let first = try RawConnection(port: port, timeoutSeconds: 5)
+                defer { first.close() }
+                try first.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
+                _ = try first.receiveResponse()
+                try first.send(head + "port: 1\n")
+                var answers = [try first.receiveResponse()]
+                for finishes in [true, false] {
+                    let connection = try RawConnection(port: port, timeoutSeconds: 5)
+                    defer { connection.close() }
+                    try connection.send(head + "port: ")
+                    let refusal = try connection.receiveResponse()
+                    if finishes {
+                        // The rest, inside the second the connection lingers before it closes.
+                        try? connection.send("2\n")
+                        _ = try? connection.receiveUntilClosed()
+                    }
+                    answers.append(refusal)
+                }
+                return answers
+            }
+            #expect(answers[0].hasPrefix("HTTP/1.1 200"), "\(answers[0])")
+            #expect(answers[1].hasPrefix("HTTP/1.1 408"), "\(answers[1])")
+            #expect(answers[2].hasPrefix("HTTP/1.1 408"), "\(answers[2])")
+            // Both cut-off requests end, audited by the server on its own time: as timed out.
+            let log = AuditLog(store: server.store)
+            try await eventually("audit entries for the three config writes") {
+                try await log.list(resourcePrefix: "/v1/config/prod/app.yaml").filter { $0.method == "PUT" }.count == 3
+            }
+            let statuses = try await log.list(resourcePrefix: "/v1/config/prod/app.yaml").filter { $0.method == "PUT" }.map(\.status)
+            #expect(statuses.sorted() == [200, 408, 408], "\(statuses)")
+            let record = try #require(try await server.store.get("/capstan/config/prod/app.yaml"))
+            #expect(String(decoding: record.value, as: UTF8.self).contains("port: 1"))
+        }
+    }
 }

@@ -336,20 +336,23 @@ public final class AccessControl: Sendable {
         return range.revision
     }
 
-    /// Whether the token still stands, as far as the cache tells: it exists and so does its role.
+    /// Whether the caller still stands as it was authenticated, as far as the cache tells: its
+    /// token exists and still holds the same role, and that role's rules are unchanged. Any change
+    /// to the role ends the caller's held requests; the client authorizes afresh by reconnecting.
     /// Expiry is the caller's to check. True while the cache is not loaded (nothing is known).
-    func isValid(_ tokenID: String) -> Bool {
+    func stands(_ caller: Caller) -> Bool {
         cache.withLock { cache in
             guard cache.loaded else { return true }
-            guard let record = cache.tokens[tokenID] else { return false }
-            return Role.builtIns.contains { $0.name == record.role } || cache.roles[record.role] != nil
+            guard let record = cache.tokens[caller.tokenID], record.role == caller.role.name else { return false }
+            let role = Role.builtIns.first { $0.name == record.role } ?? cache.roles[record.role]
+            return role == caller.role
         }
     }
 
-    /// Ends the requests held open on tokens that no longer stand.
+    /// Ends the requests held open by callers that no longer stand.
     private func cacheChanged() {
         guard !watchers.isEmpty else { return }
-        watchers.notify { isValid($0) }
+        watchers.notify { stands($0) }
     }
 
     private static func apply(_ kv: KeyValue, deleted: Bool, to cache: inout Cache) {

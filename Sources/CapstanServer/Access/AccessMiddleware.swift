@@ -189,6 +189,9 @@ struct AccessMiddleware: RouterMiddleware {
             throw CapstanError(.payloadTooLarge, "the request body is larger than the limit of \(ByteSize.format(limit))")
         } catch is CancellationError {
             throw CancellationError()
+        } catch let error as HTTPError where error.status == .requestTimeout {
+            // Cut off at the body timeout (the client was answered 408): audited as that.
+            throw error
         } catch {
             // The client left or broke the framing mid-body: refused, and so audited.
             throw CapstanError(.invalidArgument, "the request body ended before it was whole: \(error)")

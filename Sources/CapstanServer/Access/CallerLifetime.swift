@@ -2,7 +2,7 @@ import CapstanCore
 import Foundation
 
 /// How long a request may go on acting as its caller: until the token is revoked, its role
-/// removed, or it expires. Requests held open (watches, long polls, job event streams) end then,
+/// removed or changed (any change: the client authorizes afresh by reconnecting), or it expires. Requests held open (watches, long polls, job event streams) end then,
 /// so that a revoked token stops receiving at once, on every replica as soon as its cache learns.
 struct CallerLifetime: Sendable {
     let access: AccessControl
@@ -11,14 +11,14 @@ struct CallerLifetime: Sendable {
     /// Nil while the token works; why it stopped, once it has.
     func ended() -> CapstanError? {
         if let expiresAt = caller.expiresAt, expiresAt <= Date() { return expired(expiresAt) }
-        return access.isValid(caller.tokenID) ? nil : revoked
+        return access.stands(caller) ? nil : revoked
     }
 
     /// Waits until the token stops working; answers why. Throws when cancelled.
     func end() async throws -> CapstanError {
         try await withThrowingTaskGroup(of: CapstanError.self) { group in
             group.addTask {
-                await access.watchers.wait(for: caller.tokenID) { access.isValid($0) }
+                await access.watchers.wait(for: caller) { access.stands($0) }
                 try Task.checkCancellation()
                 return revoked
             }
@@ -47,7 +47,7 @@ struct CallerLifetime: Sendable {
     }
 
     private var revoked: CapstanError {
-        CapstanError(.unauthorized, "token \(caller.tokenID) was revoked (or its role removed)")
+        CapstanError(.unauthorized, "token \(caller.tokenID) was revoked, or its role changed or removed: reconnect to authorize afresh")
     }
 
     private func expired(_ date: Date) -> CapstanError {

@@ -12,6 +12,16 @@ extension ChannelHandlerContext {
         channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
     }
 
+    /// Writes and flushes `data`, the last part of a refusal, then `closeAfterRefusal()`.
+    /// `promise`, if any, learns how the write went.
+    func writeLastThenClose(_ data: NIOAny, promise: EventLoopPromise<Void>? = nil) {
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        writeAndFlush(data).whenComplete { result in
+            promise?.completeWith(result)
+            loopBound.value.closeAfterRefusal()
+        }
+    }
+
     /// The client's address and port as logs show it (`127.0.0.1:52114`).
     var clientAddress: String {
         guard let address = remoteAddress else { return "unknown" }

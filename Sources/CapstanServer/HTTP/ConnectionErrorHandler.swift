@@ -24,6 +24,8 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
     private let logger: Logger
     /// Requests read whose responses have not ended.
     private var open = 0
+    /// A request's head has come and its end not yet: a route may be reading its body.
+    private var unfinished = false
     /// A parse error came while a response was in progress: close once it ends.
     private var closeWhenAnswered = false
 
@@ -33,7 +35,15 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { open += 1 }
+        switch unwrapInboundIn(data) {
+        case .head:
+            open += 1
+            unfinished = true
+        case .end:
+            unfinished = false
+        case .body:
+            break
+        }
         context.fireChannelRead(data)
     }
 
@@ -47,11 +57,7 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
             context.write(data, promise: promise)
             return
         }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(data).whenComplete { result in
-            promise?.completeWith(result)
-            loopBound.value.closeAfterRefusal()
-        }
+        context.writeLastThenClose(data, promise: promise)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -86,23 +92,22 @@ final class ConnectionErrorHandler: ChannelDuplexHandler, RemovableChannelHandle
                 "malformed request refused",
                 metadata: ["client.address": "\(context.clientAddress)", "error": "\(error)"])
         }
-        guard open == 0 else {
-            // A response is in progress (a pipelined request, a body that broke its framing):
-            // the route sees the error if it reads on, and the connection closes after its answer.
+        guard open == 0, !unfinished else {
+            // A response is in progress (a pipelined request, a body that broke its framing), or
+            // a request's body is cut short (the connection ended mid-body, after a 408): the
+            // route sees the error if it reads on, rather than a body that merely ends, and the
+            // connection closes after its answer.
             context.fireErrorCaught(error)
+            if open == 0 { context.closeAfterRefusal() }
             return
         }
-        let body = (try? HTTPHelpers.encoder.encode(problem)) ?? Data()
-        var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: problem.status))
-        head.headers.add(name: "Content-Type", value: "application/problem+json")
-        head.headers.add(name: "Content-Length", value: String(body.count))
-        head.headers.add(name: "Connection", value: "close")
+        let answer = RefusalAnswer(problem)
+        let head = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status),
+            headers: HTTPHeaders(answer.headerFields.map { ($0.name.rawName, $0.value) }))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            loopBound.value.closeAfterRefusal()
-        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
+        context.writeLastThenClose(wrapOutboundOut(.end(nil)))
     }
 
     private func reportOnce(context: ChannelHandlerContext, _ message: Logger.Message, _ error: any Error) {

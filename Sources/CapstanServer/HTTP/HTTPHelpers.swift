@@ -22,6 +22,12 @@ enum HTTPHelpers {
         return encoder
     }()
 
+    /// A Server-Sent Events `error` event holding `problem`: the last a stream sends.
+    static func errorEvent(_ problem: Problem) throws -> ByteBuffer {
+        let data = String(decoding: try encoder.encode(problem), as: UTF8.self)
+        return ByteBuffer(string: "event: error\ndata: \(data)\n\n")
+    }
+
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
         var fields: HTTPFields = [.contentType: "application/json"]
         fields.append(contentsOf: headers)

@@ -42,44 +42,52 @@ struct JobRoutes {
             try await jobs.ensure(id, within: try Self.selectors(context, .run), action: "cancel")
             return try HTTPHelpers.json(try await jobs.cancel(id))
         }
-        group.get("{id}/events") { _, context in
-            let id = try context.parameters.require("id")
-            try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
-            let events = try await jobs.events(id)
-            let lifetime = context.callerLifetime
-            return Response(
-                status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                body: ResponseBody { writer in
-                    // On shutdown the stream ends (the client follows on again, elsewhere or later);
-                    // when the token is revoked or expires, it ends with an error event.
-                    let (relayed, relay) = AsyncStream.makeStream(of: Result<JobEvent, CapstanError>.self)
-                    try await withGracefulShutdownHandler {
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask {
-                                for await event in events { relay.yield(.success(event)) }
-                                relay.finish()
-                            }
-                            if let lifetime {
-                                group.addTask { relay.yield(.failure(try await lifetime.end())) }
-                            }
-                            defer { group.cancelAll() }
-                            for await item in relayed {
-                                switch lifetime?.ended().map({ Result<JobEvent, CapstanError>.failure($0) }) ?? item {
-                                case .success(let event):
-                                    let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
-                                    try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
-                                case .failure(let reason):
-                                    let data = String(decoding: try HTTPHelpers.encoder.encode(ProblemMapping.problem(for: reason)), as: UTF8.self)
-                                    try await writer.write(ByteBuffer(string: "event: error\ndata: \(data)\n\n"))
-                                    return
-                                }
-                            }
-                        }
-                    } onGracefulShutdown: {
-                        relay.finish()
+        group.get("{id}/events") { _, context in try await events(context) }
+    }
+
+    /// `GET /v1/jobs/{id}/events`: the job's events as Server-Sent Events, from its start.
+    private func events(_ context: Context) async throws -> Response {
+        let id = try context.parameters.require("id")
+        try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
+        let events = try await jobs.events(id)
+        let lifetime = context.callerLifetime
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                try await Self.relay(events, lifetime: lifetime, to: &writer)
+                try await writer.finish(nil)
+            })
+    }
+
+    /// Writes `events` as they come. On shutdown the stream ends (the client follows on again,
+    /// elsewhere or later); when the caller stops standing, it ends with an error event.
+    private static func relay(
+        _ events: AsyncStream<JobEvent>, lifetime: CallerLifetime?, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        let (relayed, relay) = AsyncStream.makeStream(of: Result<JobEvent, CapstanError>.self)
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in events { relay.yield(.success(event)) }
+                    relay.finish()
+                }
+                if let lifetime {
+                    group.addTask { relay.yield(.failure(try await lifetime.end())) }
+                }
+                defer { group.cancelAll() }
+                for await item in relayed {
+                    switch lifetime?.ended().map({ Result<JobEvent, CapstanError>.failure($0) }) ?? item {
+                    case .success(let event):
+                        let data = String(decoding: try HTTPHelpers.encoder.encode(event), as: UTF8.self)
+                        try await writer.write(ByteBuffer(string: "event: \(event.type.rawValue)\ndata: \(data)\n\n"))
+                    case .failure(let reason):
+                        try await writer.write(try HTTPHelpers.errorEvent(ProblemMapping.problem(for: reason)))
+                        return
                     }
-                    try await writer.finish(nil)
-                })
+                }
+            }
+        } onGracefulShutdown: {
+            relay.finish()
         }
     }
 }

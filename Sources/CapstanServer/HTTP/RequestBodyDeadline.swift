@@ -1,6 +1,7 @@
 import CapstanCore
 import Foundation
 import HTTPTypes
+import Hummingbird
 import NIOCore
 import NIOHTTPTypes
 
@@ -8,10 +9,13 @@ import NIOHTTPTypes
 /// client that drips a body a byte every few seconds holds a connection (and a route reading
 /// it) for no longer than `timeout`.
 ///
-/// When the time is up the connection is answered 408 (unless an answer has started) and closed;
-/// a route reading the body sees it end early and writes nothing. A request whose head says it
-/// has no body (no `Content-Length`, no `Transfer-Encoding`) starts no clock. Sits after the HTTP
-/// decoder, beside `NextHeadDeadline`.
+/// When the time is up the connection is answered 408 (unless an answer has started) and closed.
+/// From then on the request is over for the route too: the body parts that still come are
+/// dropped, the route's read of the body throws (so it stores nothing, even if the last bytes
+/// arrive while the connection lingers to close), and whatever the route writes is dropped.
+///
+/// A request whose head says it has no body (no `Content-Length`, no `Transfer-Encoding`) starts
+/// no clock. Sits after the HTTP decoder, beside `NextHeadDeadline`.
 final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -22,6 +26,8 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     /// An answer to the request being read has started.
     private var answered = false
+    /// The time ran out: the connection is closing, and nothing more passes either way.
+    private var expired = false
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -32,6 +38,7 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !expired else { return }
         switch unwrapInboundIn(data) {
         case .head(let request):
             answered = false
@@ -52,6 +59,11 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !expired else {
+            // The route's late answer to a request the client was told timed out.
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         if case .head(let response) = unwrapOutboundIn(data), response.status.kind != .informational {
             answered = true
         }
@@ -60,27 +72,23 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func expire(context: ChannelHandlerContext) {
         timer = nil
+        expired = true
+        let milliseconds = timeout.nanoseconds / 1_000_000
+        let limit = milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+        let detail = "the request body did not arrive whole within \(limit) (--request-body-timeout)"
+        // The route's read of the body throws rather than ending: a body cut short is never whole.
+        context.fireErrorCaught(HTTPError(.requestTimeout, message: detail))
         guard !answered else {
             context.close(promise: nil)
             return
         }
         answered = true
-        let milliseconds = timeout.nanoseconds / 1_000_000
-        let limit = milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
         let problem = Problem(
-            title: ProblemMapping.title(408), status: 408,
-            detail: "the request body did not arrive whole within \(limit) (--request-body-timeout)",
-            code: CapstanError.Code.invalidArgument.rawValue)
-        let body = ByteBuffer(bytes: (try? HTTPHelpers.encoder.encode(problem)) ?? Data())
-        let head = HTTPResponse(
-            status: .requestTimeout,
-            headerFields: [.contentType: "application/problem+json", .contentLength: String(body.readableBytes), .connection: "close"])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            loopBound.value.closeAfterRefusal()
-        }
+            title: ProblemMapping.title(408), status: 408, detail: detail, code: CapstanError.Code.invalidArgument.rawValue)
+        let answer = RefusalAnswer(problem)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .requestTimeout, headerFields: answer.headerFields))), promise: nil)
+        context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
+        context.writeLastThenClose(wrapOutboundOut(.end(nil)))
     }
 
     private func disarm() {

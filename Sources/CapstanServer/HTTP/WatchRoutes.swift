@@ -29,22 +29,8 @@ struct WatchRoutes {
         let prefix = try KeyPrefix(HTTPHelpers.string(request, "prefix") ?? "")
         let includeContent = HTTPHelpers.string(request, "content") != "false"
         let status = try await service.status()
-        var from = try HTTPHelpers.int64(request, "from")
-        if let lastEventID = request.headers[.lastEventID] {
-            guard let last = Int64(lastEventID.trimmingCharacters(in: CharacterSet.whitespaces)), last >= 0, last < Int64.max
-            else {
-                throw CapstanError(.invalidArgument, "Last-Event-ID must be a revision, got \(lastEventID)")
-            }
-            from = last + 1
-        }
         // Resolve "now" before answering, so nothing written after the response head is missed.
-        let start = from ?? status.revision + 1
-        if start < status.compactRevision {
-            throw StoreError(
-                .compacted,
-                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix, then watch from the listing's revision + 1",
-                compactRevision: status.compactRevision)
-        }
+        let start = try Self.startRevision(request, status: status)
         let events = service.watch(prefix, from: start)
         let metrics = self.metrics
         let heartbeat = self.heartbeat
@@ -59,51 +45,78 @@ struct WatchRoutes {
                 metrics.sseClients.increment()
                 defer { metrics.sseClients.decrement() }
                 try await writer.write(ByteBuffer(string: ": watching \(prefix.rawValue) from revision \(start)\n\n"))
-                let channel = AsyncChannel<Item>()
-                // On shutdown, end the stream cleanly; the client resumes elsewhere with Last-Event-ID.
-                try await withGracefulShutdownHandler {
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            do {
-                                for try await batch in events {
-                                    await channel.send(.events(batch))
-                                }
-                            } catch {
-                                await channel.send(.failed(ProblemMapping.problem(for: error)))
-                            }
-                            channel.finish()
-                        }
-                        group.addTask {
-                            while !Task.isCancelled {
-                                try await Task.sleep(for: heartbeat)
-                                await channel.send(.heartbeat)
-                            }
-                        }
-                        if let lifetime {
-                            // A revoked or expired token ends the stream.
-                            group.addTask { await channel.send(.failed(ProblemMapping.problem(for: try await lifetime.end()))) }
-                        }
-                        defer { group.cancelAll() }
-                        for await item in channel {
-                            // Nothing more once the token stopped, whatever was already queued.
-                            let item = lifetime?.ended().map { Item.failed(ProblemMapping.problem(for: $0)) } ?? item
-                            switch item {
-                            case .events(let batch):
-                                try await writer.write(ByteBuffer(string: try Self.encode(batch, includeContent: includeContent)))
-                            case .heartbeat:
-                                try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
-                            case .failed(let problem):
-                                let data = String(decoding: try HTTPHelpers.encoder.encode(problem), as: UTF8.self)
-                                try await writer.write(ByteBuffer(string: "event: error\ndata: \(data)\n\n"))
-                                return
-                            }
-                        }
-                    }
-                } onGracefulShutdown: {
-                    channel.finish()
-                }
+                try await Self.relay(events, includeContent: includeContent, heartbeat: heartbeat, lifetime: lifetime, to: &writer)
                 try await writer.finish(nil)
             })
+    }
+
+    /// The first revision to send: after `Last-Event-ID`, else `from`, else the next write.
+    /// - Throws: `compacted` when that revision is no longer kept.
+    private static func startRevision(_ request: Request, status: StoreStatus) throws -> Int64 {
+        var from = try HTTPHelpers.int64(request, "from")
+        if let lastEventID = request.headers[.lastEventID] {
+            guard let last = Int64(lastEventID.trimmingCharacters(in: CharacterSet.whitespaces)), last >= 0, last < Int64.max
+            else {
+                throw CapstanError(.invalidArgument, "Last-Event-ID must be a revision, got \(lastEventID)")
+            }
+            from = last + 1
+        }
+        let start = from ?? status.revision + 1
+        if start < status.compactRevision {
+            throw StoreError(
+                .compacted,
+                "revision \(start) has been compacted; the oldest available is \(status.compactRevision): list the prefix, then watch from the listing's revision + 1",
+                compactRevision: status.compactRevision)
+        }
+        return start
+    }
+
+    /// Writes the events as they come, with a heartbeat comment between. On shutdown the stream
+    /// ends cleanly (the client resumes elsewhere with `Last-Event-ID`); a failed watch, or a
+    /// caller that stops standing, ends it with an error event.
+    private static func relay(
+        _ events: some AsyncSequence<[ConfigEvent], any Error> & Sendable, includeContent: Bool, heartbeat: Duration,
+        lifetime: CallerLifetime?, to writer: inout any ResponseBodyWriter
+    ) async throws {
+        let channel = AsyncChannel<Item>()
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        for try await batch in events {
+                            await channel.send(.events(batch))
+                        }
+                    } catch {
+                        await channel.send(.failed(ProblemMapping.problem(for: error)))
+                    }
+                    channel.finish()
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: heartbeat)
+                        await channel.send(.heartbeat)
+                    }
+                }
+                if let lifetime {
+                    group.addTask { await channel.send(.failed(ProblemMapping.problem(for: try await lifetime.end()))) }
+                }
+                defer { group.cancelAll() }
+                for await item in channel {
+                    // Nothing more once the caller stopped standing, whatever was already queued.
+                    switch lifetime?.ended().map({ Item.failed(ProblemMapping.problem(for: $0)) }) ?? item {
+                    case .events(let batch):
+                        try await writer.write(ByteBuffer(string: try encode(batch, includeContent: includeContent)))
+                    case .heartbeat:
+                        try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                    case .failed(let problem):
+                        try await writer.write(try HTTPHelpers.errorEvent(problem))
+                        return
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            channel.finish()
+        }
     }
 
     static func encode(_ batch: [ConfigEvent], includeContent: Bool) throws -> String {
