@@ -251,7 +251,7 @@ struct JobTests {
                 let status = try await withTimeout(.seconds(20), "the server to exit with a job followed; its log: \(fixture.server.process.errorOutput)") {
                     await fixture.server.process.exitStatus()
                 }
-                #expect(status == 0)
+                #expect(status == 0, "the server's log: \(fixture.server.process.errorOutput)")
                 await follower.stop()
                 kill(try Self.pid(in: pidFile), SIGKILL)
             }

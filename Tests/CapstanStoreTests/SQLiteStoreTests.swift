@@ -30,6 +30,48 @@ struct SQLiteStoreTests {
         #expect(next.modRevision == written.modRevision + 1)
     }
 
+    /// A close waits for the reads and writes in progress and refuses later ones with `closed`:
+    /// GRDB's own close let a read that had just started run on a closed connection, which
+    /// crashed a stopping server (about one stop in three with a job's event stream open).
+    @Test func closingWhileReadingAndWritingFailsCleanly() async throws {
+        for round in 0..<10 {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let store = try SQLiteStore(path: directory.file("capstan.sqlite"))
+            for index in 0..<50 { try await store.put("k/\(index)", Data(repeating: 7, count: 256)) }
+            let endings = await withTaskGroup(of: String.self) { group in
+                for worker in 0..<6 {
+                    group.addTask { await Self.useUntilClosed(store, worker: worker) }
+                }
+                // Close while the workers are busy (each needs far longer than this to finish).
+                try? await Task.sleep(for: .milliseconds(5 + round))
+                store.close()
+                return await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(endings.allSatisfy { $0 == "closed" }, "\(endings)")
+            await #expect(throws: StoreError.self) { try await store.get("k/1") }
+        }
+    }
+
+    /// Reads, watch catch-ups and writes in turn until the store refuses one: "closed", or what
+    /// else went wrong.
+    static func useUntilClosed(_ store: SQLiteStore, worker: Int) async -> String {
+        for step in 0..<100_000 {
+            do {
+                switch (worker + step) % 3 {
+                case 0: _ = try await store.get("k/\(step % 50)")
+                case 1: _ = try await store.events(in: .prefix("k/"), from: 2, through: 40)
+                default: _ = try await store.put("k/\(step % 50)", Data("x".utf8))
+                }
+            } catch let error as StoreError where error.code == .closed {
+                return "closed"
+            } catch {
+                return "\(error)"
+            }
+        }
+        return "never closed"
+    }
+
     /// Acknowledged means fsynced: the writer commits with synchronous=FULL (GRDB's WAL setup
     /// would leave NORMAL, which skips the fsync at commit).
     @Test func writerFsyncsEveryCommit() throws {

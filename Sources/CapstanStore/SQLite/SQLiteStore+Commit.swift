@@ -64,6 +64,9 @@ extension SQLiteStore {
                     sql: "UPDATE meta SET value = CASE name WHEN 'revision' THEN ? ELSE ? END",
                     arguments: [revision, compacted])
             }
+        } catch let closed as StoreError where closed.code == .closed {
+            // The server is stopping: not a failure of the store.
+            return batch.map { _ in .failure(closed) }
         } catch {
             logger.error("store commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
             let failure = StoreError(.io, "store commit failed: \(error)", underlying: error)

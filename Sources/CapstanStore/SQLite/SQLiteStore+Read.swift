@@ -140,7 +140,7 @@ extension SQLiteStore: WatchHistory {
         let (filter, arguments) = Self.keyFilter(range, after: "revision >= ? AND revision <= ?", [from, through])
         let events: [WatchEvent]
         do {
-            events = try await pool.read { db in
+            events = try pool.read { db in
                 // Checked in the same snapshot as the rows, so a concurrent compaction cannot
                 // hand this watcher a history with holes.
                 let compacted = try Self.readRevisions(db).compacted

@@ -23,7 +23,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         var compacted: Int64
     }
 
-    let pool: DatabasePool
+    let pool: GatedPool
     let databasePath: String
     let hub: WatchHub
     let logger: Logger
@@ -67,7 +67,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
             return (Revisions(current: revision, compacted: compacted), leases)
         }
         let now = ContinuousClock.now
-        self.pool = pool
+        self.pool = GatedPool(pool)
         self.databasePath = path
         self.logger = logger
         self.hub = WatchHub(revision: revisions.current, bufferLimit: watchBufferLimit)
