@@ -36,6 +36,11 @@ struct BenchPlan: Sendable {
     var etcdPath: String = "/usr/bin/etcd"
     var output: OutputFormat = .markdown
     var engine: Engine = .sqlite
+    /// Load generators to measure with, each in turn on both targets; targets are judged on wrk's
+    /// figures when wrk is among them.
+    var generators: [ThroughputComparison.Generator] = [.wrk, .swift]
+    /// Path of the wrk binary (a name is looked up in `PATH`).
+    var wrkPath: String = "wrk"
     /// The command line, as typed, for the report.
     var commandLine: String = ""
 

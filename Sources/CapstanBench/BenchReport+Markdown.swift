@@ -18,7 +18,10 @@ extension BenchReport {
             "- Settings: \(Self.number(settings.durationSeconds)) s per measurement after "
                 + "\(Self.number(settings.warmupSeconds)) s warm-up, \(settings.runs) runs (medians shown), "
                 + "\(settings.valueSize)-byte values, \(settings.preloadedKeys) keys preloaded for gets, "
-                + "\(settings.watchEvents) watch events per run")
+                + "\(settings.watchEvents) watch events per run; load generators: "
+                + settings.generators.map(\.title).joined(separator: ", "))
+        lines.append("")
+        lines += ratioTable()
         for comparison in throughput {
             lines.append("")
             lines += table(for: comparison)
@@ -37,7 +40,7 @@ extension BenchReport {
     }
 
     private func table(for comparison: ThroughputComparison) -> [String] {
-        let what = comparison.operation == .put ? "Durable put" : "Get"
+        let what = "\(comparison.operation == .put ? "Durable put" : "Get") (\(comparison.generator.title))"
         // On etcd, also what each request cost the etcd process (for Capstan: the etcd under it).
         let onEtcd = settings.engine == .etcd
         var lines = [
@@ -56,6 +59,29 @@ extension BenchReport {
                     + "\(Format.microseconds(figures.generatorCPUPerRequestMicroseconds)) | \(figures.failed) |")
         }
         lines.append("| **Capstan / etcd** | **\(Format.ratio(comparison.ratio))** | | | | |\(onEtcd ? " |" : "") | | |")
+        return lines
+    }
+
+    /// Capstan / etcd per measurement, one column per generator, side by side.
+    private func ratioTable() -> [String] {
+        let generators = settings.generators
+        var lines = [
+            "### Capstan / etcd, median throughput",
+            "",
+            "| Measurement | " + generators.map(\.title).joined(separator: " | ") + " |",
+            "|---|" + generators.map { _ in "---:|" }.joined(),
+        ]
+        var seen: [String] = []
+        for comparison in throughput {
+            let what = "\(comparison.operation == .put ? "Durable put" : "Get"), \(comparison.clients) client\(comparison.clients == 1 ? "" : "s")"
+            guard !seen.contains(what) else { continue }
+            seen.append(what)
+            let cells = generators.map { generator in
+                throughput.first { $0.operation == comparison.operation && $0.clients == comparison.clients && $0.generator == generator }
+                    .map { Format.ratio($0.ratio) } ?? "n/a"
+            }
+            lines.append("| \(what) | " + cells.joined(separator: " | ") + " |")
+        }
         return lines
     }
 

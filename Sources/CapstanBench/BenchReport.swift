@@ -15,6 +15,7 @@ struct BenchReport: Codable, Sendable {
         var watchPauseMilliseconds: Double
         /// The store under Capstan.
         var engine: BenchPlan.Engine
+        var generators: [ThroughputComparison.Generator]
 
         init(plan: BenchPlan) {
             durationSeconds = plan.duration.seconds
@@ -27,6 +28,7 @@ struct BenchReport: Codable, Sendable {
             watchEvents = plan.watchEvents
             watchPauseMilliseconds = plan.watchPause.seconds * 1000
             engine = plan.engine
+            generators = plan.generators
         }
     }
 

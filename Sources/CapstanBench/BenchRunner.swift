@@ -23,12 +23,15 @@ struct BenchRunner {
         let watch = try await measureWatch()
         var throughput: [ThroughputComparison] = []
         for clients in plan.getClientCounts {
-            throughput.append(try await compare(.get, clients: clients))
+            throughput += try await compare(.get, clients: clients)
         }
         for clients in plan.clientCounts {
-            throughput.append(try await compare(.put, clients: clients))
+            throughput += try await compare(.put, clients: clients)
         }
-        throughput.sort { ($0.operation == .put ? 0 : 1, $0.clients) < ($1.operation == .put ? 0 : 1, $1.clients) }
+        throughput.sort {
+            ($0.operation == .put ? 0 : 1, $0.clients, $0.generator == .wrk ? 0 : 1)
+                < ($1.operation == .put ? 0 : 1, $1.clients, $1.generator == .wrk ? 0 : 1)
+        }
         return BenchReport(
             date: date, commandLine: plan.commandLine,
             machine: MachineInfo.current(dataDirectory: servers.directory),
@@ -81,43 +84,47 @@ struct BenchRunner {
             capstan: .init(runs: results[servers.capstan.name] ?? []), etcd: .init(runs: results[servers.etcd.name] ?? []))
     }
 
-    private func compare(_ operation: ThroughputComparison.Operation, clients: Int) async throws -> ThroughputComparison {
-        var results: [String: [LoadGenerator.Result]] = [:]
+    /// One comparison per generator; in each run, every generator measures both targets in turn.
+    private func compare(_ operation: ThroughputComparison.Operation, clients: Int) async throws -> [ThroughputComparison] {
+        var results: [ThroughputComparison.Generator: [String: [LoadGenerator.Result]]] = [:]
         for run in 0..<plan.runs {
-            for target in order(ofRun: run) {
-                let result = try await measure(operation, on: target, clients: clients, run: run)
-                results[target.name, default: []].append(result)
+            for generator in plan.generators {
+                for target in order(ofRun: run) {
+                    let result = try await measure(operation, on: target, clients: clients, run: run, generator: generator)
+                    results[generator, default: [:]][target.name, default: []].append(result)
+                }
             }
         }
-        return ThroughputComparison(
-            operation: operation, clients: clients,
-            capstan: .init(runs: results[servers.capstan.name] ?? []), etcd: .init(runs: results[servers.etcd.name] ?? []))
+        return plan.generators.map { generator in
+            ThroughputComparison(
+                operation: operation, clients: clients, generator: generator,
+                capstan: .init(runs: results[generator]?[servers.capstan.name] ?? []),
+                etcd: .init(runs: results[generator]?[servers.etcd.name] ?? []))
+        }
     }
 
     private func measure(
-        _ operation: ThroughputComparison.Operation, on target: some BenchTarget, clients: Int, run: Int
+        _ operation: ThroughputComparison.Operation, on target: some BenchTarget, clients: Int, run: Int,
+        generator: ThroughputComparison.Generator
     ) async throws -> LoadGenerator.Result {
-        let generator = LoadGenerator(client: servers.client)
+        // Tags keep every measurement's put keys apart: generator, clients, run, warm-up or not.
+        let tag = "\(generator.rawValue)c\(clients)r\(run)"
         if plan.warmup > .zero {
-            _ = await generator.run(clients: clients, duration: plan.warmup, request: builder(operation, target, tag: "c\(clients)r\(run)w"))
+            _ = try await generate(operation, on: target, clients: clients, duration: plan.warmup, tag: tag + "w", generator: generator)
         }
         let serverCPUBefore = servers.cpuSeconds(of: target)
-        let generatorCPUBefore = ProcessCPU.seconds()
         let etcdCPUBefore = servers.etcdCPUSeconds()
-        var result = await generator.run(
-            clients: clients, duration: plan.duration, request: builder(operation, target, tag: "c\(clients)r\(run)"))
+        var result = try await generate(operation, on: target, clients: clients, duration: plan.duration, tag: tag, generator: generator)
         if let before = serverCPUBefore, let after = servers.cpuSeconds(of: target) {
             result.serverCPUSeconds = after - before
-        }
-        if let before = generatorCPUBefore, let after = ProcessCPU.seconds() {
-            result.generatorCPUSeconds = after - before
         }
         if let before = etcdCPUBefore, let after = servers.etcdCPUSeconds() {
             result.etcdCPUSeconds = after - before
         }
-        let latency = LatencySummary(nanoseconds: result.latencies)
+        let latency = result.latencySummary
         progress(
-            "\(operation.rawValue)  \(clients) clients  run \(run + 1)/\(plan.runs)  \(pad(target.name))  "
+            "\(operation.rawValue)  \(clients) clients  \(generator.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0))"
+                + "run \(run + 1)/\(plan.runs)  \(pad(target.name))  "
                 + "\(Format.perSecond(result.throughput))  p50 \(Format.milliseconds(latency.p50))  p99 \(Format.milliseconds(latency.p99))"
                 + "  server CPU \(Format.microseconds(Self.perRequest(result.serverCPUSeconds, result)))/req"
                 + (result.failed > 0 ? "  \(result.failed) failed, first: \(result.firstFailure ?? "")" : ""))
@@ -125,6 +132,28 @@ struct BenchRunner {
             throw BenchError("every \(operation.rawValue) to \(target.name) failed; first: \(result.firstFailure ?? "no request sent")")
         }
         return result
+    }
+
+    /// Sends the load of one measurement (or warm-up) with `generator`; its CPU time is in the result.
+    private func generate(
+        _ operation: ThroughputComparison.Operation, on target: some BenchTarget, clients: Int, duration: Duration, tag: String,
+        generator: ThroughputComparison.Generator
+    ) async throws -> LoadGenerator.Result {
+        switch generator {
+        case .swift:
+            let generatorCPUBefore = ProcessCPU.seconds()
+            var result = await LoadGenerator(client: servers.client).run(
+                clients: clients, duration: duration, request: builder(operation, target, tag: tag))
+            if let before = generatorCPUBefore, let after = ProcessCPU.seconds() {
+                result.generatorCPUSeconds = after - before
+            }
+            return result
+        case .wrk:
+            let wrk = WrkGenerator(executable: TimedCommand.which(plan.wrkPath) ?? plan.wrkPath, directory: servers.directory)
+            return try await wrk.run(
+                baseURL: target.baseURL, script: target.wrkScript(operation, tag: tag, keys: plan.preloadedKeys),
+                clients: clients, duration: duration, name: "wrk-\(target.name)-\(operation.rawValue)-\(tag)")
+        }
     }
 
     /// Puts go to fresh keys, distinct per client and per measurement (`tag`); gets pick a random

@@ -8,6 +8,8 @@ import AsyncHTTPClient
 protocol BenchTarget: Sendable {
     /// "Capstan" or "etcd", for the report.
     var name: String { get }
+    /// Scheme, host and port, e.g. `http://127.0.0.1:2379`.
+    var baseURL: String { get }
     /// A request answered with 200 once the server serves.
     var healthRequest: HTTPClientRequest { get }
     /// Creates what keys live in before anything is written.
@@ -20,6 +22,10 @@ protocol BenchTarget: Sendable {
     func watchRequest(prefix: String) -> HTTPClientRequest
     /// What one line of the watch stream says; keys come back relative, like `w/12.txt`.
     func parseWatchLine(_ line: Substring) throws -> WatchLine
+    /// The `wrk` Lua script of a measurement: puts to fresh keys under `p/<tag>/`, or gets of
+    /// random keys among the `keys` preloaded ones (`g/<i>.txt`), spelled as `putRequest` and
+    /// `getRequest` spell them.
+    func wrkScript(_ operation: ThroughputComparison.Operation, tag: String, keys: Int) -> String
 }
 
 /// One line of a watch stream.

@@ -56,3 +56,31 @@ struct CapstanTarget: BenchTarget {
         return .changed([key])
     }
 }
+
+extension CapstanTarget {
+    func wrkScript(_ operation: ThroughputComparison.Operation, tag: String, keys: Int) -> String {
+        let path = "/v1/config/\(Self.namespace)/"
+        let authorization = WrkScript.quoted("Bearer \(ServeCommand.benchRootToken)")
+        switch operation {
+        case .put:
+            return WrkScript.freshPuts(
+                prefix: "p/\(tag)/",
+                build: """
+                    local headers = {["Authorization"] = \(authorization), ["Content-Type"] = "text/plain; charset=utf-8"}
+                    local value = \(WrkScript.quoted(String(buffer: value.bytes)))
+                    function build(key)
+                      return wrk.format("PUT", \(WrkScript.quoted(path)) .. key, headers, value)
+                    end
+                    """)
+        case .get:
+            return WrkScript.randomGets(
+                keys: keys,
+                build: """
+                    local headers = {["Authorization"] = \(authorization)}
+                    function build(i)
+                      return wrk.format("GET", \(WrkScript.quoted(path + "g/")) .. i .. ".txt", headers)
+                    end
+                    """)
+        }
+    }
+}

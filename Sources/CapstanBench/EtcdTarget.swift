@@ -80,3 +80,31 @@ struct EtcdTarget: BenchTarget {
         return request
     }
 }
+
+extension EtcdTarget {
+    func wrkScript(_ operation: ThroughputComparison.Operation, tag: String, keys: Int) -> String {
+        let headers = #"local headers = {["Content-Type"] = "application/json"}"#
+        switch operation {
+        case .put:
+            return WrkScript.freshPuts(
+                prefix: "p/\(tag)/",
+                build: """
+                    \(headers)
+                    function build(key)
+                      return wrk.format("POST", "/v3/kv/put", headers,
+                        '{"key":"' .. b64(\(WrkScript.quoted(Self.keyPrefix)) .. key) .. '","value":"\(value.base64)"}')
+                    end
+                    """)
+        case .get:
+            return WrkScript.randomGets(
+                keys: keys,
+                build: """
+                    \(headers)
+                    function build(i)
+                      return wrk.format("POST", "/v3/kv/range", headers,
+                        '{"key":"' .. b64(\(WrkScript.quoted(Self.keyPrefix + "g/")) .. i .. ".txt") .. '"}')
+                    end
+                    """)
+        }
+    }
+}

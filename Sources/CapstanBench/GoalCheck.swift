@@ -4,8 +4,12 @@ struct GoalCheck: Codable, Sendable {
     var measured: String
     var met: Bool
 
-    /// The targets that the measurements in `throughput` and `watch` can decide.
+    /// The targets that the measurements in `throughput` and `watch` can decide. Throughput is
+    /// judged on wrk's figures when wrk measured: the Swift generator shares the benchmark
+    /// process's CPU with its HTTP client, which costs etcd's side more.
     static func evaluate(throughput: [ThroughputComparison], watch: WatchComparison, engine: BenchPlan.Engine) -> [GoalCheck] {
+        let judged: ThroughputComparison.Generator = throughput.contains { $0.generator == .wrk } ? .wrk : .swift
+        let throughput = throughput.filter { $0.generator == judged }
         if engine == .etcd { return evaluateOnEtcd(throughput: throughput, watch: watch) }
         var checks: [GoalCheck] = []
         for comparison in throughput {
@@ -13,12 +17,12 @@ struct GoalCheck: Codable, Sendable {
             case (.put, 16), (.put, 256):
                 checks.append(
                     GoalCheck(
-                        goal: "put throughput at \(comparison.clients) clients ≥ etcd's (ratio ≥ 1.0)",
+                        goal: "put throughput at \(comparison.clients) clients ≥ etcd's (ratio ≥ 1.0, \(judged.title))",
                         measured: "ratio \(Format.ratio(comparison.ratio))", met: comparison.ratio >= 1.0))
             case (.get, _):
                 checks.append(
                     GoalCheck(
-                        goal: "get throughput at \(comparison.clients) clients ≥ 2× etcd's (ratio ≥ 2.0)",
+                        goal: "get throughput at \(comparison.clients) clients ≥ 2× etcd's (ratio ≥ 2.0, \(judged.title))",
                         measured: "ratio \(Format.ratio(comparison.ratio))", met: comparison.ratio >= 2.0))
             default:
                 break
@@ -38,7 +42,7 @@ struct GoalCheck: Codable, Sendable {
         for comparison in throughput where comparison.operation == .put && comparison.clients == 256 {
             checks.append(
                 GoalCheck(
-                    goal: "put throughput at 256 clients ≥ 70% of raw etcd's (ratio ≥ 0.70)",
+                    goal: "put throughput at 256 clients ≥ 70% of raw etcd's (ratio ≥ 0.70, \(comparison.generator.title))",
                     measured: "ratio \(Format.ratio(comparison.ratio))", met: comparison.ratio >= 0.7))
         }
         let over = watch.capstan.sendToEvent.p99 - watch.etcd.sendToEvent.p99

@@ -25,6 +25,11 @@ struct LoadGenerator: Sendable {
         /// CPU seconds the etcd process used during the measurement, when known: for Capstan on
         /// etcd, the etcd work its requests caused.
         var etcdCPUSeconds: Double?
+        /// Percentiles as the generator computed them, when it keeps no samples (wrk).
+        var percentiles: LatencySummary?
+
+        /// Percentiles of the successful requests' latencies.
+        var latencySummary: LatencySummary { percentiles ?? LatencySummary(nanoseconds: latencies) }
 
         var throughput: Double { elapsed > .zero ? Double(succeeded) / elapsed.seconds : 0 }
 

@@ -18,6 +18,18 @@ enum ProcessCPU {
         return (user + system) / ticksPerSecond
     }
 
+    /// Seconds of CPU used by this process's children that have exited and been waited for
+    /// (a load generator run to completion), or nil when /proc cannot tell.
+    static func childrenSeconds() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+            let end = text.lastIndex(of: ")")
+        else { return nil }
+        // cutime and cstime: the 16th and 17th fields, the 14th and 15th after the name.
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        guard fields.count > 14, let user = Double(fields[13]), let system = Double(fields[14]) else { return nil }
+        return (user + system) / ticksPerSecond
+    }
+
     /// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
     static func loadAverage() -> String {
         let text = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""

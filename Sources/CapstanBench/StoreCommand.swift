@@ -9,8 +9,8 @@ struct StoreCommand: AsyncParsableCommand {
         abstract: "Compare put and get throughput and watch latency of Capstan and etcd.",
         discussion: """
             Starts a Capstan server and a single-member etcd as child processes with their data in one \
-            temporary directory, drives both with the same HTTP load generator, alternating between \
-            them, and prints the medians. With --engine etcd the Capstan server keeps its data in \
+            temporary directory, drives both with the same HTTP load generators (wrk, and the \
+            benchmark's own client), alternating between them, and prints the medians. With --engine etcd the Capstan server keeps its data in \
             that same etcd, so the comparison shows what Capstan costs over raw etcd. Progress goes to standard error, the report to standard output.
             """)
 
@@ -26,6 +26,9 @@ struct StoreCommand: AsyncParsableCommand {
     @Option(help: "Report format: markdown or json.") var output: String = "markdown"
     @Option(help: "Store under the Capstan server: sqlite (its own file) or etcd (the etcd measured beside it).")
     var engine: String = "sqlite"
+    @Option(help: "Load generators, comma-separated: wrk (a C program in its own process; the targets are judged on it) and swift (the benchmark's own HTTP client).")
+    var generators: String = "wrk,swift"
+    @Option(help: "Path of the wrk binary.") var wrk: String = "wrk"
 
     func validate() throws {
         _ = try plan()
@@ -54,6 +57,14 @@ struct StoreCommand: AsyncParsableCommand {
             throw ValidationError("--engine must be sqlite or etcd; got \(engine)")
         }
         plan.engine = engine
+        plan.generators = try generators.split(separator: ",").map { name in
+            guard let generator = ThroughputComparison.Generator(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--generators must be wrk, swift or both, comma-separated; got \(generators)")
+            }
+            return generator
+        }
+        guard !plan.generators.isEmpty else { throw ValidationError("--generators needs at least one generator") }
+        plan.wrkPath = wrk
         plan.valueSize = valueSize
         plan.preloadedKeys = keys
         plan.runs = runs
@@ -69,6 +80,9 @@ struct StoreCommand: AsyncParsableCommand {
         let plan = try plan()
         guard FileManager.default.isExecutableFile(atPath: plan.etcdPath) else {
             throw ValidationError("no etcd at \(plan.etcdPath): install it (apt-get install etcd-server) or pass --etcd")
+        }
+        if plan.generators.contains(.wrk), TimedCommand.which(plan.wrkPath) == nil {
+            throw ValidationError("no wrk at \(plan.wrkPath): install it (apt-get install wrk), pass --wrk, or measure with --generators swift")
         }
         let report = try await BenchServers.with(plan: plan) { servers in
             try await BenchRunner(plan: plan, servers: servers).run()

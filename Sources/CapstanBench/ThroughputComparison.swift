@@ -4,6 +4,16 @@ struct ThroughputComparison: Codable, Sendable {
         case put, get
     }
 
+    /// What sent the requests.
+    enum Generator: String, Codable, Sendable, CaseIterable {
+        /// `wrk`, in its own process: the figures the targets are judged on.
+        case wrk
+        /// The benchmark's own HTTP client (AsyncHTTPClient), in the benchmark process.
+        case swift
+
+        var title: String { self == .wrk ? "wrk" : "Swift generator" }
+    }
+
     /// One system's figures for the measurement.
     struct Figures: Codable, Sendable {
         /// Median of the runs' throughputs, in requests per second.
@@ -25,7 +35,7 @@ struct ThroughputComparison: Codable, Sendable {
         init(runs: [LoadGenerator.Result]) {
             runsPerSecond = runs.map(\.throughput)
             medianPerSecond = Median.of(runsPerSecond)
-            let summaries = runs.map { LatencySummary(nanoseconds: $0.latencies) }
+            let summaries = runs.map(\.latencySummary)
             latency = LatencySummary(
                 count: summaries.map(\.count).reduce(0, +),
                 p50: Median.of(summaries.map(\.p50)),
@@ -44,14 +54,16 @@ struct ThroughputComparison: Codable, Sendable {
 
     var operation: Operation
     var clients: Int
+    var generator: Generator
     var capstan: Figures
     var etcd: Figures
     /// Capstan's median throughput over etcd's.
     var ratio: Double
 
-    init(operation: Operation, clients: Int, capstan: Figures, etcd: Figures) {
+    init(operation: Operation, clients: Int, generator: Generator, capstan: Figures, etcd: Figures) {
         self.operation = operation
         self.clients = clients
+        self.generator = generator
         self.capstan = capstan
         self.etcd = etcd
         ratio = etcd.medianPerSecond > 0 ? capstan.medianPerSecond / etcd.medianPerSecond : 0

@@ -92,16 +92,29 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
                     throw CapstanError(.invalidKey, "\(what) \(whole.quoted) has an empty segment at position \(position)")
                 }
             }
-            for (characterOffset, character) in segment.enumerated() where !isAllowedInPath(character) {
-                throw CapstanError(
-                    .invalidKey,
-                    "\(what) \(whole.quotedExcerpt) has invalid character \(String(character).quoted) at position \(position + characterOffset): use A-Z a-z 0-9 . _ - and \"/\" between segments"
-                )
+            // Bytes first (every allowed character is one ASCII byte); characters only to name
+            // the first bad one.
+            if !segment.utf8.allSatisfy(isAllowedInPath(byte:)) {
+                for (characterOffset, character) in segment.enumerated() where !isAllowedInPath(character) {
+                    throw CapstanError(
+                        .invalidKey,
+                        "\(what) \(whole.quotedExcerpt) has invalid character \(String(character).quoted) at position \(position + characterOffset): use A-Z a-z 0-9 . _ - and \"/\" between segments"
+                    )
+                }
             }
             if segment == "." || segment == "..", !(isPrefix && isLast) {
                 throw CapstanError(.invalidKey, "\(what) \(whole.quoted) has a \(String(segment).quoted) segment")
             }
             position += segment.count + 1
+        }
+    }
+
+    static func isAllowedInPath(byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default: false
         }
     }
 

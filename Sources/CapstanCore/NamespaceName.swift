@@ -19,8 +19,11 @@ public enum NamespaceName {
     /// Checks that `text` could begin a valid namespace name: allowed characters, length and a
     /// first character that is a letter or digit. `what` names the text in messages.
     static func validatePrefix(_ text: String, of what: String) throws(CapstanError) {
-        for (offset, character) in text.enumerated() {
-            guard isAllowed(character) else {
+        // Bytes first (every allowed character is one ASCII byte); characters only to name the
+        // first bad one.
+        let allowed = text.utf8.allSatisfy(isAllowed(byte:))
+        if !allowed {
+            for (offset, character) in text.enumerated() where !isAllowed(character) {
                 throw CapstanError(
                     .invalidNamespace,
                     "\(what) \(text.quotedExcerpt) has invalid character \(String(character).quoted) at position \(offset + 1): use a-z, 0-9 and \"-\""
@@ -30,11 +33,19 @@ public enum NamespaceName {
         if text.first == "-" {
             throw CapstanError(.invalidNamespace, "\(what) \(text.quoted) must start with a letter or digit")
         }
-        if text.count > maxLength {
+        let count = allowed ? text.utf8.count : text.count
+        if count > maxLength {
             throw CapstanError(
                 .invalidNamespace,
-                "\(what) \(text.quotedExcerpt) is \(text.count) characters long: the limit is \(maxLength)"
+                "\(what) \(text.quotedExcerpt) is \(count) characters long: the limit is \(maxLength)"
             )
+        }
+    }
+
+    static func isAllowed(byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"): true
+        default: false
         }
     }
 

@@ -29,6 +29,9 @@ import Testing
         ("prod/a/..", #"key "prod/a/.." has a ".." segment"#),
         ("prod/a b", #"key "prod/a b" has invalid character " " at position 7: use A-Z a-z 0-9 . _ - and "/" between segments"#),
         ("prod/ä", #"key "prod/ä" has invalid character "ä" at position 6: use A-Z a-z 0-9 . _ - and "/" between segments"#),
+        // An allowed letter with a combining mark is one character, not an allowed one: keys are
+        // checked byte by byte first, and named character by character.
+        ("prod/ae\u{301}.txt", "key \"prod/ae\u{301}.txt\" has invalid character \"e\u{301}\" at position 7: use A-Z a-z 0-9 . _ - and \"/\" between segments"),
     ])
     func rejectsInvalidKeys(_ string: String, _ message: String) {
         let error = #expect(throws: CapstanError.self) { try ConfigKey(string) }
