@@ -40,14 +40,9 @@ struct DescriptorLimitTests {
         try await ServerProcess.with(
             dataDirectory: home.file("data"), extraArguments: ["--request-head-timeout", "60s", "--idle-timeout", "60s"]
         ) { server in
-            let limited = try await onThread { () throws -> Int32 in
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
-                process.arguments = ["--pid", String(server.process.pid), "--nofile=512:512"]
-                try process.run()
-                process.waitUntilExit()
-                return process.terminationStatus
-            }
+            let prlimit = try ChildProcess(
+                path: "/usr/bin/prlimit", arguments: ["--pid", String(server.process.pid), "--nofile=512:512"])
+            let limited = await prlimit.exitStatus()
             #expect(limited == 0, "prlimit failed")
             let port = try #require(URLComponents(string: server.url)?.port)
             try await ServerProcess.explaining(["server": server]) { try await body(server, port) }

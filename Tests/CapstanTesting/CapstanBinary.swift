@@ -42,7 +42,7 @@ public enum CapstanBinary {
 }
 
 /// A child process with its standard streams captured, awaited without blocking threads of the
-/// concurrency pool.
+/// concurrency pool. Started by `Spawn`, not Foundation's `Process` (see there why).
 ///
 /// Each stream is read by a plain thread of its own with blocking reads until end of file:
 /// dispatch-based `readabilityHandler`s were seen to crash libdispatch's event loop when a pipe
@@ -75,42 +75,30 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    private let process: Process
-    private let input = Pipe()
+    private let started: Spawn.Started
+    /// The parent's end of the child's standard input, until it is closed.
+    private let input: Mutex<Int32?>
     private let shared = Shared()
 
     public init(path: String, arguments: [String], environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         merged["CAPSTAN_ADDR"] = nil
         // Servers bootstrap with the test root token and clients send it, unless a test says otherwise.
         for (name, value) in TestAuth.environment { merged[name] = value }
         for (name, value) in environment { merged[name] = value }
-        process.environment = merged
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        self.process = process
+        let started = try Spawn.start(path: path, arguments: arguments, environment: merged)
+        self.started = started
+        self.input = Mutex(started.input)
         let shared = self.shared
-        let input = self.input
-        process.terminationHandler = { process in
-            let status = process.terminationStatus
-            // Nothing reads it any more: its descriptor goes now, not when this object does.
-            try? input.fileHandleForWriting.close()
+        Thread {
+            let status = Spawn.wait(started.pid)
             shared.update { $0.exitStatus = status }
-        }
-        try process.run()
-        for (pipe, isOutput) in [(output, true), (errors, false)] {
-            let handle = pipe.fileHandleForReading
+        }.start()
+        for (descriptor, isOutput) in [(started.output, true), (started.errors, false)] {
             Thread {
-                // read(2) itself, retried on EINTR: FileHandle's readers trap on it, and the
-                // suite's many children make SIGCHLD interrupt reads often. The pipe is closed
-                // at end of file, so that finished children hold no descriptors.
-                let descriptor = handle.fileDescriptor
+                // read(2) itself, retried on EINTR: the suite's many children make SIGCHLD
+                // interrupt reads often. The pipe is closed at end of file, so that finished
+                // children hold no descriptors.
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
                     let count = read(descriptor, &buffer, buffer.count)
@@ -121,7 +109,7 @@ public final class ChildProcess: Sendable {
                         if isOutput { state.stdout.append(data) } else { state.stderr.append(data) }
                     }
                 }
-                try? handle.close()
+                close(descriptor)
                 shared.update { $0.openStreams -= 1 }
             }.start()
         }
@@ -129,10 +117,11 @@ public final class ChildProcess: Sendable {
 
     /// A backstop: a child must not outlive the object that started it.
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if shared.state.withLock({ $0.exitStatus == nil }) { kill(started.pid, SIGKILL) }
+        closeInput()
     }
 
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { started.pid }
     public var output: String { shared.state.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
     public var errorOutput: String { shared.state.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
     public var hasExited: Bool { shared.state.withLock { $0.finished != nil } }
@@ -146,17 +135,31 @@ public final class ChildProcess: Sendable {
         return state == "Z" || state == "X"
     }
 
-    /// Writes to the child's standard input; nothing happens once it exited.
+    /// Writes to the child's standard input; nothing happens once it exited or the input closed.
     public func write(_ text: String) {
-        try? input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+        input.withLock { descriptor in
+            guard let descriptor else { return }
+            var bytes = Array(text.utf8)[...]
+            while !bytes.isEmpty {
+                let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { return }
+                bytes = bytes.dropFirst(count)
+            }
+        }
     }
 
     public func closeInput() {
-        try? input.fileHandleForWriting.close()
+        input.withLock { descriptor in
+            if let open = descriptor { close(open) }
+            descriptor = nil
+        }
     }
 
     public func signal(_ signal: Int32) {
-        kill(process.processIdentifier, signal)
+        // Not once it was reaped: the number may belong to another process by then.
+        guard shared.state.withLock({ $0.exitStatus == nil }) else { return }
+        kill(started.pid, signal)
     }
 
     /// Waits for the process to exit and its output to be read; answers its status.
