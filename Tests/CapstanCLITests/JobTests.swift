@@ -99,7 +99,8 @@ struct JobTests {
                         #expect(failed.status == 1)
                         #expect(failed.stdout.contains("db-1: 42"))
                         #expect(failed.stderr.contains("failed: 1 failed"))
-                        let failedJob = try #require(try await fixture.client.jobs().items.first)
+                        // Not `first`: two jobs started in the same second list in either order.
+                        let failedJob = try #require(try await fixture.client.jobs().items.first { $0.id != id })
                         let details = try await fixture.client.job(failedJob.id)
                         #expect(details.nodes.first?.exitCode == 3)
                         #expect(details.nodes.first?.attempts == 1)

@@ -112,7 +112,11 @@ struct TemplateRendererTests {
             Issue.record("10^8 section passes went through")
         } catch {
             #expect(error.code == .payloadTooLarge)
-            #expect(error.message.hasPrefix("the template's sections repeat more than 1000000 times"), "\(error.message)")
+            // On a machine busy enough (a debug build beside the whole suite) the time limit may
+            // come first: either way the render is refused before it writes anything.
+            #expect(
+                error.message.hasPrefix("the template's sections repeat more than 1000000 times")
+                    || error.message.hasPrefix("rendering the template took longer than"), "\(error.message)")
         }
     }
 

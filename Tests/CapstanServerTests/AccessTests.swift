@@ -482,9 +482,14 @@ struct AccessTests {
             #expect(created.status == .created)
             let token = try AccessTests.decoder.decode(CreatedToken.self, from: Data(buffer: created.body)).token
             #expect(try await fixture.send(.post, "/v1/namespaces", token: token, body: #"{"name":"sealed"}"#).status == .created)
-            let kvs = try await fixture.store.range(RangeRequest(.prefix("/capstan/audit/")))
-            let last = try #require(kvs.kvs.last)
-            var entry = try JSONDecoder().decode(AuditEntry.self, from: last.value)
+            // An answer waits for its entry's place in the commit order, not for its commit.
+            var last: AuditEntry?
+            try await eventually("the namespace write's audit entry") {
+                let kvs = try await fixture.store.range(RangeRequest(.prefix("/capstan/audit/")))
+                last = try kvs.kvs.last.map { try JSONDecoder().decode(AuditEntry.self, from: $0.value) }
+                return last?.method == "POST" && last?.resource.hasPrefix("/v1/namespaces") == true
+            }
+            var entry = try #require(last)
             #expect(entry.actorDescription == #"x"hash":""y"#)
             let hash = entry.hash
             entry.hash = ""

@@ -83,7 +83,7 @@ struct MalformedRequestTests {
         try await LiveServer.with(configuration: Self.configuration) { server in
             let port = try #require(URLComponents(string: server.url)?.port)
             let (first, second) = try await onThread { () throws -> (String, String) in
-                let connection = try RawConnection(port: port, timeoutSeconds: 5)
+                let connection = try RawConnection(port: port)
                 defer { connection.close() }
                 try connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 let first = try connection.receiveResponse()
@@ -132,14 +132,14 @@ struct MalformedRequestTests {
             let token = server.token
             let head = "PUT /v1/config/prod/app.yaml HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 8\r\n\r\n"
             let answers = try await onThread { () throws -> [String] in
-                let first = try RawConnection(port: port, timeoutSeconds: 5)
+                let first = try RawConnection(port: port)
                 defer { first.close() }
                 try first.send("POST /v1/namespaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: 16\r\n\r\n{\"name\":\"prod\"}\n")
                 _ = try first.receiveResponse()
                 try first.send(head + "port: 1\n")
                 var answers = [try first.receiveResponse()]
                 for finishes in [true, false] {
-                    let connection = try RawConnection(port: port, timeoutSeconds: 5)
+                    let connection = try RawConnection(port: port)
                     defer { connection.close() }
                     try connection.send(head + "port: ")
                     let refusal = try connection.receiveResponse()

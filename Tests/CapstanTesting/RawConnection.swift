@@ -57,9 +57,24 @@ public final class RawConnection {
     /// Appends what the next read brings; throws on timeout or end of stream.
     private func readMore() throws {
         var chunk = [UInt8](repeating: 0, count: 4096)
-        let count = recv(descriptor, &chunk, chunk.count, 0)
-        guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : .ETIMEDOUT) }
+        let count = receiveRetrying(&chunk)
+        guard count > 0 else { throw POSIXError(count == 0 ? .ECONNRESET : Self.failure(errno)) }
         buffer.append(contentsOf: chunk[..<count])
+    }
+
+    /// recv(2), retried when a signal interrupts it (the suite's many children send SIGCHLD):
+    /// an interrupted read is not a timeout.
+    private func receiveRetrying(_ chunk: inout [UInt8]) -> Int {
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count < 0, errno == EINTR { continue }
+            return count
+        }
+    }
+
+    /// What a failed read means: the receive timeout ran out, or the peer reset the connection.
+    private static func failure(_ code: Int32) -> POSIXErrorCode {
+        code == EAGAIN || code == EWOULDBLOCK ? .ETIMEDOUT : (POSIXErrorCode(rawValue: code) ?? .ECONNRESET)
     }
 
     /// A whole response with a `Content-Length` body: head and body.
@@ -78,9 +93,9 @@ public final class RawConnection {
     public func receiveUntilClosed() throws -> String {
         while true {
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let count = recv(descriptor, &chunk, chunk.count, 0)
+            let count = receiveRetrying(&chunk)
             if count == 0 { break }
-            guard count > 0 else { throw POSIXError(errno == EAGAIN || errno == EWOULDBLOCK ? .ETIMEDOUT : .ECONNRESET) }
+            guard count > 0 else { throw POSIXError(Self.failure(errno)) }
             buffer.append(contentsOf: chunk[..<count])
         }
         defer { buffer.removeAll() }

@@ -20,7 +20,9 @@ public enum StoreEngine: String, CaseIterable, Sendable, CustomStringConvertible
         case .etcd:
             return try await EtcdProcess.with { etcd in
                 // A prefix, as a shared cluster would have: keys must map in and out of it.
-                let store = try await EtcdStore(endpoints: [etcd.clientURL], prefix: "/test-install")
+                // A longer deadline than a server's 10 s: the whole suite, dozens of etcd members
+                // among it, runs side by side on two cores, and a slow answer is not a wrong one.
+                let store = try await EtcdStore(endpoints: [etcd.clientURL], prefix: "/test-install", timeout: .seconds(30))
                 do {
                     let result = try await Self.running(store, body)
                     await store.shutdown()
