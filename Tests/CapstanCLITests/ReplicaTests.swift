@@ -52,13 +52,14 @@ struct ReplicaTests {
             // The node moves to the second replica; the first one sees it fall silent.
             let after = try await AgentProcess.start(server: second.url, dataDirectory: directory.file("agent"), name: "mover", joinToken: token)
             try await after.stopping {
-                try await eventually(timeout: .seconds(10), "healthy on the second replica") {
-                    (try? await client.node("mover").status) == .healthy
+                // Asked through the first replica, which holds no connection and reads the store
+                // (where the first replica may have marked it unhealthy while it moved).
+                let left = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
+                try await eventually(timeout: .seconds(10), "healthy again once on the second replica") {
+                    (try? await left.node("mover").status) == .healthy
                 }
                 // Nothing to await for a write that must not come: look for two seconds, ten of
                 // the first replica's heartbeat intervals (it would judge the node after three).
-                // Asked through the first replica, which holds no connection and reads the store.
-                let left = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
                 for _ in 0..<20 {
                     #expect(try await left.node("mover").status == .healthy)
                     try await Task.sleep(for: .milliseconds(100))

@@ -181,7 +181,12 @@ public final class JobService: Sendable {
     // MARK: Reading
 
     public func job(_ id: String) async throws -> JobInfo {
-        if let run = active.withLock({ $0[id] }) { return await run.info }
+        // A finished run leaves `active` a moment after its results are stored (and may be
+        // pruned meanwhile): from then on the store answers.
+        if let run = active.withLock({ $0[id] }) {
+            let info = await run.info
+            if info.finishedAt == nil { return info }
+        }
         guard let kv = try await store.get(StoreLayout.job(id)) else { throw Self.notFound(id) }
         let record = try RecordCoding.decoder.decode(JobRecord.self, from: kv.value)
         var info = record.info

@@ -348,21 +348,20 @@ public final class NodeRegistry: Sendable {
             guard let node = live.withLock({ $0[name] }) else { return }
             do {
                 // A node that connected to another replica meanwhile is that replica's to judge:
-                // this one forgets it instead of writing a stale status over the live one.
-                if node.connection == nil, let presence = try await store.get(StoreLayout.presence(name)),
-                    presence.value != Data(replicaID.utf8)
-                {
-                    live.withLock { live in
-                        if live[name]?.connection == nil { live.removeValue(forKey: name) }
-                    }
-                    return
-                }
-                try await update(name) { record in
+                // without its connection here, this one writes only while no replica holds the
+                // node (checked in the write's own transaction), and otherwise forgets it instead
+                // of writing a stale status over the live one.
+                let written = try await update(name, whileUnheld: node.connection == nil) { record in
                     if record.status != node.status {
                         record.status = node.status
                         record.statusSince = Date()
                     }
                     record.lastSeen = node.lastSeen
+                }
+                if !written {
+                    live.withLock { live in
+                        if live[name]?.connection == nil { live.removeValue(forKey: name) }
+                    }
                 }
             } catch let error as CapstanError where error.code == .nodeNotFound {
                 live.withLock { _ = $0.removeValue(forKey: name) }
@@ -474,7 +473,8 @@ public final class NodeRegistry: Sendable {
 
     private func info(_ record: NodeRecord, revision: Int64, present: Bool) -> NodeInfo {
         var info = record.info(revision: revision, connected: present)
-        if let node = live.withLock({ $0[record.name] }) {
+        // What this replica saw of a node that another replica holds now is stale.
+        if let node = live.withLock({ $0[record.name] }), node.connection != nil || !present {
             info.status = node.status
             info.lastSeen = node.lastSeen
             if node.connection != nil { info.connected = true }
@@ -489,21 +489,30 @@ public final class NodeRegistry: Sendable {
 
     /// Applies `change` to the stored record of `name`, retrying on a concurrent write.
     private func update(_ name: String, _ change: @Sendable (inout NodeRecord) -> Void) async throws {
+        _ = try await update(name, whileUnheld: false, change)
+    }
+
+    /// Applies `change` to the stored record of `name`, retrying on a concurrent write. With
+    /// `whileUnheld`, only while no replica holds the node's presence: false when one does.
+    private func update(_ name: String, whileUnheld: Bool, _ change: @Sendable (inout NodeRecord) -> Void) async throws -> Bool {
+        let presence = StoreLayout.presence(name)
         while true {
             guard let (record, revision) = try await read(name) else { throw Self.notFound(name) }
             var changed = record
             change(&changed)
-            if changed == record { return }
-            if try await write(changed, expecting: revision) != nil { return }
+            if changed == record { return true }
+            if try await write(changed, expecting: revision, also: whileUnheld ? [.absent(presence)] : []) != nil { return true }
+            if whileUnheld, try await store.get(presence) != nil { return false }
         }
     }
 
-    /// Writes `record` if its key is still at `revision` (0: absent); nil when it was not.
-    private func write(_ record: NodeRecord, expecting revision: Int64) async throws -> Int64? {
+    /// Writes `record` if its key is still at `revision` (0: absent) and `conditions` hold; nil
+    /// when they did not.
+    private func write(_ record: NodeRecord, expecting revision: Int64, also conditions: [Compare] = []) async throws -> Int64? {
         let key = StoreLayout.node(record.name)
         let result = try await store.txn(
             TxnRequest(
-                compares: [Compare(key: key, .modRevision(revision))],
+                compares: [Compare(key: key, .modRevision(revision))] + conditions,
                 success: [.put(key: key, value: try RecordCoding.encoder.encode(record))]))
         return result.succeeded ? result.revision : nil
     }
