@@ -2,18 +2,20 @@ import CapstanTesting
 import Foundation
 import Testing
 
-/// Runs the README's cluster-mode block (three etcd members, two replicas) as pasted, on free
-/// ports and in a temporary directory instead of the README's fixed ones.
-@Suite("README cluster mode")
+/// Runs the cluster-mode block of docs/cluster.md (three etcd members, two replicas) as pasted,
+/// on free ports and in a temporary directory instead of the page's fixed ones.
+@Suite("Cluster mode block of the docs")
 struct ClusterReadmeTests {
-    /// The `sh` block after the "## Cluster mode" heading.
+    static let page = ReadmeTourTests.readme.deletingLastPathComponent().appendingPathComponent("docs/cluster.md")
+
+    /// The first `sh` block after the "# Cluster mode" heading.
     static func block() throws -> String {
-        let text = try String(contentsOf: ReadmeTourTests.readme, encoding: .utf8)
-        guard let heading = text.range(of: "## Cluster mode"),
+        let text = try String(contentsOf: page, encoding: .utf8)
+        guard let heading = text.range(of: "# Cluster mode"),
             let start = text.range(of: "```sh\n", range: heading.upperBound..<text.endIndex),
             let end = text.range(of: "```", range: start.upperBound..<text.endIndex)
         else {
-            throw TimeoutError(what: "a cluster-mode block in the README", timeout: .zero)
+            throw TimeoutError(what: "a cluster-mode block in docs/cluster.md", timeout: .zero)
         }
         return String(text[start.upperBound..<end.lowerBound])
     }
@@ -47,7 +49,7 @@ struct ClusterReadmeTests {
         process.closeInput()
         let status: Int32
         do {
-            status = try await withTimeout(.seconds(90), "the README's cluster block") { await process.exitStatus() }
+            status = try await withTimeout(.seconds(90), "the cluster block of docs/cluster.md") { await process.exitStatus() }
         } catch {
             // Whatever the block left running is named by the temporary directory or its ports.
             _ = try? await CapstanBinary.shellKill(directory.path, ports: [ports["8741"]!, ports["8742"]!])
