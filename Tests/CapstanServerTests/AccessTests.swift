@@ -127,6 +127,19 @@ struct AccessTests {
         }
     }
 
+    /// Deny by default: a route registered without its rule would answer 403 "has no access rule"
+    /// to everyone, root included.
+    @Test func everyRouteIsRegisteredWithItsAccessRule() async throws {
+        try await Self.withRouter(limits: Self.unlimited) { fixture in
+            #expect(fixture.routes.count >= 50)
+            for route in fixture.routes where route.path != "/v1/agent/connect" {
+                let body = [.put, .post].contains(route.method) ? "{}" : nil
+                let answer = try await fixture.send(route.method, Self.concrete(route.path), body: body)
+                #expect(!String(buffer: answer.body).contains("has no access rule"), "\(route.method) \(route.path)")
+            }
+        }
+    }
+
     /// An action the role does not hold but that is not `admin` (which grants all).
     static func other(_ action: AccessRule.Action) -> AccessRule.Action {
         action == .read ? .delete : .read

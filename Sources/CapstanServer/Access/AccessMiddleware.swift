@@ -20,12 +20,13 @@ public struct AccessLimits: Sendable {
 
 /// Authentication, authorization and audit for every routed request.
 ///
-/// Per the route's entry in `RoutePolicy`: checks the bearer token (401), the role (403), the
+/// Per the route's rule (declared with the route, `RouteRules`): checks the bearer token (401), the role (403), the
 /// token's request rate (429), then lets the request through; every mutating request and every
 /// denied one is appended to the audit log once answered.
 struct AccessMiddleware: RouterMiddleware {
     typealias Context = CapstanRequestContext
 
+    let rules: RouteRules
     let access: AccessControl
     let audit: AuditLog
     let store: any KeyValueStore
@@ -35,7 +36,8 @@ struct AccessMiddleware: RouterMiddleware {
     /// The largest body hashed for the audit log; bigger ones are refused by their routes anyway.
     let maxBody: Int
 
-    init(access: AccessControl, audit: AuditLog, store: any KeyValueStore, limits: AccessLimits, maxBody: Int) {
+    init(rules: RouteRules, access: AccessControl, audit: AuditLog, store: any KeyValueStore, limits: AccessLimits, maxBody: Int) {
+        self.rules = rules
         self.access = access
         self.audit = audit
         self.store = store
@@ -49,7 +51,7 @@ struct AccessMiddleware: RouterMiddleware {
         guard let endpoint = context.endpointPath, endpoint != "NotFound" else { return try await next(request, context) }
         let method = request.method.rawValue
         let address = context.clientAddress
-        guard let policy = RoutePolicy.access(method: method, endpoint: endpoint) else {
+        guard let policy = rules.access(method: method, endpoint: endpoint) else {
             let problem = Problem(
                 title: "Forbidden", status: 403, detail: "\(method) \(endpoint) has no access rule", code: CapstanError.Code.forbidden.rawValue)
             return ProblemMapping.response(for: problem)

@@ -12,41 +12,41 @@ struct AccessRoutes {
 
     static var maxBody: Int { 64 * 1024 }
 
-    func register(on router: Router<Context>) {
-        router.get("v1/whoami") { _, context in
+    func register(on router: GuardedRouter) {
+        router.get("v1/whoami", access: .anyCaller) { _, context in
             let caller = try context.requireCaller()
             return try HTTPHelpers.json(CallerInfo(tokenID: caller.tokenID, description: caller.description, role: caller.role))
         }
         let tokens = router.group("v1/tokens")
-        tokens.get { _, _ in
+        tokens.get(access: .caller(.token, .read, .all)) { _, _ in
             try HTTPHelpers.json(try await access.tokens())
         }
-        tokens.post { request, context in
+        tokens.post(access: .caller(.token, .write, .all)) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try HTTPHelpers.decode(TokenSpec.self, from: body)
             return try HTTPHelpers.json(try await access.createToken(spec, by: context.requireCaller()), status: .created)
         }
-        tokens.delete("{id}") { _, context in
+        tokens.delete("{id}", access: .caller(.token, .delete, .all)) { _, context in
             try await access.revoke(context.parameters.require("id"), by: context.requireCaller())
             return Response(status: .noContent)
         }
         let roles = router.group("v1/roles")
-        roles.get { _, _ in
+        roles.get(access: .caller(.role, .read, .all)) { _, _ in
             try HTTPHelpers.json(try await access.roles())
         }
-        roles.get("{name}") { _, context in
+        roles.get("{name}", access: .caller(.role, .read, .all)) { _, context in
             try HTTPHelpers.json(try await access.role(context.parameters.require("name")))
         }
-        roles.put("{name}") { request, context in
+        roles.put("{name}", access: .caller(.role, .write, .all)) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try HTTPHelpers.decode(RoleSpec.self, from: body)
             return try HTTPHelpers.json(try await access.putRole(context.parameters.require("name"), spec, by: context.requireCaller()))
         }
-        roles.delete("{name}") { _, context in
+        roles.delete("{name}", access: .caller(.role, .delete, .all)) { _, context in
             try await access.removeRole(context.parameters.require("name"))
             return Response(status: .noContent)
         }
-        router.get("v1/audit") { request, _ in
+        router.get("v1/audit", access: .caller(.audit, .read, .all)) { request, _ in
             let since = try HTTPHelpers.string(request, "since").map { text -> Date in
                 if let date = ISO8601DateFormatter().date(from: text) { return date }
                 // A duration back from now: `since=1h`.
@@ -63,7 +63,7 @@ struct AccessRoutes {
                 limit: limit)
             return try HTTPHelpers.json(AuditList(items: entries))
         }
-        router.get("v1/audit/verify") { _, _ in
+        router.get("v1/audit/verify", access: .caller(.audit, .read, .all)) { _, _ in
             try HTTPHelpers.json(try await audit.verify())
         }
     }

@@ -12,14 +12,14 @@ struct CheckRoutes {
 
     static var maxBody: Int { 64 * 1024 }
 
-    func register(on router: Router<Context>) {
+    func register(on router: GuardedRouter) {
         let group = router.group("v1/checks")
-        group.get { _, context in
+        group.get(access: .caller(.check, .read, .some)) { _, context in
             var list = try await checks.list()
             list.items.removeAll { !context.may(.read, on: .check, target: $0.name) }
             return try HTTPHelpers.json(list)
         }
-        group.put("{name}") { request, context in
+        group.put("{name}", access: .caller(.check, .write, .parameter("name"))) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try HTTPHelpers.decode(CheckSpec.self, from: body)
             // A command check runs a command on every node it picks.
@@ -30,10 +30,10 @@ struct CheckRoutes {
             }
             return try HTTPHelpers.json(try await checks.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
-        group.get("{name}") { _, context in
+        group.get("{name}", access: .caller(.check, .read, .parameter("name"))) { _, context in
             try HTTPHelpers.json(try await checks.check(context.parameters.require("name"), nodes: registry))
         }
-        group.delete("{name}") { _, context in
+        group.delete("{name}", access: .caller(.check, .delete, .parameter("name"))) { _, context in
             try await checks.remove(context.parameters.require("name"))
             return Response(status: .noContent)
         }

@@ -14,17 +14,17 @@ struct ConfigRoutes {
     /// Long polls without `wait` block this long.
     static var defaultWait: Duration { .seconds(30) }
 
-    func register(on router: Router<Context>) {
-        router.put("v1/config/{namespace}/**") { request, context in try await put(request, context) }
-        router.get("v1/config/{namespace}/**") { request, context in try await get(request, context) }
-        router.delete("v1/config/{namespace}/**") { request, context in try await delete(request, context) }
-        router.get("v1/configs") { request, context in try await list(request, context) }
-        router.get("v1/history/{namespace}/**") { request, _ in
+    func register(on router: GuardedRouter) {
+        router.put("v1/config/{namespace}/**", access: .caller(.config, .write, .key(after: "/v1/config/"))) { request, context in try await put(request, context) }
+        router.get("v1/config/{namespace}/**", access: .caller(.config, .read, .key(after: "/v1/config/"))) { request, context in try await get(request, context) }
+        router.delete("v1/config/{namespace}/**", access: .caller(.config, .delete, .key(after: "/v1/config/"))) { request, context in try await delete(request, context) }
+        router.get("v1/configs", access: .caller(.config, .read, .query("prefix"))) { request, context in try await list(request, context) }
+        router.get("v1/history/{namespace}/**", access: .caller(.config, .read, .key(after: "/v1/history/"))) { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/history/")
             let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
             return try HTTPHelpers.json(try await service.history(key, limit: limit))
         }
-        router.get("v1/diff/{namespace}/**") { request, _ in
+        router.get("v1/diff/{namespace}/**", access: .caller(.config, .read, .key(after: "/v1/diff/"))) { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/diff/")
             guard let from = try HTTPHelpers.int64(request, "from") else {
                 throw CapstanError(.invalidArgument, "query parameter from (the old revision) is required")
@@ -34,7 +34,7 @@ struct ConfigRoutes {
                 status: .ok, headers: [.contentType: "text/x-diff; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: diff)))
         }
-        router.post("v1/rollback/{namespace}/**") { request, context in
+        router.post("v1/rollback/{namespace}/**", access: .caller(.config, .write, .key(after: "/v1/rollback/"))) { request, context in
             let key = try HTTPHelpers.key(request, after: "/v1/rollback/")
             let info = try await service.rollback(
                 key, to: try HTTPHelpers.int64(request, "to"), author: context.author(request),

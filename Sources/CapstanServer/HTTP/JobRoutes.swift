@@ -18,9 +18,10 @@ struct JobRoutes {
         try context.requireCaller().role.jobSelectors(for: action)
     }
 
-    func register(on router: Router<Context>) {
+    func register(on router: GuardedRouter) {
+        // `.some`: a job's selector is checked against the caller's rules for the action by the route.
         let group = router.group("v1/jobs")
-        group.post { request, context in
+        group.post(access: .caller(.job, .run, .some)) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try HTTPHelpers.decode(JobSpec.self, from: body)
             // Schedules key their jobs `schedule:NAME:TICK`: a client may not take a tick's key.
@@ -29,20 +30,20 @@ struct JobRoutes {
             }
             return try HTTPHelpers.json(try await jobs.submit(spec, onlyOn: try Self.selectors(context, .run)), status: .created)
         }
-        group.get { _, context in
+        group.get(access: .caller(.job, .read, .some)) { _, context in
             try HTTPHelpers.json(try await jobs.list(within: try Self.selectors(context, .read)))
         }
-        group.get("{id}") { _, context in
+        group.get("{id}", access: .caller(.job, .read, .some)) { _, context in
             let id = try context.parameters.require("id")
             try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
             return try HTTPHelpers.json(try await jobs.job(id))
         }
-        group.post("{id}/cancel") { _, context in
+        group.post("{id}/cancel", access: .caller(.job, .run, .some)) { _, context in
             let id = try context.parameters.require("id")
             try await jobs.ensure(id, within: try Self.selectors(context, .run), action: "cancel")
             return try HTTPHelpers.json(try await jobs.cancel(id))
         }
-        group.get("{id}/events") { _, context in try await events(context) }
+        group.get("{id}/events", access: .caller(.job, .read, .some)) { _, context in try await events(context) }
     }
 
     /// `GET /v1/jobs/{id}/events`: the job's events as Server-Sent Events, from its start.

@@ -46,13 +46,13 @@ struct NodeRoutes {
         }
     }
 
-    func register(on router: Router<Context>) {
-        router.post("v1/agent/enroll") { request, _ in
+    func register(on router: GuardedRouter) {
+        router.post("v1/agent/enroll", access: .agent) { request, _ in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let enroll = try HTTPHelpers.decode(EnrollRequest.self, from: body, decoder: .iso8601)
             return try HTTPHelpers.json(try await registry.enroll(enroll), status: .created)
         }
-        router.get("v1/agent/connect") { request, context -> Response in
+        router.get("v1/agent/connect", access: .agent) { request, context -> Response in
             guard let (name, secret) = AgentGateway.credentials(request.headers) else {
                 throw CapstanError(.unauthorized, "an agent connection needs X-Capstan-Node and Authorization: Bearer SECRET")
             }
@@ -60,7 +60,7 @@ struct NodeRoutes {
             _ = try await registry.authenticate(name: name, secret: secret, certificateSerial: serial)
             throw HTTPError(.upgradeRequired, message: "connect with a WebSocket upgrade")
         }
-        router.post("v1/agent/renew") { request, context in
+        router.post("v1/agent/renew", access: .agent) { request, context in
             guard let (name, secret) = AgentGateway.credentials(request.headers) else {
                 throw CapstanError(.unauthorized, "a renewal needs X-Capstan-Node and Authorization: Bearer SECRET")
             }
@@ -70,7 +70,7 @@ struct NodeRoutes {
             return try HTTPHelpers.json(try await registry.renew(name: name, secret: secret, certificateSerial: serial, request: renewal))
         }
         // The certificate agents and clients verify this server by; a join token pins its fingerprint.
-        router.get("v1/agent/ca") { _, _ -> Response in
+        router.get("v1/agent/ca", access: .open) { _, _ -> Response in
             guard let anchor = tlsAnchor else {
                 throw CapstanError(.notFound, "this server speaks plain HTTP: it has no CA certificate")
             }
@@ -78,7 +78,7 @@ struct NodeRoutes {
                 status: .ok, headers: [.contentType: "application/x-pem-file"], body: .init(byteBuffer: ByteBuffer(string: anchor)))
         }
         let nodes = router.group("v1/nodes")
-        nodes.get { request, context in
+        nodes.get(access: .caller(.node, .read, .some)) { request, context in
             let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
             let selector = try Selector(text)
             var nodes = try await registry.list(selector: selector).filter { context.may(.read, on: .node, target: $0.name) }
@@ -87,7 +87,7 @@ struct NodeRoutes {
             return try HTTPHelpers.json(NodeList(items: nodes))
         }
         // Every node's latest host metrics: Prometheus text for scrapers, JSON when asked for.
-        nodes.get("metrics") { request, _ in
+        nodes.get("metrics", access: .caller(.node, .read, .all)) { request, _ in
             let latest = metrics.latest()
             if request.headers[.accept]?.contains("application/json") == true {
                 return try HTTPHelpers.json(NodeTop(items: latest.map { NodeTop.Entry(node: $0.node, sample: $0.sample) }))
@@ -96,25 +96,25 @@ struct NodeRoutes {
                 status: .ok, headers: [.contentType: HostMetricsExposition.contentType],
                 body: .init(byteBuffer: ByteBuffer(string: HostMetricsExposition.render(latest))))
         }
-        nodes.get("{name}/metrics") { _, context in
+        nodes.get("{name}/metrics", access: .caller(.node, .read, .parameter("name"))) { _, context in
             let name = try context.parameters.require("name")
             _ = try await registry.node(name)
             return try HTTPHelpers.json(metrics.info(name))
         }
-        nodes.get("{name}") { _, context in
+        nodes.get("{name}", access: .caller(.node, .read, .parameter("name"))) { _, context in
             var node = try await registry.node(context.parameters.require("name"))
             node.templates = try await templates.states(for: node)
             node.checks = try await checks.statusesByNode([node])[node.name] ?? [:]
             return try HTTPHelpers.json(node)
         }
-        nodes.post("{name}/labels") { request, context in
+        nodes.post("{name}/labels", access: .caller(.node, .write, .parameter("name"))) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let change = try HTTPHelpers.decode(NodeLabelChange.self, from: body)
             let name = try context.parameters.require("name")
             try await checkRelabel(name, change, context: context)
             return try HTTPHelpers.json(try await registry.label(name, change))
         }
-        nodes.delete("{name}") { _, context in
+        nodes.delete("{name}", access: .caller(.node, .delete, .parameter("name"))) { _, context in
             let name = try context.parameters.require("name")
             try await registry.remove(name)
             metrics.forget(name)

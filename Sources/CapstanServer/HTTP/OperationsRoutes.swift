@@ -11,17 +11,17 @@ struct OperationsRoutes {
     let metrics: ServerMetrics
     let store: any KeyValueStore
 
-    func register(on router: Router<Context>) {
-        router.get("healthz") { _, _ in
+    func register(on router: GuardedRouter) {
+        router.get("healthz", access: .open) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
-        router.get("readyz") { _, _ in
+        router.get("readyz", access: .open) { _, _ in
             // Ready when the store answers a read.
             _ = try await store.range(RangeRequest(.key(StoreLayout.root), countOnly: true))
             return Response(
                 status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
         }
-        router.get("metrics") { _, _ in
+        router.get("metrics", access: .open) { _, _ in
             let status = try await store.status()
             metrics.storeRevision.set(to: Double(status.revision))
             metrics.compactRevision.set(to: Double(status.compactRevision))
@@ -30,7 +30,7 @@ struct OperationsRoutes {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }
-        router.get("v1/openapi.yaml") { _, _ in
+        router.get("v1/openapi.yaml", access: .open) { _, _ in
             guard let document = OpenAPIDocument.text else {
                 throw HTTPError(.serviceUnavailable, message: "the OpenAPI document is not bundled with this binary")
             }

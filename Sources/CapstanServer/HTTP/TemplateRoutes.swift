@@ -12,14 +12,14 @@ struct TemplateRoutes {
 
     static var maxBody: Int { 64 * 1024 }
 
-    func register(on router: Router<Context>) {
+    func register(on router: GuardedRouter) {
         let group = router.group("v1/templates")
-        group.get { _, context in
+        group.get(access: .caller(.template, .read, .some)) { _, context in
             var list = try await templates.list()
             list.items.removeAll { !context.may(.read, on: .template, target: $0.name) }
             return try HTTPHelpers.json(list)
         }
-        group.put("{name}") { request, context in
+        group.put("{name}", access: .caller(.template, .write, .parameter("name"))) { request, context in
             let body = try await request.body.collect(upTo: Self.maxBody)
             let spec = try HTTPHelpers.decode(TemplateSpec.self, from: body)
             let name = try context.parameters.require("name")
@@ -34,13 +34,13 @@ struct TemplateRoutes {
             for key in spec.secrets ?? [] { try context.authorize(.readSecret, on: .config, target: key) }
             return try HTTPHelpers.json(try await templates.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
-        group.get("{name}") { _, context in
+        group.get("{name}", access: .caller(.template, .read, .parameter("name"))) { _, context in
             try HTTPHelpers.json(try await templates.template(context.parameters.require("name")))
         }
-        group.get("{name}/status") { _, context in
+        group.get("{name}/status", access: .caller(.template, .read, .parameter("name"))) { _, context in
             try HTTPHelpers.json(try await templates.status(context.parameters.require("name"), nodes: registry))
         }
-        group.delete("{name}") { _, context in
+        group.delete("{name}", access: .caller(.template, .delete, .parameter("name"))) { _, context in
             try await templates.remove(context.parameters.require("name"))
             return Response(status: .noContent)
         }

@@ -21,8 +21,8 @@ struct WatchRoutes {
         case failed(Problem)
     }
 
-    func register(on router: Router<Context>) {
-        router.get("v1/watch") { request, context in try await watch(request, lifetime: context.callerLifetime) }
+    func register(on router: GuardedRouter) {
+        router.get("v1/watch", access: .caller(.config, .read, .query("prefix"))) { request, context in try await watch(request, lifetime: context.callerLifetime) }
     }
 
     private func watch(_ request: Request, lifetime: CallerLifetime?) async throws -> Response {

@@ -53,24 +53,27 @@ public enum CapstanServer {
         router.add(middleware: ProblemMiddleware())
         let access = access ?? AccessControl(store: store)
         let audit = audit ?? AuditLog(store: store)
+        let rules = RouteRules()
         router.add(
             middleware: AccessMiddleware(
-                access: access, audit: audit, store: store, limits: limits, maxBody: max(service.configuration.maxContentSize, 1 << 20)))
-        AccessRoutes(access: access, audit: audit).register(on: router)
-        NamespaceRoutes(service: service).register(on: router)
-        ConfigRoutes(service: service, metrics: metrics).register(on: router)
-        WatchRoutes(service: service, metrics: metrics).register(on: router)
+                rules: rules, access: access, audit: audit, store: store, limits: limits, maxBody: max(service.configuration.maxContentSize, 1 << 20)))
+        // Every route is registered with its access rule.
+        let routes = GuardedRouter(router, rules: rules)
+        AccessRoutes(access: access, audit: audit).register(on: routes)
+        NamespaceRoutes(service: service).register(on: routes)
+        ConfigRoutes(service: service, metrics: metrics).register(on: routes)
+        WatchRoutes(service: service, metrics: metrics).register(on: routes)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
         let checks = checks ?? CheckService(store: store, logger: Logger(label: "capstan.checks"))
         NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks, tlsAnchor: tlsAnchor)
-            .register(on: router)
-        CheckRoutes(checks: checks, registry: registry).register(on: router)
-        TemplateRoutes(templates: templates, registry: registry).register(on: router)
+            .register(on: routes)
+        CheckRoutes(checks: checks, registry: registry).register(on: routes)
+        TemplateRoutes(templates: templates, registry: registry).register(on: routes)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
-        JobRoutes(jobs: jobs).register(on: router)
+        JobRoutes(jobs: jobs).register(on: routes)
         ScheduleRoutes(schedules: schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules")))
-            .register(on: router)
-        OperationsRoutes(service: service, metrics: metrics, store: store).register(on: router)
+            .register(on: routes)
+        OperationsRoutes(service: service, metrics: metrics, store: store).register(on: routes)
         return router
     }
 
