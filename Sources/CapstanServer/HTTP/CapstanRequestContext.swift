@@ -41,7 +41,7 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     func authorize(_ action: AccessRule.Action, on resource: AccessRule.Resource, target: String) throws {
         let caller = try requireCaller()
         guard caller.role.allows(action, on: resource, target: target) else {
-            throw AccessMiddleware.forbidden(caller, action, resource, target: target)
+            throw Authorization.forbidden(caller, action, resource, target: target)
         }
     }
 

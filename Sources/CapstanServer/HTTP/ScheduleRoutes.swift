@@ -25,7 +25,7 @@ struct ScheduleRoutes {
             // within the author's run rules.
             let caller = try context.requireCaller()
             let onlyOn = caller.role.jobRunSelectors
-            if onlyOn?.isEmpty == true { throw AccessMiddleware.forbidden(caller, .run, .job, target: nil) }
+            if onlyOn?.isEmpty == true { throw Authorization.forbidden(caller, .run, .job, target: nil) }
             return try HTTPHelpers.json(try await schedules.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}", access: .caller(.schedule, .read, .parameter("name"))) { _, context in
