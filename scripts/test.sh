@@ -8,6 +8,8 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)   # promtool checks /metrics
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)      # the etcd engine and the benchmark peer
 command -v curl >/dev/null 2>&1 || need+=(curl)             # the README tour and raw API calls
+command -v chromium >/dev/null 2>&1 || need+=(chromium)     # the console's browser tests
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     SUDO=""
@@ -24,4 +26,5 @@ swift test --skip-build --experimental-maximum-parallelization-width "${CAPSTAN_
 # Skipped when the run was narrowed to some tests (arguments given).
 if (($# == 0)); then
     ./scripts/fuzz-api.sh --max-examples 50
+    ./scripts/test-console.sh
 fi

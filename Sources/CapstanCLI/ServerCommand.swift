@@ -342,101 +342,51 @@ struct ServerCommand: AsyncParsableCommand {
             if let throwaway { try? FileManager.default.removeItem(atPath: throwaway) }
         }
         let storeText = Self.describe(location, prefix: configuration.storePrefix)
-        // --dev also runs a local agent in this process, allowed to write under DATA/files, so
-        // that a template shows a config change becoming a file on disk.
-        let devFiles = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("files").path
-        let devAgent = Mutex<Task<Void, Never>?>(nil)
-        var agentLogger = logger
-        agentLogger[metadataKey: "component"] = "agent"
-        let devAgentLogger = agentLogger
-        // The local agent stops (and stops writing into the data directory) before the
-        // throwaway directory is removed.
-        func stopDevAgent() async {
-            guard let task = devAgent.withLock({ $0 }) else { return }
-            task.cancel()
-            await task.value
-        }
+        let devMode = dev ? DevMode(dataDirectory: configuration.dataDirectory, store: storeText, throwaway: throwaway != nil, logger: logger) : nil
         do {
             try await CapstanServer.run(configuration: configuration, logger: logger) { started in
                 let scheme = started.tls == nil ? "http" : "https"
                 let address = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(started.port)"
-                if dev {
-                    try? FileManager.default.createDirectory(atPath: devFiles, withIntermediateDirectories: true)
-                    let local = address.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
-                    // The CLI finds the root token without being told: saved for this server, which
-                    // becomes the current one. A reused data dir has no new root token to save.
-                    var saved: String?
-                    var rootToken = started.rootToken
-                    if let token = rootToken {
-                        do {
-                            try Credentials.remember(server: CapstanClient(server: local).server, token: token)
-                            saved = Credentials.path
-                        } catch {
-                            devAgentLogger.warning("the root token was not saved for the CLI", metadata: ["error": "\(error)"])
-                        }
-                    } else {
-                        rootToken = (try? Credentials.load())?.servers[CapstanClient(server: local).server]?.token
-                    }
-                    var agentConfiguration = AgentConfiguration(
-                        server: local, joinToken: started.joinToken,
-                        dataDirectory: URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("agent").path, name: "dev")
-                    agentConfiguration.allowedPaths = [devFiles]
-                    agentConfiguration.labels = ["env": "dev"]
-                    let agentLogger = devAgentLogger
-                    let agent = Agent(configuration: agentConfiguration, logger: agentLogger)
-                    let agentServer = agentConfiguration.server
-                    let banner = Self.banner(
-                        address: address, store: storeText, throwaway: throwaway != nil, joinToken: started.joinToken, files: devFiles,
-                        rootToken: started.rootToken, savedIn: saved)
-                    let waitToken = rootToken
-                    devAgent.withLock { task in
-                        task = Task {
-                            // The banner comes once the local agent is in (healthy): its first writes are
-                            // done by then, so the revisions a fresh dev server shows are the same every time.
-                            let waitForAgent = Task {
-                                let client = CapstanClient(server: agentServer, author: "dev", token: waitToken)
-                                let deadline = ContinuousClock.now + .seconds(15)
-                                while !Task.isCancelled, ContinuousClock.now < deadline, (try? await client.node("dev"))?.status != .healthy {
-                                    try? await Task.sleep(for: .milliseconds(50))
-                                }
-                                if !Task.isCancelled { printLine(banner) }
-                            }
-                            do { try await agent.run() } catch { agentLogger.error("the local agent stopped", metadata: ["error": "\(error)"]) }
-                            waitForAgent.cancel()
-                            await agent.shutdown()
-                        }
-                    }
+                if let devMode {
+                    await devMode.start(started, address: address)
                 } else {
-                    printLine("capstan server listening on \(address), data in \(storeText)")
-                    if let tls = started.tls {
-                        var line = "CA fingerprint: \(tls.anchorFingerprint)"
-                        // Beside an SQLite store, the CA certificate is also left as a file for the CLI.
-                        if case .sqlite = location {
-                            let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("ca.pem").path
-                            if (try? PrivateFile.replace(path, with: Data(tls.anchorPEM.utf8))) != nil {
-                                line += " (certificate in \(path))"
-                            }
-                        }
-                        printLine(line)
-                    }
-                    if let token = started.rootToken {
-                        // A token the operator supplied is theirs already: it is not echoed into logs.
-                        if configuration.rootToken == nil {
-                            printLine("root token (shown this once; the server keeps only its hash): \(token)")
-                        } else {
-                            printLine("root token: the one given (--root-token-file or CAPSTAN_ROOT_TOKEN), set up now")
-                        }
-                        let pin = started.tls.map { " --ca-fingerprint \($0.anchorFingerprint)" } ?? ""
-                        printLine("log in with: capstan login --server \(address)\(pin)   (it reads the token from standard input)")
-                    }
-                    printLine("agents join with: capstan agent --server \(address) --join-token \(started.agentJoinToken)")
+                    Self.printStart(started, address: address, store: storeText, configuration: configuration)
                 }
             }
         } catch {
-            await stopDevAgent()
+            await devMode?.stop()
             throw error
         }
-        await stopDevAgent()
+        await devMode?.stop()
+    }
+
+    /// What a server (not `--dev`) prints once it listens: where, its CA, the root token when it
+    /// made one, and how agents join.
+    static func printStart(_ started: CapstanServer.Started, address: String, store: String, configuration: ServerConfiguration) {
+        printLine("capstan server listening on \(address), data in \(store)")
+        if let tls = started.tls {
+            var line = "CA fingerprint: \(tls.anchorFingerprint)"
+            // Beside an SQLite store, the CA certificate is also left as a file for the CLI.
+            if case .sqlite = configuration.storeLocation {
+                let path = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("ca.pem").path
+                if (try? PrivateFile.replace(path, with: Data(tls.anchorPEM.utf8))) != nil {
+                    line += " (certificate in \(path))"
+                }
+            }
+            printLine(line)
+        }
+        if let token = started.rootToken {
+            // A token the operator supplied is theirs already: it is not echoed into logs.
+            if configuration.rootToken == nil {
+                printLine("root token (shown this once; the server keeps only its hash): \(token)")
+            } else {
+                printLine("root token: the one given (--root-token-file or CAPSTAN_ROOT_TOKEN), set up now")
+            }
+            let pin = started.tls.map { " --ca-fingerprint \($0.anchorFingerprint)" } ?? ""
+            printLine("log in with: capstan login --server \(address)\(pin)   (it reads the token from standard input)")
+        }
+        printLine("console: \(address)/ui/ (log in with an API token)")
+        printLine("agents join with: capstan agent --server \(address) --join-token \(started.agentJoinToken)")
     }
 
     /// The store as the start-up line names it.
@@ -445,36 +395,5 @@ struct ServerCommand: AsyncParsableCommand {
         case .sqlite(let path): URL(fileURLWithPath: path).deletingLastPathComponent().path
         case .etcd: prefix.isEmpty ? "\(location)" : "\(location) under \(prefix)"
         }
-    }
-
-    static func banner(
-        address: String, store: String, throwaway: Bool, joinToken: String, files: String, rootToken: String?, savedIn: String?
-    ) -> String {
-        let serverFlag = address == "http://127.0.0.1:8740" ? "" : " --server \(address)"
-        let token =
-            switch (rootToken, savedIn) {
-            case (let token?, let path?): "Root token: \(token)\n  (saved in \(path); the commands below use it)"
-            case (let token?, nil): "Root token: \(token)\n  (not saved: pass --token or set CAPSTAN_TOKEN)"
-            default: "Root token: made on this data dir's first start"
-            }
-        return """
-            Capstan dev server listening on \(address)
-            Data\(throwaway ? " (throwaway)" : ""): \(store)
-            Local agent: node "dev", allowed to write templates into \(files)
-            \(token)
-
-            Try this in another terminal:
-              capstan ns create dev\(serverFlag)
-              printf 'port: 8080\\n' | capstan config put dev/app.yaml\(serverFlag)
-              capstan config get dev/app.yaml\(serverFlag)
-              printf 'listen {{port}};\\n' | capstan config put dev/app.conf.mustache\(serverFlag)
-              capstan template put app --source dev/app.conf.mustache --data dev/app.yaml --dest \(files)/app.conf\(serverFlag)
-              cat \(files)/app.conf
-              capstan job run\(serverFlag) -- uname -sr
-              capstan config watch dev/\(serverFlag)
-
-            Other agents join with:
-              capstan agent --server \(address) --join-token \(joinToken) --data-dir /tmp/capstan-agent
-            """
     }
 }

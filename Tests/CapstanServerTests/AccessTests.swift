@@ -350,7 +350,8 @@ struct AccessTests {
                 #expect(entry.method == method.rawValue)
                 #expect(entry.resource.hasPrefix(uri))
                 #expect(entry.status == Int(response.status.code))
-                if body != nil { #expect(entry.contentHash?.count == 64, "\(method) \(path) has no content hash") }
+                // The console's forms are not hashed: the login form's body holds a token.
+                if body != nil, !path.hasPrefix("/ui/") { #expect(entry.contentHash?.count == 64, "\(method) \(path) has no content hash") }
                 mutating += 1
             }
             #expect(mutating >= 20)

@@ -111,6 +111,17 @@ public final class AccessControl: Sendable {
         guard let record = try await tokenRecord(id), NodeRegistry.constantTimeEqual(Self.hash(secret), record.secretHash) else {
             throw CapstanError(.unauthorized, "the token is unknown or revoked")
         }
+        return try await caller(record)
+    }
+
+    /// The caller of token `id` for a console session, which holds the token's id, not its
+    /// secret. - Throws: `unauthorized` when the token was revoked or expired meanwhile.
+    func caller(tokenID id: String) async throws -> Caller {
+        guard let record = try await tokenRecord(id) else { throw CapstanError(.unauthorized, "token \(id) was revoked") }
+        return try await caller(record)
+    }
+
+    private func caller(_ record: TokenRecord) async throws -> Caller {
         if let expiresAt = record.expiresAt, expiresAt <= Date() {
             throw CapstanError(.unauthorized, "token \(record.id) expired at \(ISO8601DateFormatter().string(from: expiresAt))")
         }

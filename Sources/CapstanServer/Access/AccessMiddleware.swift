@@ -14,9 +14,12 @@ struct AccessMiddleware: RouterMiddleware {
     let limits: RequestLimits
     let trail: AuditTrail
 
-    init(rules: RouteRules, access: AccessControl, audit: AuditLog, store: any KeyValueStore, limits: AccessLimits, maxBody: Int) {
+    init(
+        rules: RouteRules, access: AccessControl, sessions: ConsoleSessions, audit: AuditLog, store: any KeyValueStore, limits: AccessLimits,
+        maxBody: Int
+    ) {
         self.rules = rules
-        self.authentication = Authentication(access: access)
+        self.authentication = Authentication(access: access, sessions: sessions)
         self.limits = RequestLimits(limits)
         self.trail = AuditTrail(audit: audit, store: store, maxBody: maxBody)
     }
@@ -36,6 +39,10 @@ struct AccessMiddleware: RouterMiddleware {
             return try await agent(request, context: context, next: next)
         case .anyCaller, .caller:
             return try await caller(request, context: context, policy: policy, next: next)
+        case .page, .form:
+            return try await console(request, context: context, policy: policy, next: next)
+        case .login:
+            return try await login(request, context: context, next: next)
         }
     }
 
@@ -66,6 +73,45 @@ struct AccessMiddleware: RouterMiddleware {
         context.callerLifetime = CallerLifetime(access: authentication.access, caller: caller)
         guard AuditTrail.mutating(request.method) else { return try await next(request, context) }
         return try await trail.audited(request, context: context, draft: draft, next: next)
+    }
+
+    /// A console page or form: the session cookie's caller, and for a form its CSRF token.
+    private func console(
+        _ request: Request, context: Context, policy: RoutePolicy.Access, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var draft = trail.draft(request, policy: policy, client: context.clientAddress)
+        guard let session = try await authentication.session(of: request) else {
+            if case .page = policy { return ConsoleView.redirect(to: "/ui/login") }
+            return await trail.deny(&draft, CapstanError(.unauthorized, "the console session ended: log in again"))
+        }
+        let caller = session.caller
+        draft.actorKind = .token
+        draft.actorID = caller.tokenID
+        draft.actorDescription = caller.description
+        if let refusal = limits.beforeRequest(of: caller.tokenID) { return refusal }
+        var context = context
+        context.caller = caller
+        context.callerLifetime = CallerLifetime(access: authentication.access, caller: caller)
+        context.consoleCSRF = session.record.csrf
+        guard case .form = policy else { return try await next(request, context) }
+        var request = request
+        let fields = FormFields(try await AuditTrail.collectBody(&request, upTo: ConsoleRoutes.maxForm))
+        guard let given = fields["csrf"], NodeRegistry.constantTimeEqual(given, session.record.csrf) else {
+            return await trail.deny(&draft, CapstanError(.forbidden, "the form's CSRF token is missing or wrong: reload the page and send it again"))
+        }
+        return try await trail.audited(request, context: context, draft: draft, next: next)
+    }
+
+    /// The console's login: every attempt is audited, and a failed one counts against the address.
+    private func login(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let address = context.clientAddress
+        let response = try await next(request, context)
+        var draft = trail.draft(request, policy: .login, client: address)
+        draft.status = Int(response.status.code)
+        draft.allowed = response.status == .seeOther
+        await trail.audit.append(draft)
+        if response.status == .unauthorized, let refusal = limits.afterAuthFailure(from: address) { return refusal }
+        return response
     }
 
     /// An agent's request: enrollments are limited per address, and a refused agent counts as a

@@ -135,6 +135,8 @@ struct AuditTrail: Sendable {
         switch policy {
         case .caller(let resource, let action, _): "\(resource.rawValue).\(action.rawValue)"
         case .anyCaller: "token.whoami"
+        case .page, .form: "console.\(method.lowercased())"
+        case .login: "console.login"
         case .open, .agent: method.lowercased()
         }
     }

@@ -5,6 +5,16 @@ import Hummingbird
 /// Who calls: the caller a request's bearer token stands for.
 struct Authentication: Sendable {
     let access: AccessControl
+    let sessions: ConsoleSessions
+
+    /// The console session of a request's cookie; nil without one, or when it expired or its
+    /// token stopped working (revoked, expired, its role removed).
+    func session(of request: Request) async throws -> ConsoleSessions.Session? {
+        guard let cookie = request.cookies[ConsoleRoutes.sessionCookie]?.value, let record = try await sessions.record(cookie: cookie),
+            let caller = try? await access.caller(tokenID: record.tokenID)
+        else { return nil }
+        return ConsoleSessions.Session(record: record, caller: caller)
+    }
 
     /// The request's caller; `unauthorized` without a token, or with one that does not work.
     func caller(of request: Request) async throws -> Caller {

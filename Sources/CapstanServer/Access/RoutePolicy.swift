@@ -13,6 +13,12 @@ enum RoutePolicy {
         case caller(AccessRule.Resource, AccessRule.Action, Target)
         /// Any valid token.
         case anyCaller
+        /// A console page: the caller of the session cookie; without a session, the login page.
+        case page
+        /// A console form: a session whose CSRF token the form carries; audited as a write.
+        case form
+        /// The console's login form: failed logins count against the address, and are audited.
+        case login
     }
 
     enum Target: Sendable {

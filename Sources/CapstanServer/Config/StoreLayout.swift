@@ -27,6 +27,12 @@ enum StoreLayout {
     static let accessBootstrapped = access + "bootstrapped"
 
     static func token(_ id: String) -> String { tokens + id }
+    /// Console sessions, by the SHA-256 of their cookie.
+    static let sessions = access + "sessions/"
+    static func session(_ hash: String) -> String { sessions + hash }
+    /// One-time console login codes (`--dev`), by the SHA-256 of the code.
+    static let loginCodes = access + "login-codes/"
+    static func loginCode(_ hash: String) -> String { loginCodes + hash }
 
     static func role(_ name: String) -> String { roles + name }
 

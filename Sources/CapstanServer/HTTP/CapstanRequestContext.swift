@@ -10,6 +10,8 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     public var caller: Caller?
     /// Set with `caller`: how long the request may go on acting as it (streams end with it).
     var callerLifetime: CallerLifetime?
+    /// On console routes: the session's CSRF token, which its pages put in their forms.
+    var consoleCSRF: String?
     /// The connection, for the client certificate an agent presents.
     let channel: any Channel
 

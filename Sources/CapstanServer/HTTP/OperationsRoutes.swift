@@ -43,7 +43,13 @@ struct OperationsRoutes {
 
 /// The OpenAPI 3.1 document, bundled as a resource.
 public enum OpenAPIDocument {
-    public static let text: String? = {
+    public static let text: String? = BundledResource.url("openapi.yaml").flatMap { try? String(contentsOf: $0, encoding: .utf8) }
+}
+
+/// Files bundled with the server (the OpenAPI document, the console's templates and assets).
+enum BundledResource {
+    /// Where the resource `name` is, if it was copied with the binary.
+    static func url(_ name: String) -> URL? {
         // Look the resource up by hand: the generated `Bundle.module` traps when the bundle is
         // missing, and a server must not die because a doc file was not copied with it.
         let executableDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -52,9 +58,9 @@ public enum OpenAPIDocument {
             URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
         ]
         for directory in candidates {
-            let url = directory.appendingPathComponent("capstan_CapstanServer.resources/openapi.yaml")
-            if let text = try? String(contentsOf: url, encoding: .utf8) { return text }
+            let url = directory.appendingPathComponent("capstan_CapstanServer.resources").appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { return url }
         }
         return nil
-    }()
+    }
 }

@@ -20,6 +20,15 @@ public enum CapstanServer {
         public var rootToken: String?
         /// TLS as served; nil on plain HTTP.
         public var tls: ServingTLS?
+        /// The console's sessions (`--dev` makes its one-time login link with them).
+        let sessions: ConsoleSessions
+        let access: AccessControl
+
+        /// A console link's code that logs in once as `token`; nil when the token does not work.
+        public func consoleLoginCode(for token: String) async -> String? {
+            guard let caller = try? await access.authenticate(token) else { return nil }
+            return sessions.loginCode(for: caller)
+        }
 
         /// The join token as agents are given it: with TLS it pins the CA's fingerprint.
         public var agentJoinToken: String {
@@ -37,6 +46,7 @@ public enum CapstanServer {
         schedules: ScheduleService? = nil,
         checks: CheckService? = nil,
         access: AccessControl? = nil,
+        sessions: ConsoleSessions? = nil,
         audit: AuditLog? = nil,
         limits: AccessLimits = AccessLimits(),
         store: any KeyValueStore,
@@ -54,9 +64,10 @@ public enum CapstanServer {
         let access = access ?? AccessControl(store: store)
         let audit = audit ?? AuditLog(store: store)
         let rules = RouteRules()
+        let sessions = sessions ?? ConsoleSessions(store: store)
         router.add(
             middleware: AccessMiddleware(
-                rules: rules, access: access, audit: audit, store: store, limits: limits, maxBody: max(service.configuration.maxContentSize, 1 << 20)))
+                rules: rules, access: access, sessions: sessions, audit: audit, store: store, limits: limits, maxBody: max(service.configuration.maxContentSize, 1 << 20)))
         // Every route is registered with its access rule.
         let routes = GuardedRouter(router, rules: rules)
         AccessRoutes(access: access, audit: audit).register(on: routes)
@@ -74,6 +85,11 @@ public enum CapstanServer {
         ScheduleRoutes(schedules: schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules")))
             .register(on: routes)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: routes)
+        if let view = ConsoleView.bundled {
+            let pages = ConsolePages(view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit)
+            ConsoleRoutes(view: view, access: access, sessions: sessions, pages: pages, secureCookies: tlsAnchor != nil)
+                .register(on: routes)
+        }
         return router
     }
 
@@ -85,6 +101,7 @@ public enum CapstanServer {
         store: any KeyValueStore,
         logger: Logger,
         tls: ServingTLS? = nil,
+        sessions: ConsoleSessions? = nil,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let service = ConfigService(store: store, configuration: configuration.config, secrets: configuration.secretKeyring)
@@ -111,7 +128,8 @@ public enum CapstanServer {
         let audit = AuditLog(store: store, logger: logger)
         let router = makeRouter(
             service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks,
-            access: access, audit: audit, limits: configuration.limits, store: store, metrics: metrics, tlsAnchor: tls?.anchorPEM)
+            access: access, sessions: sessions, audit: audit, limits: configuration.limits, store: store, metrics: metrics,
+            tlsAnchor: tls?.anchorPEM)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
@@ -186,8 +204,12 @@ public enum CapstanServer {
                 serving = try ServingTLS.prepare(settings, authority: try await secrets.authority(), host: configuration.host)
             }
             let tls = serving
-            let app = makeApplication(configuration: configuration, store: store, logger: logger, tls: tls) { port in
-                await onRunning(Started(port: port, joinToken: joinToken, rootToken: rootToken, tls: tls))
+            let sessions = ConsoleSessions(store: store)
+            let app = makeApplication(configuration: configuration, store: store, logger: logger, tls: tls, sessions: sessions) { port in
+                await onRunning(
+                    Started(
+                        port: port, joinToken: joinToken, rootToken: rootToken, tls: tls, sessions: sessions,
+                        access: AccessControl(store: store, logger: logger)))
             }
             let group = ServiceGroup(
                 configuration: .init(

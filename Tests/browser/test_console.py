@@ -1,0 +1,171 @@
+"""The console in a real browser: Debian's Chromium, headless, against real server and agent
+processes. Run by scripts/test.sh; screenshots of every page go to .build/screenshots/."""
+import os
+import re
+import sys
+import unittest
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Process, Server, binary, browser, free_port, screenshot  # noqa: E402
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+class ConsoleTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.agents = [cls.server.agent("web-1", ["role=web"]), cls.server.agent("web-2", ["role=web"])]
+        cls.driver = browser()
+        cls.wait = WebDriverWait(cls.driver, 20)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        for agent in cls.agents:
+            agent.stop()
+        cls.server.stop()
+
+    def setUp(self):
+        self.driver.delete_all_cookies()
+
+    def open(self, path):
+        self.driver.get(self.server.url + path)
+
+    def login(self, token):
+        self.open("/ui/login")
+        self.driver.find_element(By.ID, "token").send_keys(token)
+        self.driver.find_element(By.CSS_SELECTOR, "#login button").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "logout")))
+
+    def test_login_overview_and_logout(self):
+        self.open("/")
+        self.wait.until(EC.url_contains("/ui/login"))
+        screenshot(self.driver, "login")
+        self.login(self.server.token)
+        self.assertTrue(self.driver.current_url.endswith("/ui/"))
+        self.assertIn("Overview", self.driver.title)
+        self.wait.until(lambda d: "2" in d.find_element(By.ID, "tile-nodes").text)
+        screenshot(self.driver, "overview")
+        # The session cookie is HttpOnly and SameSite=Strict; the page's script cannot see it.
+        cookie = self.driver.get_cookie("capstan_session")
+        self.assertTrue(cookie["httpOnly"])
+        self.assertEqual(cookie["sameSite"], "Strict")
+        self.assertEqual(self.driver.execute_script("return document.cookie"), "")
+        self.driver.find_element(By.ID, "logout").click()
+        self.wait.until(EC.url_contains("/ui/login"))
+        # The session is gone on the server too: its old cookie opens nothing.
+        self.driver.add_cookie({"name": "capstan_session", "value": cookie["value"], "path": "/"})
+        self.open("/ui/")
+        self.wait.until(EC.url_contains("/ui/login"))
+
+    def test_a_bad_token_is_refused_at_the_form(self):
+        self.open("/ui/login")
+        self.driver.find_element(By.ID, "token").send_keys("cap_nope_nope")
+        self.driver.find_element(By.CSS_SELECTOR, "#login button").click()
+        error = self.wait.until(EC.presence_of_element_located((By.ID, "login-error")))
+        self.assertIn("does not work", error.text)
+        screenshot(self.driver, "login-refused")
+
+    def test_configs_search_and_a_key_with_its_history(self):
+        self.server.api("POST", "/v1/namespaces", '{"name":"shop"}')
+        self.server.api("PUT", "/v1/config/shop/web/app.yaml", "port: 8080\n", content_type="text/plain")
+        self.server.api("PUT", "/v1/config/shop/web/app.yaml?comment=new%20port", "port: 9090\n", content_type="text/plain")
+        self.server.api("PUT", "/v1/config/shop/db.yaml", "<script>alert(1)</script>: x\n", content_type="text/plain")
+        self.login(self.server.token)
+        self.open("/ui/configs?q=web")
+        rows = self.driver.find_elements(By.CSS_SELECTOR, "#keys tbody tr")
+        self.assertEqual([row.text.split()[0] for row in rows], ["shop/web/app.yaml"])
+        screenshot(self.driver, "configs")
+        self.driver.find_element(By.LINK_TEXT, "shop/web/app.yaml").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "history")))
+        self.assertEqual(self.driver.find_element(By.ID, "content").text, "port: 9090")
+        history = self.driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+        self.assertEqual(len(history), 2)
+        self.assertIn("new port", history[0].text)
+        screenshot(self.driver, "config")
+        # Content is text, never markup: the key's content shows its tag as written.
+        self.open("/ui/configs/shop/db.yaml")
+        self.assertIn("<script>alert(1)</script>", self.driver.find_element(By.ID, "content").text)
+        self.assertEqual(self.driver.execute_script("return window.alerted === undefined"), True)
+
+    def test_nodes_and_audit_pages(self):
+        self.login(self.server.token)
+        self.open("/ui/nodes?selector=role%3Dweb")
+        self.wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nodes tbody tr.healthy")) == 2)
+        screenshot(self.driver, "nodes")
+        self.open("/ui/nodes?selector=role+in+(")
+        self.assertIn("selector", self.driver.find_element(By.CSS_SELECTOR, ".flash.error").text)
+        self.open("/ui/audit")
+        self.assertIn("checks out", self.driver.find_element(By.ID, "verify").text)
+        screenshot(self.driver, "audit")
+
+    def test_a_read_only_token_sees_no_forbidden_pages(self):
+        token = self.server.token_with("reader", ["config:shop/:read", "namespace::read"])
+        self.login(token)
+        links = [a.text for a in self.driver.find_elements(By.CSS_SELECTOR, "header nav a")]
+        self.assertEqual(links, ["Overview", "Configs"])
+        self.open("/ui/audit")
+        self.assertIn("may not read", self.driver.find_element(By.ID, "message").text)
+        screenshot(self.driver, "forbidden")
+
+    def test_forms_without_their_csrf_token_are_refused(self):
+        self.login(self.server.token)
+        session = self.driver.get_cookie("capstan_session")["value"]
+        # A forged logout (another site's form) carries the cookie but not the page's token.
+        request = urllib.request.Request(
+            self.server.url + "/ui/logout", data=b"csrf=guess", method="POST",
+            headers={"Cookie": f"capstan_session={session}", "Content-Type": "application/x-www-form-urlencoded"})
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        self.assertEqual(refused.exception.code, 403)
+        # The session still works: the forged form changed nothing.
+        self.open("/ui/")
+        self.wait.until(EC.presence_of_element_located((By.ID, "logout")))
+        # A login form without the value of its own cookie is refused too.
+        data = urllib.parse.urlencode({"token": self.server.token, "csrf": "guess"}).encode()
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(self.server.url + "/ui/login", data=data, method="POST"), timeout=10)
+        self.assertEqual(refused.exception.code, 403)
+
+    def test_every_console_answer_carries_the_security_headers(self):
+        for path in ["/ui/login", "/ui/static/console.css", "/ui/static/console.js"]:
+            with urllib.request.urlopen(self.server.url + path, timeout=10) as response:
+                policy = response.headers["Content-Security-Policy"]
+                self.assertIn("frame-ancestors 'none'", policy)
+                self.assertIn("script-src 'self'", policy)
+                self.assertNotIn("unsafe-inline", policy)
+                self.assertEqual(response.headers["X-Content-Type-Options"], "nosniff")
+        # No page carries inline script or style (the policy would block them anyway).
+        with urllib.request.urlopen(self.server.url + "/ui/login", timeout=10) as response:
+            html = response.read().decode()
+        self.assertNotRegex(html, r"<script(?![^>]*\bsrc=)")
+        self.assertNotIn("style=", html)
+
+
+class DevLoginTests(unittest.TestCase):
+    def test_the_dev_link_logs_in_once(self):
+        home = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"capstan-dev-home-{os.getpid()}")
+        port = free_port()
+        server = Process([binary(), "server", "--dev", "--listen", f"127.0.0.1:{port}"],
+                         env={"CAPSTAN_CREDENTIALS": os.path.join(home, "credentials.json")})
+        driver = browser()
+        try:
+            link = server.wait_for_line(r"Console: (http://\S+/ui/login\?code=\S+)").group(1)
+            driver.get(link)
+            WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "logout")))
+            self.assertTrue(driver.current_url.endswith("/ui/"), driver.current_url)
+            driver.delete_all_cookies()
+            driver.get(link)
+            self.assertIn("used already", driver.find_element(By.ID, "login-error").text)
+        finally:
+            driver.quit()
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
