@@ -93,6 +93,59 @@ class ConsoleTests(unittest.TestCase):
         self.assertIn("<script>alert(1)</script>", self.driver.find_element(By.ID, "content").text)
         self.assertEqual(self.driver.execute_script("return window.alerted === undefined"), True)
 
+    def test_an_edit_refused_at_its_line_then_fixed_diffed_and_published(self):
+        self.server.api("POST", "/v1/namespaces", '{"name":"edit"}')
+        self.server.api("PUT", "/v1/config/edit/app.yaml", "port: 8080\nworkers: 4\n", content_type="text/plain")
+        self.login(self.server.token)
+        self.open("/ui/configs/edit/app.yaml")
+        self.driver.find_element(By.ID, "edit").click()
+        editor = self.wait.until(EC.presence_of_element_located((By.ID, "content")))
+        editor.clear()
+        editor.send_keys("port: [9090\nworkers: 4\n")
+        self.driver.find_element(By.ID, "check").click()
+        problem = self.wait.until(EC.presence_of_element_located((By.ID, "problem")))
+        self.assertRegex(problem.text, r"line \d+, column \d+")
+        screenshot(self.driver, "edit-refused")
+        # Nothing was saved.
+        self.assertEqual(self.server.api("GET", "/v1/config/edit/app.yaml")[1], "port: 8080\nworkers: 4\n")
+        editor = self.driver.find_element(By.ID, "content")
+        editor.clear()
+        editor.send_keys("port: 9090\nworkers: 4\n")
+        self.driver.find_element(By.ID, "comment").send_keys("move to 9090")
+        self.driver.find_element(By.ID, "check").click()
+        diff = self.wait.until(EC.presence_of_element_located((By.ID, "diff")))
+        self.assertEqual([e.text for e in diff.find_elements(By.CSS_SELECTOR, ".del")], ["-port: 8080"])
+        self.assertEqual([e.text for e in diff.find_elements(By.CSS_SELECTOR, ".add")], ["+port: 9090"])
+        screenshot(self.driver, "edit-diff")
+        self.driver.find_element(By.ID, "publish-button").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "history")))
+        self.assertIn("Published as revision", self.driver.find_element(By.CSS_SELECTOR, ".flash").text)
+        self.assertEqual(self.server.api("GET", "/v1/config/edit/app.yaml")[1], "port: 9090\nworkers: 4\n")
+        history = self.server.api("GET", "/v1/history/edit/app.yaml")[1]["items"]
+        self.assertEqual(history[0]["comment"], "move to 9090")
+
+    def test_history_compare_and_rollback(self):
+        self.server.api("POST", "/v1/namespaces", '{"name":"hist"}')
+        first = self.server.api("PUT", "/v1/config/hist/app.yaml", "a: 1\nb: 2\nc: 3\n", content_type="text/plain")[1]["revision"]
+        self.server.api("PUT", "/v1/config/hist/app.yaml", "a: 1\nb: 20\nc: 3\n", content_type="text/plain")
+        self.login(self.server.token)
+        self.open("/ui/configs/hist/app.yaml")
+        self.driver.find_element(By.CSS_SELECTOR, "#compare button").click()
+        diff = self.wait.until(EC.presence_of_element_located((By.ID, "diff")))
+        self.assertEqual([e.text for e in diff.find_elements(By.CSS_SELECTOR, ".add, .del")], ["-b: 2", "+b: 20"])
+        # The whole files are there, folded away until asked for.
+        whole = self.driver.find_element(By.ID, "whole")
+        self.assertFalse(whole.find_element(By.CSS_SELECTOR, "pre").is_displayed())
+        whole.find_element(By.TAG_NAME, "summary").click()
+        self.assertTrue(whole.find_element(By.CSS_SELECTOR, "pre").is_displayed())
+        screenshot(self.driver, "compare")
+        self.open("/ui/configs/hist/app.yaml")
+        self.driver.execute_script("window.confirm = () => true")
+        self.driver.find_element(By.ID, f"rollback-{first}").click()
+        self.wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".flash.good")))
+        self.assertEqual(self.server.api("GET", "/v1/config/hist/app.yaml")[1], "a: 1\nb: 2\nc: 3\n")
+        self.assertEqual(self.driver.find_element(By.ID, "content").text, "a: 1\nb: 2\nc: 3")
+
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)
         self.open("/ui/nodes?selector=role%3Dweb")
@@ -109,6 +162,24 @@ class ConsoleTests(unittest.TestCase):
         self.login(token)
         links = [a.text for a in self.driver.find_elements(By.CSS_SELECTOR, "header nav a")]
         self.assertEqual(links, ["Overview", "Configs"])
+        self.server.api("POST", "/v1/namespaces", '{"name":"shop"}')
+        self.server.api("PUT", "/v1/config/shop/ro.yaml", "a: 1\n", content_type="text/plain")
+        self.server.api("PUT", "/v1/config/shop/ro.yaml", "a: 2\n", content_type="text/plain")
+        self.open("/ui/configs/shop/ro.yaml")
+        self.assertEqual(self.driver.find_elements(By.ID, "edit"), [])
+        self.assertEqual(self.driver.find_elements(By.CSS_SELECTOR, "#history form"), [])
+        screenshot(self.driver, "read-only-key")
+        # A forged form with the session's own CSRF token is still refused by the role.
+        csrf = self.driver.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")
+        session = self.driver.get_cookie("capstan_session")["value"]
+        data = urllib.parse.urlencode({"csrf": csrf, "base": "0", "content": "a: 3\n", "step": "publish"}).encode()
+        request = urllib.request.Request(
+            self.server.url + "/ui/edit/shop/ro.yaml", data=data, method="POST",
+            headers={"Cookie": f"capstan_session={session}", "Content-Type": "application/x-www-form-urlencoded"})
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        self.assertEqual(refused.exception.code, 403)
+        self.assertEqual(self.server.api("GET", "/v1/config/shop/ro.yaml")[1], "a: 2\n")
         self.open("/ui/audit")
         self.assertIn("may not read", self.driver.find_element(By.ID, "message").text)
         screenshot(self.driver, "forbidden")

@@ -79,7 +79,7 @@ public final class ConfigService: Sendable {
     }
 
     /// Unified diff between the content at revision `from` and at `to` (default: current).
-    public func diff(_ key: ConfigKey, from: Int64, to: Int64? = nil) async throws -> String {
+    public func diff(_ key: ConfigKey, from: Int64, to: Int64? = nil, context: Int = 3) async throws -> String {
         let old = try await versionAt(key, revision: from)
         let new: Entry
         if let to {
@@ -96,7 +96,7 @@ public final class ConfigService: Sendable {
             old: String(decoding: old.content, as: UTF8.self),
             new: String(decoding: new.content, as: UTF8.self),
             oldLabel: "\(key)@\(old.info.revision)",
-            newLabel: "\(key)@\(new.info.revision)")
+            newLabel: "\(key)@\(new.info.revision)", context: context)
     }
 
     /// The error for a key that is not there: names the namespace when that is what is missing.

@@ -21,22 +21,24 @@ struct ConsolePages {
     func register(on router: GuardedRouter) {
         router.get("ui", access: .page) { _, context in try await shown(context) { try await overview(context) } }
         router.get("ui/configs", access: .page) { request, context in try await shown(context) { try await configs(request, context) } }
-        router.get("ui/configs/{namespace}/**", access: .page) { request, context in
-            try await shown(context) { try await config(request, context) }
-        }
         router.get("ui/nodes", access: .page) { request, context in try await shown(context) { try await nodes(request, context) } }
         router.get("ui/jobs", access: .page) { _, context in try await shown(context) { try await jobList(context) } }
         router.get("ui/audit", access: .page) { request, context in try await shown(context) { try await auditLog(request, context) } }
+        ConsoleConfigPages(view: view, service: service).register(on: router)
     }
 
     /// Runs a page; a refusal, a bad argument or a missing thing is a page that says so, with
     /// its status, not a JSON problem.
     private func shown(_ context: Context, _ page: () async throws -> Response) async throws -> Response {
+        try await Self.shown(view, context, page)
+    }
+
+    static func shown(_ view: ConsoleView, _ context: Context, _ page: () async throws -> Response) async throws -> Response {
         do {
             return try await page()
         } catch let error as CapstanError {
             let problem = ProblemMapping.problem(for: error)
-            var values = frame(context, current: "")
+            var values = Self.frame(context, "")
             values.merge(["heading": problem.title, "text": error.message, "back": "/ui/"]) { _, new in new }
             return view.page("message", values, status: HTTPResponse.Status(code: problem.status))
         }
@@ -45,7 +47,7 @@ struct ConsolePages {
     // MARK: Pages
 
     private func overview(_ context: Context) async throws -> Response {
-        var values = frame(context, current: "overview")
+        var values = Self.frame(context, "overview")
         if context.may(.read, on: .node, target: "") {
             let nodes = try await registry.list()
             let healthy = nodes.count(where: \.isHealthy)
@@ -67,7 +69,7 @@ struct ConsolePages {
     }
 
     private func configs(_ request: Request, _ context: Context) async throws -> Response {
-        var values = frame(context, current: "configs")
+        var values = Self.frame(context, "configs")
         let query = request.uri.queryParameters["q"].map(String.init) ?? ""
         let chosen = request.uri.queryParameters["ns"].map(String.init)
         let namespaces = try await service.listNamespaces().items.filter { context.may(.read, on: .namespace, target: $0.name) }
@@ -91,30 +93,9 @@ struct ConsolePages {
         return view.page("configs", values)
     }
 
-    private func config(_ request: Request, _ context: Context) async throws -> Response {
-        let key = try HTTPHelpers.key(request, after: "/ui/configs/")
-        try context.authorize(.read, on: .config, target: key.description)
-        var values = frame(context, current: "configs")
-        let entry = try await service.get(key)
-        let info = entry.info
-        values.merge([
-            "key": key.description, "namespace": key.namespace, "path": key.path, "revision": info.revision, "version": info.version,
-            "format": info.format.rawValue, "size": ByteSize.human(info.size), "author": info.author, "time": Self.time(info.time),
-            "comment": info.comment, "secret": info.secret == true,
-        ]) { _, new in new }
-        if info.secret != true { values["content"] = String(decoding: entry.content, as: UTF8.self) }
-        values["history"] = try await service.history(key, limit: 50).items.map { version -> [String: Any] in
-            [
-                "revision": version.revision, "version": version.version, "author": version.author, "time": Self.time(version.time),
-                "comment": version.comment, "size": ByteSize.human(version.size), "deleted": version.action == .delete,
-            ]
-        }
-        return view.page("config", values)
-    }
-
     private func nodes(_ request: Request, _ context: Context) async throws -> Response {
         try context.authorize(.read, on: .node, target: "")
-        var values = frame(context, current: "nodes")
+        var values = Self.frame(context, "nodes")
         let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
         values["selector"] = text
         let selector: Selector
@@ -149,7 +130,7 @@ struct ConsolePages {
 
     private func jobList(_ context: Context) async throws -> Response {
         guard let items = try await readableJobs(context) else { throw Authorization.forbidden(try context.requireCaller(), .read, .job, target: nil) }
-        var values = frame(context, current: "jobs")
+        var values = Self.frame(context, "jobs")
         values["items"] = items.prefix(200).map { job -> [String: Any] in
             [
                 "id": job.id, "state": job.state.rawValue, "command": job.command, "total": job.total, "succeeded": job.succeeded,
@@ -161,7 +142,7 @@ struct ConsolePages {
 
     private func auditLog(_ request: Request, _ context: Context) async throws -> Response {
         try context.authorize(.read, on: .audit, target: "")
-        var values = frame(context, current: "audit")
+        var values = Self.frame(context, "audit")
         let actor = request.uri.queryParameters["actor"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         let resource = request.uri.queryParameters["resource"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         let sinceText = request.uri.queryParameters["since"].map(String.init) ?? ""
@@ -190,7 +171,7 @@ struct ConsolePages {
 
     /// What every page's frame shows: the navigation the role may use, who is logged in, and
     /// the session's CSRF token for the logout form.
-    private func frame(_ context: Context, current: String) -> [String: Any] {
+    static func frame(_ context: Context, _ current: String) -> [String: Any] {
         guard let caller = context.caller else { return [:] }
         var nav: [String: Any] = [
             "who": caller.description.isEmpty ? "token \(caller.tokenID)" : caller.description, "role": caller.role.name,

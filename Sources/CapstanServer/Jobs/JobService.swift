@@ -181,11 +181,12 @@ public final class JobService: Sendable {
     // MARK: Reading
 
     public func job(_ id: String) async throws -> JobInfo {
-        // A finished run leaves `active` a moment after its results are stored (and may be
-        // pruned meanwhile): from then on the store answers.
         if let run = active.withLock({ $0[id] }) {
             let info = await run.info
-            if info.finishedAt == nil { return info }
+            // A finished run leaves `active` a moment after its results are stored, and may be
+            // pruned meanwhile: then it is gone.
+            if info.finishedAt != nil, try await store.get(StoreLayout.job(id)) == nil { throw Self.notFound(id) }
+            return info
         }
         guard let kv = try await store.get(StoreLayout.job(id)) else { throw Self.notFound(id) }
         let record = try RecordCoding.decoder.decode(JobRecord.self, from: kv.value)
@@ -414,6 +415,8 @@ public final class JobService: Sendable {
                 }
                 finished.append((record.info.id, record.info.createdAt))
             }
+            // Oldest first: ids sort by their second only (a random part follows).
+            finished.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
             let ageLimit = now.addingTimeInterval(-Double(retention.age.components.seconds))
             let excess = max(0, finished.count - retention.count)
             for (position, job) in finished.enumerated() where position < excess || job.createdAt < ageLimit {
