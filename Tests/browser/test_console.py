@@ -146,6 +146,46 @@ class ConsoleTests(unittest.TestCase):
         self.assertEqual(self.server.api("GET", "/v1/config/hist/app.yaml")[1], "a: 1\nb: 2\nc: 3\n")
         self.assertEqual(self.driver.find_element(By.ID, "content").text, "a: 1\nb: 2\nc: 3")
 
+    def test_a_job_run_from_the_form_with_live_output_from_two_agents(self):
+        self.login(self.server.token)
+        self.open("/ui/jobs")
+        selector = self.driver.find_element(By.ID, "selector")
+        selector.send_keys("role=web")
+        self.wait.until(lambda d: d.find_element(By.ID, "picks").text.startswith("picks 2 nodes"))
+        self.driver.find_element(By.ID, "command").send_keys("echo start; sleep 2; echo end")
+        self.driver.find_element(By.ID, "shell").click()
+        screenshot(self.driver, "job-form")
+        self.driver.find_element(By.ID, "run-button").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "results")))
+        # Live: the first line is on the page while the job still runs.
+        self.wait.until(lambda d: "start" in d.find_element(By.ID, "output-web-1").text
+                        and "start" in d.find_element(By.ID, "output-web-2").text)
+        self.assertEqual(self.driver.find_element(By.ID, "job-state").text, "running")
+        self.assertNotIn("end", self.driver.find_element(By.ID, "output-web-1").text)
+        screenshot(self.driver, "job-live")
+        # Then the whole output and the results table, once it is done.
+        self.wait.until(lambda d: d.find_element(By.ID, "job-state").text == "succeeded")
+        for name in ("web-1", "web-2"):
+            self.assertEqual(self.driver.find_element(By.ID, f"output-{name}").text, "start\nend")
+            self.assertEqual(self.driver.find_element(By.CSS_SELECTOR, f"#node-{name} [data-part=exit]").text, "0")
+        screenshot(self.driver, "job-done")
+        # Run again: the same command, a new job.
+        first = self.driver.current_url
+        self.driver.find_element(By.ID, "run-again").click()
+        self.wait.until(lambda d: d.current_url != first and "/ui/jobs/" in d.current_url)
+        self.wait.until(lambda d: d.find_element(By.ID, "job-state").text == "succeeded")
+
+    def test_a_running_job_is_cancelled_from_its_page(self):
+        self.login(self.server.token)
+        self.open("/ui/jobs")
+        self.driver.find_element(By.ID, "command").send_keys("sleep 30")
+        self.driver.find_element(By.ID, "run-button").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "cancel")))
+        self.driver.execute_script("window.confirm = () => true")
+        self.driver.find_element(By.ID, "cancel").click()
+        self.wait.until(lambda d: d.find_element(By.ID, "job-state").text == "cancelled")
+        self.assertEqual(self.driver.find_element(By.CSS_SELECTOR, "#node-web-1 [data-part=state]").text, "cancelled")
+
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)
         self.open("/ui/nodes?selector=role%3Dweb")

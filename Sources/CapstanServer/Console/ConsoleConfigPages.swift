@@ -150,7 +150,7 @@ struct ConsoleConfigPages {
         guard let from = try HTTPHelpers.int64(request, "from") else { throw CapstanError(.invalidArgument, "compare needs ?from=REVISION") }
         let to = try HTTPHelpers.int64(request, "to")
         var values = ConsolePages.frame(context, "configs")
-        values.merge(["key": key.description, "namespace": key.namespace, "path": key.path, "from": from, "to": to ?? 0]) { _, new in new }
+        values.merge(["key": key.description, "namespace": key.namespace, "path": key.path, "from": from, "to": to ?? 0, "hasTo": to != nil]) { _, new in new }
         let diff = try await service.diff(key, from: from, to: to)
         values["diff"] = Self.lines(of: diff)
         values["unchanged"] = diff.isEmpty
@@ -177,7 +177,7 @@ struct ConsoleConfigPages {
         [
             "key": key.description, "namespace": key.namespace, "path": key.path, "revision": info.revision, "version": info.version,
             "format": info.format.rawValue, "size": ByteSize.human(info.size), "author": info.author, "time": ConsolePages.time(info.time),
-            "comment": info.comment, "secret": info.secret == true,
+            "comment": info.comment, "hasComment": !info.comment.isEmpty, "secret": info.secret == true,
         ]
     }
 

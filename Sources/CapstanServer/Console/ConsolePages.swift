@@ -22,9 +22,9 @@ struct ConsolePages {
         router.get("ui", access: .page) { _, context in try await shown(context) { try await overview(context) } }
         router.get("ui/configs", access: .page) { request, context in try await shown(context) { try await configs(request, context) } }
         router.get("ui/nodes", access: .page) { request, context in try await shown(context) { try await nodes(request, context) } }
-        router.get("ui/jobs", access: .page) { _, context in try await shown(context) { try await jobList(context) } }
         router.get("ui/audit", access: .page) { request, context in try await shown(context) { try await auditLog(request, context) } }
         ConsoleConfigPages(view: view, service: service).register(on: router)
+        ConsoleJobPages(view: view, jobs: jobs, registry: registry).register(on: router)
     }
 
     /// Runs a page; a refusal, a bad argument or a missing thing is a page that says so, with
@@ -126,18 +126,6 @@ struct ConsolePages {
             ]
         }
         return view.page("nodes", values)
-    }
-
-    private func jobList(_ context: Context) async throws -> Response {
-        guard let items = try await readableJobs(context) else { throw Authorization.forbidden(try context.requireCaller(), .read, .job, target: nil) }
-        var values = Self.frame(context, "jobs")
-        values["items"] = items.prefix(200).map { job -> [String: Any] in
-            [
-                "id": job.id, "state": job.state.rawValue, "command": job.command, "total": job.total, "succeeded": job.succeeded,
-                "failed": job.failed, "time": Self.time(job.createdAt),
-            ]
-        }
-        return view.page("jobs", values)
     }
 
     private func auditLog(_ request: Request, _ context: Context) async throws -> Response {

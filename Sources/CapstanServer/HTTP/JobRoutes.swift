@@ -47,7 +47,7 @@ struct JobRoutes {
     }
 
     /// `GET /v1/jobs/{id}/events`: the job's events as Server-Sent Events, from its start.
-    private func events(_ context: Context) async throws -> Response {
+    func events(_ context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
         try await jobs.ensure(id, within: try Self.selectors(context, .read), action: "read")
         let events = try await jobs.events(id)

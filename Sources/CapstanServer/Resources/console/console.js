@@ -3,8 +3,8 @@
 
 // Times are sent in UTC (ISO 8601); show them in the reader's time zone, keeping the exact
 // value as the tooltip.
-function localTimes() {
-  for (const element of document.querySelectorAll("time")) {
+function localTimes(root) {
+  for (const element of root.querySelectorAll("time")) {
     const value = element.textContent.trim();
     const date = new Date(value);
     if (!value || isNaN(date)) continue;
@@ -23,7 +23,64 @@ function confirmations() {
   }
 }
 
+// A selector field with data-count="#target" says, as it is typed, how many nodes it picks.
+function selectorCounts() {
+  for (const input of document.querySelectorAll("input[data-count]")) {
+    const target = document.querySelector(input.dataset.count);
+    let timer = null;
+    const ask = async () => {
+      const response = await fetch("/ui/selector?selector=" + encodeURIComponent(input.value), { credentials: "same-origin" });
+      if (response.ok) target.textContent = (await response.json()).text;
+    };
+    input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(ask, 250); });
+    ask();
+  }
+}
+
+// A running job's page follows its events: output per node as it comes, each node's state,
+// and the final table once the job is done.
+function followJob() {
+  const summary = document.querySelector("[data-follow]");
+  if (!summary || !window.EventSource) return;
+  const events = new EventSource(summary.dataset.follow);
+  const follow = document.getElementById("follow");
+  const cell = (name, part) => document.querySelector(`#node-${CSS.escape(name)} [data-part="${part}"]`);
+  events.addEventListener("node", (event) => {
+    const node = JSON.parse(event.data).node;
+    const state = cell(node.name, "state");
+    if (!state) return;
+    state.textContent = node.state;
+    state.className = "status " + node.state;
+    cell(node.name, "exit").textContent = node.exitCode ?? "-";
+    cell(node.name, "attempts").textContent = node.attempts;
+    cell(node.name, "error").textContent = node.error ?? "";
+  });
+  events.addEventListener("output", (event) => {
+    const output = JSON.parse(event.data);
+    const pre = document.getElementById("output-" + output.name);
+    if (!pre) return;
+    if (output.stream === "stderr") {
+      const span = document.createElement("span");
+      span.className = "stderr";
+      span.textContent = output.text;
+      pre.appendChild(span);
+    } else {
+      pre.appendChild(document.createTextNode(output.text));
+    }
+    if (follow && follow.checked) pre.scrollTop = pre.scrollHeight;
+  });
+  events.addEventListener("done", () => {
+    events.close();
+    window.location.reload();
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) return;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  localTimes();
+  localTimes(document);
   confirmations();
+  selectorCounts();
+  followJob();
 });
