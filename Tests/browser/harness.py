@@ -90,7 +90,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = Process([
             binary(), "server", "--plain-http", "--data-dir", os.path.join(self.directory, "data"), "--listen", f"127.0.0.1:{self.port}",
-            "--root-token-file", token_file, "--heartbeat-interval", "1s", "--rate-limit-api", "0", *extra])
+            "--root-token-file", token_file, "--heartbeat-interval", "1s", "--metrics-interval", "1s", "--rate-limit-api", "0", *extra])
         self.join_token = self.process.wait_for_line(r"agents join with: .* --join-token (\S+)").group(1)
 
     def api(self, method, path, body=None, token=None, content_type="application/json"):

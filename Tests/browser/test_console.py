@@ -3,6 +3,7 @@ processes. Run by scripts/test.sh; screenshots of every page go to .build/screen
 import os
 import re
 import sys
+import time
 import unittest
 import urllib.parse
 import urllib.request
@@ -185,6 +186,32 @@ class ConsoleTests(unittest.TestCase):
         self.driver.find_element(By.ID, "cancel").click()
         self.wait.until(lambda d: d.find_element(By.ID, "job-state").text == "cancelled")
         self.assertEqual(self.driver.find_element(By.CSS_SELECTOR, "#node-web-1 [data-part=state]").text, "cancelled")
+
+    def test_a_node_page_with_facts_charts_and_labels_edited(self):
+        self.login(self.server.token)
+        self.open("/ui/nodes")
+        self.driver.find_element(By.LINK_TEXT, "web-1").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "facts")))
+        self.assertIn("hostname", self.driver.find_element(By.ID, "facts").text)
+        # Host metrics come every second here: two samples draw the charts (the page shows them
+        # as they were when it was drawn, so it is drawn again until they are there).
+        deadline = time.monotonic() + 20
+        while not self.driver.find_elements(By.CSS_SELECTOR, "figure.chart polyline") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self.driver.refresh()
+        self.assertEqual(len(self.driver.find_elements(By.CSS_SELECTOR, "figure.chart polyline")), 3)
+        self.driver.find_element(By.ID, "label-change").send_keys("tier=gold")
+        self.driver.find_element(By.CSS_SELECTOR, "#relabel button").click()
+        self.wait.until(lambda d: "tier=gold" in d.find_element(By.ID, "labels").text)
+        screenshot(self.driver, "node")
+        status, node = self.server.api("GET", "/v1/nodes/web-1")
+        self.assertEqual(node["serverLabels"], {"tier": "gold"})
+        self.driver.find_element(By.ID, "label-change").send_keys("tier-")
+        self.driver.find_element(By.CSS_SELECTOR, "#relabel button").click()
+        self.wait.until(lambda d: "tier=gold" not in d.find_element(By.ID, "labels").text)
+        self.driver.find_element(By.ID, "label-change").send_keys("no spaces allowed=")
+        self.driver.find_element(By.CSS_SELECTOR, "#relabel button").click()
+        self.assertIn("label", self.driver.find_element(By.ID, "message").text)
 
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)

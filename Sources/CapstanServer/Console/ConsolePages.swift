@@ -15,16 +15,16 @@ struct ConsolePages {
     let templates: TemplateService
     let jobs: JobService
     let audit: AuditLog
-    /// Rows per page of the node list.
-    static let pageSize = 100
+    /// The node routes' services and their relabel rule, shared with the node pages.
+    let nodes: NodeRoutes
 
     func register(on router: GuardedRouter) {
         router.get("ui", access: .page) { _, context in try await shown(context) { try await overview(context) } }
         router.get("ui/configs", access: .page) { request, context in try await shown(context) { try await configs(request, context) } }
-        router.get("ui/nodes", access: .page) { request, context in try await shown(context) { try await nodes(request, context) } }
         router.get("ui/audit", access: .page) { request, context in try await shown(context) { try await auditLog(request, context) } }
         ConsoleConfigPages(view: view, service: service).register(on: router)
         ConsoleJobPages(view: view, jobs: jobs, registry: registry).register(on: router)
+        ConsoleNodePages(view: view, routes: nodes).register(on: router)
     }
 
     /// Runs a page; a refusal, a bad argument or a missing thing is a page that says so, with
@@ -91,41 +91,6 @@ struct ConsolePages {
             ]
         }
         return view.page("configs", values)
-    }
-
-    private func nodes(_ request: Request, _ context: Context) async throws -> Response {
-        try context.authorize(.read, on: .node, target: "")
-        var values = Self.frame(context, "nodes")
-        let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
-        values["selector"] = text
-        let selector: Selector
-        do {
-            selector = try Selector(text)
-        } catch {
-            values["error"] = error.message
-            values["count"] = 0
-            return view.page("nodes", values, status: .badRequest)
-        }
-        // Unhealthy first, then by name.
-        let all = try await registry.list(selector: selector).sorted { ($0.isHealthy ? 1 : 0, $0.name) < ($1.isHealthy ? 1 : 0, $1.name) }
-        let pages = max(1, (all.count + Self.pageSize - 1) / Self.pageSize)
-        let page = min(max(1, request.uri.queryParameters["page"].flatMap { Int($0) } ?? 1), pages)
-        let slice = all.dropFirst((page - 1) * Self.pageSize).prefix(Self.pageSize)
-        values["count"] = all.count
-        if pages > 1 {
-            values["pages"] = pages
-            values["page"] = page
-        }
-        let query = text.isEmpty ? "" : "selector=\(text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&"
-        if page > 1 { values["previous"] = "/ui/nodes?\(query)page=\(page - 1)" }
-        if page < pages { values["next"] = "/ui/nodes?\(query)page=\(page + 1)" }
-        values["items"] = slice.map { node -> [String: Any] in
-            [
-                "name": node.name, "status": node.status.rawValue, "labels": node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
-                "os": "\(node.facts.os) \(node.facts.arch)", "lastSeen": node.lastSeen.map(Self.time) ?? "",
-            ]
-        }
-        return view.page("nodes", values)
     }
 
     private func auditLog(_ request: Request, _ context: Context) async throws -> Response {

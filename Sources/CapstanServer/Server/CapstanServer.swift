@@ -76,8 +76,8 @@ public enum CapstanServer {
         WatchRoutes(service: service, metrics: metrics).register(on: routes)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
         let checks = checks ?? CheckService(store: store, logger: Logger(label: "capstan.checks"))
-        NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks, tlsAnchor: tlsAnchor)
-            .register(on: routes)
+        let nodeRoutes = NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks, tlsAnchor: tlsAnchor)
+        nodeRoutes.register(on: routes)
         CheckRoutes(checks: checks, registry: registry).register(on: routes)
         TemplateRoutes(templates: templates, registry: registry).register(on: routes)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
@@ -86,7 +86,8 @@ public enum CapstanServer {
             .register(on: routes)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: routes)
         if let view = ConsoleView.bundled {
-            let pages = ConsolePages(view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit)
+            let pages = ConsolePages(
+                view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit, nodes: nodeRoutes)
             ConsoleRoutes(view: view, access: access, sessions: sessions, pages: pages, secureCookies: tlsAnchor != nil)
                 .register(on: routes)
         }
