@@ -211,7 +211,55 @@ class ConsoleTests(unittest.TestCase):
         self.wait.until(lambda d: "tier=gold" not in d.find_element(By.ID, "labels").text)
         self.driver.find_element(By.ID, "label-change").send_keys("no spaces allowed=")
         self.driver.find_element(By.CSS_SELECTOR, "#relabel button").click()
-        self.assertIn("label", self.driver.find_element(By.ID, "message").text)
+        message = self.wait.until(EC.presence_of_element_located((By.ID, "message")))
+        self.assertIn("label", message.text)
+
+    def test_templates_show_each_nodes_state_and_failures_with_their_output(self):
+        self.server.api("POST", "/v1/namespaces", '{"name":"tpl"}')
+        self.server.api("PUT", "/v1/config/tpl/app.conf.mustache", "port {{port}}\n", content_type="text/plain")
+        self.server.api("PUT", "/v1/config/tpl/app.yaml", "port: 80\n", content_type="text/plain")
+        # The agents allow no path, so both refuse the file and say why.
+        spec = ('{"selector":"role=web","source":"tpl/app.conf.mustache","data":["tpl/app.yaml"],"dest":"/etc/app.conf",'
+                '"mode":420,"splayMilliseconds":0,"shell":false}')
+        status, _ = self.server.api("PUT", "/v1/templates/app", spec)
+        self.assertEqual(status, 200)
+        self.login(self.server.token)
+        deadline = time.monotonic() + 20
+        self.open("/ui/templates/app")
+        while "2 failed" not in self.driver.find_element(By.ID, "counts").text and time.monotonic() < deadline:
+            time.sleep(0.5)
+            self.driver.refresh()
+        self.assertIn("2 failed", self.driver.find_element(By.ID, "counts").text)
+        errors = [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, "#template-nodes pre.error-output")]
+        self.assertEqual(len(errors), 2)
+        self.assertIn("allow", errors[0])
+        screenshot(self.driver, "template")
+        self.open("/ui/templates")
+        self.assertIn("app", self.driver.find_element(By.ID, "templates").text)
+        screenshot(self.driver, "templates")
+
+    def test_tokens_made_shown_once_and_revoked(self):
+        self.login(self.server.token)
+        self.open("/ui/access")
+        Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
+        Select(self.driver.find_element(By.ID, "role")).select_by_visible_text("viewer")
+        self.driver.find_element(By.ID, "description").send_keys("made in the console")
+        self.driver.find_element(By.CSS_SELECTOR, "#create-token button").click()
+        token = self.wait.until(EC.presence_of_element_located((By.ID, "new-token"))).text
+        status, who = self.server.api("GET", "/v1/whoami", token=token)
+        self.assertEqual((status, who["role"]["name"]), (200, "viewer"))
+        screenshot(self.driver, "tokens")
+        token_id = token.split("_")[1]
+        self.open("/ui/access")
+        self.assertNotIn(token, self.driver.page_source)
+        self.driver.execute_script("window.confirm = () => true")
+        self.driver.find_element(By.ID, f"revoke-{token_id}").click()
+        self.wait.until(lambda d: not d.find_elements(By.ID, f"revoke-{token_id}"))
+        self.assertEqual(self.server.api("GET", "/v1/whoami", token=token)[0], 401)
+        for page in ("checks", "schedules"):
+            self.open(f"/ui/{page}")
+            self.assertEqual(self.driver.find_elements(By.ID, "message"), [])
+            screenshot(self.driver, page)
 
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)

@@ -17,6 +17,8 @@ struct ConsolePages {
     let audit: AuditLog
     /// The node routes' services and their relabel rule, shared with the node pages.
     let nodes: NodeRoutes
+    let schedules: ScheduleService
+    let access: AccessControl
 
     func register(on router: GuardedRouter) {
         router.get("ui", access: .page) { _, context in try await shown(context) { try await overview(context) } }
@@ -25,6 +27,8 @@ struct ConsolePages {
         ConsoleConfigPages(view: view, service: service).register(on: router)
         ConsoleJobPages(view: view, jobs: jobs, registry: registry).register(on: router)
         ConsoleNodePages(view: view, routes: nodes).register(on: router)
+        ConsoleFleetPages(view: view, registry: registry, templates: templates, checks: nodes.checks, schedules: schedules).register(on: router)
+        ConsoleAccessPages(view: view, access: access).register(on: router)
     }
 
     /// Runs a page; a refusal, a bad argument or a missing thing is a page that says so, with
@@ -130,7 +134,10 @@ struct ConsolePages {
             "who": caller.description.isEmpty ? "token \(caller.tokenID)" : caller.description, "role": caller.role.name,
             "tokenID": caller.tokenID, "csrf": context.consoleCSRF ?? "",
             "mayConfigs": caller.role.allowsSome(.read, on: .config), "mayNodes": caller.role.allows(.read, on: .node, target: ""),
-            "mayJobs": caller.role.allowsSome(.read, on: .job), "mayAudit": caller.role.allows(.read, on: .audit, target: ""),
+            "mayJobs": caller.role.allowsSome(.read, on: .job) || caller.role.allowsSome(.run, on: .job),
+            "mayTemplates": caller.role.allowsSome(.read, on: .template), "mayChecks": caller.role.allowsSome(.read, on: .check),
+            "maySchedules": caller.role.allowsSome(.read, on: .schedule), "mayAccess": caller.role.allows(.read, on: .token, target: ""),
+            "mayAudit": caller.role.allows(.read, on: .audit, target: ""),
         ]
         // `atConfigs`, not `configs`: a section name the page's own values may also hold.
         if let first = current.first { nav["at" + first.uppercased() + current.dropFirst()] = true }

@@ -82,12 +82,13 @@ public enum CapstanServer {
         TemplateRoutes(templates: templates, registry: registry).register(on: routes)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
         JobRoutes(jobs: jobs).register(on: routes)
-        ScheduleRoutes(schedules: schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules")))
-            .register(on: routes)
+        let schedules = schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules"))
+        ScheduleRoutes(schedules: schedules).register(on: routes)
         OperationsRoutes(service: service, metrics: metrics, store: store).register(on: routes)
         if let view = ConsoleView.bundled {
             let pages = ConsolePages(
-                view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit, nodes: nodeRoutes)
+                view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit, nodes: nodeRoutes,
+                schedules: schedules, access: access)
             ConsoleRoutes(view: view, access: access, sessions: sessions, pages: pages, secureCookies: tlsAnchor != nil)
                 .register(on: routes)
         }
