@@ -89,6 +89,17 @@ struct ConsoleTests {
         }
     }
 
+    @Test func theEventStreamRefusesTopicsItDoesNotKnow() async throws {
+        try await Self.withRouter { client, _ in
+            let session = Session(client: client, cookie: try await Self.login(client, token: TestAuth.rootToken))
+            for query in ["topics=bogus", "topics=", "topics=nodes,bogus", ""] {
+                let answer = try await session.get("/ui/events?\(query)")
+                #expect(answer.status == .badRequest, "\(query)")
+                #expect(String(buffer: answer.body).contains("topics"))
+            }
+        }
+    }
+
     /// Values are escaped by the templates, never inserted raw; no page runs inline script.
     @Test func theTemplatesEscapeEverythingAndCarryNoInlineScriptOrStyle() throws {
         let directory = try #require(BundledResource.url("console"))

@@ -261,6 +261,20 @@ class ConsoleTests(unittest.TestCase):
             self.assertEqual(self.driver.find_elements(By.ID, "message"), [])
             screenshot(self.driver, page)
 
+    def test_the_node_list_redraws_itself_when_a_node_changes(self):
+        self.login(self.server.token)
+        self.open("/ui/nodes?selector=role%3Dweb")
+        self.wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")) == 2)
+        self.assertIsNone(self.driver.find_element(By.TAG_NAME, "main").get_attribute("data-redrawn"))
+        url = self.driver.current_url
+        status, _ = self.server.api("POST", "/v1/nodes/web-2/labels", '{"set":{"zone":"live-b"},"remove":[]}')
+        self.assertEqual(status, 200)
+        # No reload, no polling: the page's event stream says "nodes" changed and it redraws.
+        self.wait.until(lambda d: "zone=live-b" in d.find_element(By.ID, "nodes").text)
+        self.assertEqual(self.driver.current_url, url)
+        self.assertIsNotNone(self.driver.find_element(By.TAG_NAME, "main").get_attribute("data-redrawn"))
+        self.server.api("POST", "/v1/nodes/web-2/labels", '{"set":{},"remove":["zone"]}')
+
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)
         self.open("/ui/nodes?selector=role%3Dweb")

@@ -27,6 +27,7 @@ struct ConsoleFleetPages {
         let caller = try context.requireCaller()
         guard caller.role.allowsSome(.read, on: .template) else { throw Authorization.forbidden(caller, .read, .template, target: nil) }
         var values = ConsolePages.frame(context, "templates")
+        values["live"] = "templates,nodes"
         var rows: [[String: Any]] = []
         for template in try await templates.list().items where context.may(.read, on: .template, target: template.name) {
             let status = try await templates.status(template.name, nodes: registry)
@@ -47,6 +48,7 @@ struct ConsoleFleetPages {
         }
         let status = try await templates.status(name, nodes: registry)
         var values = ConsolePages.frame(context, "templates")
+        values["live"] = "templates,nodes"
         let spec = template.spec
         values.merge([
             "name": name, "selector": spec.selector, "source": spec.source, "dest": spec.dest, "data": spec.data,
@@ -68,6 +70,7 @@ struct ConsoleFleetPages {
         let caller = try context.requireCaller()
         guard caller.role.allowsSome(.read, on: .check) else { throw Authorization.forbidden(caller, .read, .check, target: nil) }
         var values = ConsolePages.frame(context, "checks")
+        values["live"] = "checks"
         var rows: [[String: Any]] = []
         for check in try await checks.list().items where context.may(.read, on: .check, target: check.name) {
             let info = try await checks.check(check.name, nodes: registry)

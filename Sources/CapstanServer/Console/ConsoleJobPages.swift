@@ -35,6 +35,7 @@ struct ConsoleJobPages {
         }
         var values = ConsolePages.frame(context, "jobs")
         values["csrf"] = context.consoleCSRF ?? ""
+        values["live"] = "jobs"
         if caller.role.allowsSome(.run, on: .job) {
             let selector = request.uri.queryParameters["selector"].map(String.init) ?? ""
             var form: [String: Any] = ["selector": selector, "command": request.uri.queryParameters["command"].map(String.init) ?? ""]

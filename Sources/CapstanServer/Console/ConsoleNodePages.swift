@@ -25,6 +25,7 @@ struct ConsoleNodePages {
     private func list(_ request: Request, _ context: Context) async throws -> Response {
         try context.authorize(.read, on: .node, target: "")
         var values = ConsolePages.frame(context, "nodes")
+        values["live"] = "nodes"
         let text = request.uri.queryParameters["selector"].map(String.init) ?? ""
         values["selector"] = text
         let selector: Selector
@@ -63,6 +64,7 @@ struct ConsoleNodePages {
         try context.authorize(.read, on: .node, target: name)
         let node = try await routes.registry.node(name)
         var values = ConsolePages.frame(context, "nodes")
+        values["live"] = "nodes,templates"
         let facts = node.facts
         values.merge([
             "name": node.name, "status": node.status.rawValue, "since": ConsolePages.time(node.statusSince), "connected": node.connected,

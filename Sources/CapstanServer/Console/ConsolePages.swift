@@ -29,6 +29,7 @@ struct ConsolePages {
         ConsoleNodePages(view: view, routes: nodes).register(on: router)
         ConsoleFleetPages(view: view, registry: registry, templates: templates, checks: nodes.checks, schedules: schedules).register(on: router)
         ConsoleAccessPages(view: view, access: access).register(on: router)
+        ConsoleEvents(store: service.store).register(on: router)
     }
 
     /// Runs a page; a refusal, a bad argument or a missing thing is a page that says so, with
@@ -52,6 +53,7 @@ struct ConsolePages {
 
     private func overview(_ context: Context) async throws -> Response {
         var values = Self.frame(context, "overview")
+        values["live"] = "nodes,templates,jobs,audit"
         if context.may(.read, on: .node, target: "") {
             let nodes = try await registry.list()
             let healthy = nodes.count(where: \.isHealthy)

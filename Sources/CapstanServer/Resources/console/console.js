@@ -15,8 +15,8 @@ function localTimes(root) {
 }
 
 // Forms that change something ask once before they send (data-confirm="question").
-function confirmations() {
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
+function confirmations(root) {
+  for (const form of root.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
@@ -78,9 +78,42 @@ function followJob() {
   });
 }
 
+// A page whose <main> names topics (data-live="nodes,templates") follows one event stream and
+// redraws itself from the server when one of them changes, unless the reader is typing in it.
+function liveRedraw() {
+  const main = document.querySelector("main[data-live]");
+  if (!main || !window.EventSource) return;
+  const events = new EventSource("/ui/events?topics=" + encodeURIComponent(main.dataset.live));
+  let busy = false;
+  let again = false;
+  const redraw = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      const typing = main.contains(document.activeElement) && document.activeElement.matches("input, textarea, select");
+      if (response.ok && !typing) {
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.querySelector("main");
+        if (fresh) {
+          main.innerHTML = fresh.innerHTML;
+          localTimes(main);
+          confirmations(main);
+          main.dataset.redrawn = String(Number(main.dataset.redrawn || 0) + 1);
+        }
+      }
+    } finally {
+      busy = false;
+      if (again) { again = false; redraw(); }
+    }
+  };
+  events.addEventListener("changed", redraw);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
-  confirmations();
+  confirmations(document);
+  liveRedraw();
   selectorCounts();
   followJob();
 });
