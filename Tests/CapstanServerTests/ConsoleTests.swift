@@ -100,6 +100,43 @@ struct ConsoleTests {
         }
     }
 
+    /// 10,000 nodes: the list pages by 100, unhealthy first, and every page links the next.
+    @Test(.timeLimit(.minutes(2))) func tenThousandNodesArePaged() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
+            let registry = NodeRegistry(store: store, heartbeatInterval: .seconds(5), joinToken: "console-join-token-0123", logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<50 {
+                    group.addTask {
+                        for index in stride(from: lane, to: 10_000, by: 50) {
+                            _ = try await registry.enroll(
+                                EnrollRequest(
+                                    joinToken: "console-join-token-0123", name: String(format: "n%05d", index), labels: ["rack": "r\(index % 10)"],
+                                    facts: NodeFacts(
+                                        hostname: "h", os: "linux", kernel: "6", arch: "x86_64", cpuCount: 1, memoryBytes: 1, addresses: [],
+                                        agentVersion: "t", bootTime: nil)))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let router = CapstanServer.makeRouter(
+                service: ConfigService(store: store), registry: registry, access: AccessControl(store: store), store: store, metrics: ServerMetrics())
+            try await Application(router: router).test(.router) { client in
+                let session = Session(client: client, cookie: try await Self.login(client, token: TestAuth.rootToken))
+                let first = String(buffer: try await session.get("/ui/nodes").body)
+                #expect(first.contains("10000 nodes"))
+                #expect(first.contains("page 1 of 100"))
+                #expect(first.components(separatedBy: "<tr class=\"unhealthy\">").count - 1 == 100)
+                #expect(first.contains("/ui/nodes?page=2"))
+                let last = String(buffer: try await session.get("/ui/nodes?selector=rack%3Dr3&page=10").body)
+                #expect(last.contains("1000 nodes"))
+                #expect(last.contains(">n09993<"))
+                #expect(!last.contains("rel=\"next\""))
+            }
+        }
+    }
+
     /// Values are escaped by the templates, never inserted raw; no page runs inline script.
     @Test func theTemplatesEscapeEverythingAndCarryNoInlineScriptOrStyle() throws {
         let directory = try #require(BundledResource.url("console"))

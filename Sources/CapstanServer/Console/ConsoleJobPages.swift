@@ -16,7 +16,9 @@ struct ConsoleJobPages {
     func register(on router: GuardedRouter) {
         router.get("ui/jobs", access: .page) { request, context in try await ConsolePages.shown(view, context) { try await list(request, context) } }
         router.post("ui/jobs", access: .form) { request, context in try await ConsolePages.shown(view, context) { try await run(request, context) } }
-        router.get("ui/jobs/{id}", access: .page) { _, context in try await ConsolePages.shown(view, context) { try await job(context) } }
+        router.get("ui/jobs/{id}", access: .page) { request, context in
+            try await ConsolePages.shown(view, context) { try await job(request, context) }
+        }
         router.post("ui/jobs/{id}/cancel", access: .form) { _, context in
             try await ConsolePages.shown(view, context) { try await cancel(context) }
         }
@@ -66,7 +68,10 @@ struct ConsoleJobPages {
         return ConsoleView.redirect(to: "/ui/jobs/\(job.id)")
     }
 
-    private func job(_ context: Context) async throws -> Response {
+    /// Nodes per page of a job's results.
+    static let pageSize = 100
+
+    private func job(_ request: Request, _ context: Context) async throws -> Response {
         let caller = try context.requireCaller()
         let id = try context.parameters.require("id")
         try await jobs.ensure(id, within: caller.role.jobSelectors(for: .read), action: "read")
@@ -81,7 +86,18 @@ struct ConsoleJobPages {
             "allNodes": info.spec.selector.isEmpty,
             "mayRun": caller.role.allowsSome(.run, on: .job),
         ]) { _, new in new }
-        values["nodes"] = info.nodes.map { node -> [String: Any] in
+        // Failures first, then what still runs, then the rest; a page of 100 at a time.
+        let order: [JobNodeState: Int] = [.failed: 0, .timedOut: 0, .unreachable: 0, .running: 1, .pending: 2]
+        let nodes = info.nodes.sorted { (order[$0.state] ?? 3, $0.name) < (order[$1.state] ?? 3, $1.name) }
+        let pages = max(1, (nodes.count + Self.pageSize - 1) / Self.pageSize)
+        let page = min(max(1, request.uri.queryParameters["page"].flatMap { Int($0) } ?? 1), pages)
+        if pages > 1 {
+            values["pages"] = pages
+            values["page"] = page
+            if page > 1 { values["previous"] = "/ui/jobs/\(info.id)?page=\(page - 1)" }
+            if page < pages { values["next"] = "/ui/jobs/\(info.id)?page=\(page + 1)" }
+        }
+        values["nodes"] = nodes.dropFirst((page - 1) * Self.pageSize).prefix(Self.pageSize).map { node -> [String: Any] in
             [
                 "name": node.name, "state": node.state.rawValue, "exit": node.exitCode.map(String.init) ?? "-", "attempts": node.attempts,
                 "time": node.durationMilliseconds.map { String(format: "%.1f s", Double($0) / 1000) } ?? "-", "error": node.error ?? "",
