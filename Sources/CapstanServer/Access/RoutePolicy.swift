@@ -47,6 +47,18 @@ enum RoutePolicy {
         "POST /v1/rollback/{namespace}/**": .caller(.config, .write, .key(after: "/v1/rollback/")),
         "GET /v1/watch": .caller(.config, .read, .query("prefix")),
 
+        // A rollout is as visible and as movable as every key and template it holds (the route
+        // checks each); starting one needs a config write right somewhere.
+        "GET /v1/rollouts": .caller(.config, .read, .some),
+        "POST /v1/rollouts": .caller(.config, .write, .some),
+        "GET /v1/rollouts/{name}": .caller(.config, .read, .some),
+        "GET /v1/rollouts/{name}/status": .caller(.config, .read, .some),
+        "POST /v1/rollouts/{name}/step": .caller(.config, .write, .some),
+        "POST /v1/rollouts/{name}/pause": .caller(.config, .write, .some),
+        "POST /v1/rollouts/{name}/resume": .caller(.config, .write, .some),
+        "POST /v1/rollouts/{name}/promote": .caller(.config, .write, .some),
+        "POST /v1/rollouts/{name}/abort": .caller(.config, .write, .some),
+
         "GET /v1/nodes": .caller(.node, .read, .some),
         "GET /v1/nodes/metrics": .caller(.node, .read, .all),
         "GET /v1/nodes/{name}/metrics": .caller(.node, .read, .parameter("name")),
