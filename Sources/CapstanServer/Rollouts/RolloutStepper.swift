@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// once a step ran `--step-interval` with its gates holding, and with `--auto-promote` promotes
 /// after the last one. One replica does it at a time (the lease lock); everything it decides
 /// from is in the store (each step's start time included), so another replica, or this one
-/// restarted, takes over where it stood.
+/// restarted, takes over where it stood. It campaigns for the lock only while a rollout is
+/// running, so that a server without rollouts writes nothing for them.
 struct RolloutStepper: Service {
     let rollouts: RolloutService
     let audit: AuditLog
@@ -21,21 +22,42 @@ struct RolloutStepper: Service {
             store: rollouts.store, key: StoreLayout.lock("rollouts"), holder: LeaseLock.processHolder(), ttl: lockTTL, logger: logger)
         do {
             try await cancelWhenGracefulShutdown {
-                try await lock.whileHolding {
-                    while true {
-                        do {
-                            try await advance()
-                        } catch let error as CancellationError {
-                            throw error
-                        } catch {
-                            logger.warning("rollouts could not be advanced", metadata: ["error": "\(error)"])
+                while true {
+                    if try await hasWork() {
+                        try await lock.whileHolding {
+                            while try await hasWork() {
+                                try await advanceLogging()
+                                try await Task.sleep(for: interval)
+                            }
                         }
-                        try await Task.sleep(for: interval)
                     }
+                    try await Task.sleep(for: interval)
                 }
             }
         } catch is CancellationError {
             // Shutting down.
+        }
+    }
+
+    /// Whether a rollout is running (a store read: errors count as work, retried under the lock).
+    private func hasWork() async throws -> Bool {
+        do {
+            return try await !rollouts.running().isEmpty
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            logger.warning("rollouts could not be read", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func advanceLogging() async throws {
+        do {
+            try await advance()
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            logger.warning("rollouts could not be advanced", metadata: ["error": "\(error)"])
         }
     }
 
