@@ -183,6 +183,27 @@ struct RolloutCommandTests {
         }
     }
 
+    @Test func aRolloutNeedsTheRightsOfTheKeysItHolds() async throws {
+        try await withFixture { fixture in
+            #expect(try await fixture.capstan(["rollout", "start", "web-v5", "--percent", "10"]).status == 0)
+            #expect(try await fixture.capstan(["config", "put", Self.key, "--rollout", "web-v5"], stdin: "port: 2\n").status == 0)
+            _ = try await fixture.client.putRole("other-team", RoleSpec(rules: ["config:prod/other/:read,write"]))
+            let token = try await fixture.client.createToken(TokenSpec(role: "other-team")).token
+            var other = fixture.client
+            other.token = token
+            // Not its keys: it may neither see nor move the rollout, nor add a candidate of them.
+            await #expect { _ = try await other.rollout("web-v5") } throws: { "\($0)".contains("may not read config \"prod/web/app.yaml\"") }
+            await #expect { _ = try await other.rollout("web-v5", "promote") } throws: { "\($0)".contains("may not write config") }
+            await #expect { _ = try await other.putCandidate(Self.key, rollout: "web-v5", content: Data("port: 3\n".utf8)) } throws: {
+                "\($0)".contains("may not write")
+            }
+            #expect(try await other.rollouts().items.isEmpty, "a listing leaves out what the role may not read")
+            #expect(try await fixture.client.rollout("web-v5").state == .running)
+            // It may start a rollout of its own (it may write config somewhere).
+            _ = try await other.startRollout("other-v1", RolloutSpec(percentSteps: [10]))
+        }
+    }
+
     @Test func everyRolloutCommandHasHelp() async throws {
         for command in ["start", "ls", "show", "status", "step", "promote", "abort", "pause", "resume"] {
             let help = try await CapstanBinary.run(["rollout", command, "--help"])

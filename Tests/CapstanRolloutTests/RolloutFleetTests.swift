@@ -46,7 +46,7 @@ struct RolloutFleetTests {
         defer { directory.remove() }
         try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
         try await ServerProcess.with(
-            dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]
+            dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms", "--metrics-interval", "200ms"]
         ) { server in
             let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
             _ = try await client.createNamespace("app")
@@ -156,6 +156,71 @@ struct RolloutFleetTests {
             #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "promote"])
             #expect(info?.transitions.dropFirst(2).allSatisfy { $0.actor == "server" } == true)
             #expect(String(decoding: try await client.get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
+        }
+    }
+}
+
+extension RolloutFleetTests {
+    @Test func aNodeCountRollsTemplateDefinitionsToExactlyThatManyNodes() async throws {
+        try await withFleet(count: 3) { fleet in
+            _ = try await fleet.client.put("app/conf-v2.mustache", content: Data("listen {{port}}\n".utf8))
+            #expect(try await fleet.capstan(["rollout", "start", "listen", "--nodes", "1", "--steps", "1,2"]).status == 0)
+            for name in fleet.names {
+                let put = try await fleet.capstan([
+                    "template", "put", "conf-\(name)", "--selector", "name=\(name)", "--source", "app/conf-v2.mustache", "--dest",
+                    fleet.file(name), "--data", "app/app.yaml", "--rollout", "listen",
+                ])
+                #expect(put.status == 0, "\(put.stderr)")
+            }
+            // A plain put of a rolled template is refused, naming the rollout.
+            let plain = try await fleet.capstan([
+                "template", "put", "conf-node-0", "--selector", "name=node-0", "--source", "app/conf.mustache", "--dest", fleet.file("node-0"),
+            ])
+            #expect(plain.status == 1)
+            #expect(plain.stderr.contains("under rollout listen"), "\(plain.stderr)")
+            let one = try await fleet.waitFor("listen 1\n", count: 1, otherwise: "port 1\n", "--nodes 1: one member renders the new definition")
+            #expect(try await fleet.client.rollout("listen").admitted.map(Set.init) == one)
+            #expect(try await fleet.capstan(["rollout", "step", "listen"]).status == 0)
+            let two = try await fleet.waitFor("listen 1\n", count: 2, otherwise: "port 1\n", "--nodes 2")
+            #expect(one.isSubset(of: two))
+            #expect(try await fleet.capstan(["rollout", "promote", "listen"]).status == 0)
+            try await fleet.waitFor("listen 1\n", count: 3, otherwise: "", "the promoted definitions everywhere")
+            #expect(try await fleet.client.template("conf-node-0").spec.source == "app/conf-v2.mustache")
+        }
+    }
+
+    @Test func failingTemplatesAndMetricsPauseTheRollout() async throws {
+        try await withFleet(count: 2) { fleet in
+            // A candidate every member fails to render (no port): the gate pauses the rollout.
+            let start = try await fleet.capstan([
+                "rollout", "start", "broken", "--percent", "100", "--gate", "template-failures=0", "--on-failure", "pause",
+            ])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try await fleet.capstan(["config", "put", "app/app.yaml", "--rollout", "broken"], stdin: "other: 1\n").status == 0)
+            var info: RolloutInfo?
+            try await eventually(timeout: .seconds(30), "the failed renders pause the rollout: \(String(describing: info?.transitions))") {
+                info = try await fleet.client.rollout("broken")
+                return info?.state == .paused
+            }
+            #expect(info?.transitions.last?.detail.hasPrefix("gate template-failures=0 failed: 2 failed") == true, "\(String(describing: info))")
+            #expect(info?.transitions.map(\.action) == ["start", "candidate", "pause"])
+            #expect(fleet.holding("port 1\n").count == 2, "a failed render leaves the old file")
+            let status = try await fleet.client.rolloutStatus("broken")
+            #expect(status.gates.first?.passing == false)
+            #expect(try await fleet.capstan(["rollout", "abort", "broken"]).status == 0)
+
+            // No load average is below zero: a metric gate that cannot hold pauses as soon as samples come.
+            let metric = try await fleet.capstan([
+                "rollout", "start", "loaded", "--percent", "100", "--gate", "metric:load1<0", "--on-failure", "pause",
+            ])
+            #expect(metric.status == 0, "\(metric.stderr)")
+            #expect(try await fleet.capstan(["config", "put", "app/app.yaml", "--rollout", "loaded"], stdin: "port: 2\n").status == 0)
+            try await eventually(timeout: .seconds(40), "the metric gate pauses the rollout: \(String(describing: info?.transitions))") {
+                info = try await fleet.client.rollout("loaded")
+                return info?.state == .paused
+            }
+            #expect(info?.transitions.last?.detail.hasPrefix("gate metric:load1<0 failed: load1 past <0") == true, "\(String(describing: info))")
+            #expect(info?.transitions.map(\.action) == ["start", "candidate", "pause"], "gates wait for a candidate")
         }
     }
 }

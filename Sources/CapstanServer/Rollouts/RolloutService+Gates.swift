@@ -83,7 +83,10 @@ extension RolloutService {
             }
             if !comparison.holds(value, limit) { breaking.append("\(member.name) (\(String(format: "%.2f", value)))") }
         }
-        if !breaking.isEmpty { return .fails("\(metric.rawValue) past \(comparison.rawValue)\(limit) on \(Self.names(breaking))") }
+        if !breaking.isEmpty {
+            let bound = limit.rounded() == limit ? String(Int64(limit)) : String(limit)
+            return .fails("\(metric.rawValue) past \(comparison.rawValue)\(bound) on \(Self.names(breaking))")
+        }
         if !unknown.isEmpty { return .waiting("no sample yet from \(Self.names(unknown))") }
         return .holds("within on \(members.count) member\(members.count == 1 ? "" : "s")")
     }

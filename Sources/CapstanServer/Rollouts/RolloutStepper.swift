@@ -94,10 +94,11 @@ extension RolloutService {
         }
     }
 
-    /// What a running rollout should do now, if anything: its gates decide, then its clock.
+    /// What a running rollout should do now, if anything: its gates decide, then its clock. A
+    /// rollout without candidates yet changes nothing on its members: nothing to decide.
     func decide(_ name: String) async throws -> (action: String, reason: String)? {
         let (record, _) = try await read(name)
-        guard record.state == .running else { return nil }
+        guard record.state == .running, !record.candidates.isEmpty else { return nil }
         let outcomes = try await gateOutcomes(name, record, nodes: try await members(name, record))
         if let failed = outcomes.first(where: { if case .fails = $0.outcome { true } else { false } }) {
             return (record.spec.onFailure.rawValue, "gate \(failed.gate) failed: \(failed.outcome.detail)")
