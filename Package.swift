@@ -185,6 +185,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
+        // Rollouts end to end: the service on both store engines, real servers and agents.
+        .testTarget(
+            name: "CapstanRolloutTests",
+            dependencies: ["CapstanClient", "CapstanCore", "CapstanServer", "CapstanStore", "CapstanTesting", "capstan"]),
         .testTarget(
             name: "CapstanCLITests",
             dependencies: [

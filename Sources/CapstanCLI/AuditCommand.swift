@@ -40,6 +40,7 @@ struct AuditCommand: AsyncParsableCommand {
                             switch entry.actorKind {
                             case .anonymous: "anonymous"
                             case .node: "node \(entry.actorID)"
+                            case .server: "server (\(entry.actorDescription))"
                             case .token: entry.actorDescription.isEmpty ? "token \(entry.actorID)" : "\(entry.actorDescription) (\(entry.actorID))"
                             }
                         return [

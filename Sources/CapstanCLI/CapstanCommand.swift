@@ -14,7 +14,7 @@ public struct CapstanCommand: AsyncParsableCommand {
         version: CapstanVersion.current,
         subcommands: [
             ServerCommand.self, AgentCommand.self, NamespaceCommand.self, ConfigCommand.self, NodeCommand.self, TemplateCommand.self,
-            JobCommand.self, ScheduleCommand.self, CheckCommand.self, TokenCommand.self, RoleCommand.self, AuditCommand.self,
+            JobCommand.self, ScheduleCommand.self, CheckCommand.self, RolloutCommand.self, TokenCommand.self, RoleCommand.self, AuditCommand.self,
             LoginCommand.self, StoreCommand.self,
             VersionCommand.self,
         ]

@@ -52,6 +52,15 @@ struct ConfigCommand: AsyncParsableCommand {
         var ifRevision: Int64?
         @Flag(help: "Store the content encrypted: a secret (a password, a key). Give it on every write of the key.")
         var secret = false
+        @Option(help: "Store the content as this rollout's candidate: only its members see it until it is promoted.")
+        var rollout: String?
+        @Flag(help: "If a rollout holds the key, abort it first (a plain write is refused otherwise).") var force = false
+
+        func validate() throws {
+            if rollout != nil, secret { throw ValidationError("--rollout and --secret cannot go together: secrets are not rolled out gradually") }
+            if rollout != nil, force { throw ValidationError("--rollout and --force cannot go together") }
+            if rollout != nil, ifRevision != nil { throw ValidationError("--rollout and --if-revision cannot go together") }
+        }
 
         func run() async throws {
             let configKey = try ConfigCommand.key(key)
@@ -70,8 +79,15 @@ struct ConfigCommand: AsyncParsableCommand {
             } else {
                 content = try InputFile.read(file)
             }
+            if let rollout {
+                let info = try await global.client().putCandidate(
+                    configKey.description, rollout: rollout, content: content, format: format, comment: comment)
+                try Output.print(info, as: global.output) { "stored a candidate of \(configKey) in rollout \(rollout)\n" }
+                return
+            }
             let info = try await global.client().put(
-                configKey.description, content: content, format: format, comment: comment, ifRevision: ifRevision, secret: secret)
+                configKey.description, content: content, format: format, comment: comment, ifRevision: ifRevision, secret: secret,
+                force: force)
             try Output.print(info, as: global.output) { ConfigCommand.describe(info) }
         }
     }
@@ -134,10 +150,22 @@ struct ConfigCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Key: NAMESPACE/PATH.") var key: String
         @Option(name: .customLong("if-revision"), help: "Delete only if the key is at this revision.") var ifRevision: Int64?
+        @Option(help: "Store the deletion as this rollout's candidate: only its members lose the key until it is promoted.")
+        var rollout: String?
+        @Flag(help: "If a rollout holds the key, abort it first (a plain delete is refused otherwise).") var force = false
+
+        func validate() throws {
+            if rollout != nil, force || ifRevision != nil { throw ValidationError("--rollout goes with neither --force nor --if-revision") }
+        }
 
         func run() async throws {
             let configKey = try ConfigCommand.key(key)
-            let info = try await global.client().delete(configKey.description, ifRevision: ifRevision)
+            if let rollout {
+                let info = try await global.client().deleteCandidate(configKey.description, rollout: rollout)
+                try Output.print(info, as: global.output) { "stored the deletion of \(configKey) as a candidate in rollout \(rollout)\n" }
+                return
+            }
+            let info = try await global.client().delete(configKey.description, ifRevision: ifRevision, force: force)
             try Output.print(info, as: global.output) { "deleted \(info.key) at revision \(info.revision)\n" }
         }
     }

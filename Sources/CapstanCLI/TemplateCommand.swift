@@ -40,6 +40,8 @@ struct TemplateCommand: AsyncParsableCommand {
         @Flag(help: "Run --check and --reload through /bin/sh -c instead of as plain argv.") var shell = false
         @Flag(help: "Accept a --mode that lets every local user write the file (o+w, as 0666); refused without it.")
         var allowWorldWritable = false
+        @Option(help: "Store this definition as the rollout's candidate: only its member nodes render it until it is promoted.")
+        var rollout: String?
 
         func spec() throws -> TemplateSpec {
             // A file holding secrets is the owner's alone unless a mode says otherwise.
@@ -61,6 +63,11 @@ struct TemplateCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            if let rollout {
+                let info = try await global.client().putTemplateCandidate(name, try spec(), rollout: rollout)
+                try Output.print(info, as: global.output) { "stored a candidate of template \(name) in rollout \(rollout)\n" }
+                return
+            }
             let info = try await global.client().putTemplate(name, try spec())
             try Output.print(info, as: global.output) { "saved template \(info.name) (revision \(info.revision))\n" }
         }

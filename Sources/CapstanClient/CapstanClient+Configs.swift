@@ -11,17 +11,21 @@ extension CapstanClient {
         public var format: ConfigFormat
         /// Store revision to pass as `index` to wait for the next change.
         public var index: Int64
+        /// The rollout whose candidate this is, when the client (`identity`) is one of its members.
+        public var rollout: String?
     }
 
     /// Writes a new version of `key` (raw content); answers the version written.
     @discardableResult
     public func put(
-        _ key: String, content: Data, format: ConfigFormat? = nil, comment: String? = nil, ifRevision: Int64? = nil, secret: Bool = false
+        _ key: String, content: Data, format: ConfigFormat? = nil, comment: String? = nil, ifRevision: Int64? = nil, secret: Bool = false,
+        force: Bool = false
     ) async throws -> ConfigVersionInfo {
         var headers: [(String, String)] = [("Content-Type", "application/octet-stream")]
         if let ifRevision { headers.append(("If-Match", "\"\(ifRevision)\"")) }
         let answer = try await send(
-            .PUT, "/v1/config/\(key)", query: [("format", format?.rawValue), ("comment", comment), ("secret", secret ? "true" : nil)],
+            .PUT, "/v1/config/\(key)",
+            query: [("format", format?.rawValue), ("comment", comment), ("secret", secret ? "true" : nil), ("force", force ? "true" : nil)],
             headers: headers, body: content)
         return try decode(ConfigVersionInfo.self, answer)
     }
@@ -41,7 +45,8 @@ extension CapstanClient {
             revision: headers.first(name: "X-Capstan-Revision").flatMap { Int64($0) } ?? 0,
             version: headers.first(name: "X-Capstan-Version").flatMap { Int64($0) } ?? 0,
             format: headers.first(name: "X-Capstan-Format").flatMap { ConfigFormat(rawValue: $0) } ?? .text,
-            index: headers.first(name: "X-Capstan-Index").flatMap { Int64($0) } ?? 0)
+            index: headers.first(name: "X-Capstan-Index").flatMap { Int64($0) } ?? 0,
+            rollout: headers.first(name: "X-Capstan-Rollout"))
     }
 
     public func list(_ prefix: String = "", limit: Int? = nil) async throws -> ConfigList {
@@ -51,9 +56,11 @@ extension CapstanClient {
     }
 
     @discardableResult
-    public func delete(_ key: String, ifRevision: Int64? = nil) async throws -> ConfigVersionInfo {
+    public func delete(_ key: String, ifRevision: Int64? = nil, force: Bool = false) async throws -> ConfigVersionInfo {
         let headers = ifRevision.map { [("If-Match", "\"\($0)\"")] } ?? []
-        return try decode(ConfigVersionInfo.self, try await send(.DELETE, "/v1/config/\(key)", headers: headers))
+        return try decode(
+            ConfigVersionInfo.self,
+            try await send(.DELETE, "/v1/config/\(key)", query: [("force", force ? "true" : nil)], headers: headers))
     }
 
     public func history(_ key: String, limit: Int? = nil) async throws -> ConfigHistory {

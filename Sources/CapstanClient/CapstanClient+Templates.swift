@@ -9,6 +9,15 @@ extension CapstanClient {
         return try decode(TemplateInfo.self, answer)
     }
 
+    /// Stores `spec` as the rollout's candidate definition of template `name`.
+    public func putTemplateCandidate(_ name: String, _ spec: TemplateSpec, rollout: String) async throws -> RolloutInfo {
+        let body = try Self.encoder.encode(spec)
+        let answer = try await send(
+            .PUT, "/v1/templates/\(Self.percentEncode(name))", query: [("rollout", rollout)], headers: [("Content-Type", "application/json")],
+            body: body)
+        return try decode(RolloutInfo.self, answer)
+    }
+
     public func templates() async throws -> TemplateList {
         try decode(TemplateList.self, try await send(.GET, "/v1/templates"))
     }

@@ -21,6 +21,9 @@ public struct CapstanClient: Sendable {
     public var author: String
     /// The API token sent as `Authorization: Bearer`; nil sends none.
     public var token: String?
+    /// Who this client is to rollouts (`X-Capstan-Client`): a name and labels. Members of a
+    /// rollout read its candidates; nil reads the main versions.
+    public var identity: ClientIdentity?
     /// Requests other than watches and long polls give up after this long.
     public var timeout: TimeAmount = .seconds(30)
     /// TLS for `https://` servers: set by `trust(caCertificatePEM:)` to verify them by a CA of
@@ -205,6 +208,7 @@ public struct CapstanClient: Sendable {
             request.headers.add(name: "X-Capstan-Author", value: author)
             request.headers.add(name: "User-Agent", value: "capstan-cli")
             if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            if let identity { request.headers.add(name: "X-Capstan-Client", value: identity.header) }
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             if let body {
                 request.body = .bytes(ByteBuffer(data: body))

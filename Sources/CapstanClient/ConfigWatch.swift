@@ -112,6 +112,7 @@ public struct ConfigWatch: AsyncSequence, Sendable {
                 request.tlsConfiguration = client.tlsConfiguration
                 request.headers.add(name: "Accept", value: "text/event-stream")
                 if let token = client.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                if let identity = client.identity { request.headers.add(name: "X-Capstan-Client", value: identity.header) }
                 // A stream has its connection to itself, not one back from the pool: reused after
                 // a stream a shutting-down server ended, it would carry the next request into
                 // that server and keep it from finishing.

@@ -3,7 +3,8 @@ import Foundation
 /// One record of the audit log: a mutating or denied request, chained to the one before by hash.
 public struct AuditEntry: Codable, Sendable, Hashable {
     public enum ActorKind: String, Codable, Sendable, Hashable {
-        case token, node, anonymous
+        /// `server`: the server itself (a rollout's timed step or failed gate).
+        case token, node, anonymous, server
     }
 
     /// 1 for the first entry an installation wrote; one more for each entry after it.

@@ -24,10 +24,12 @@ public struct ConfigVersionInfo: Codable, Sendable, Hashable {
     /// True for a secret: its content is encrypted at rest, and `size` and `sha256` are the
     /// ciphertext's. Absent otherwise.
     public var secret: Bool?
+    /// For a rollout's candidate listed in a key's history (not a main version): the rollout.
+    public var rollout: String?
 
     public init(
         key: String, revision: Int64, version: Int64, action: Action, format: ConfigFormat,
-        size: Int, sha256: String, author: String, comment: String, time: Date, secret: Bool? = nil
+        size: Int, sha256: String, author: String, comment: String, time: Date, secret: Bool? = nil, rollout: String? = nil
     ) {
         self.key = key
         self.revision = revision
@@ -40,6 +42,7 @@ public struct ConfigVersionInfo: Codable, Sendable, Hashable {
         self.comment = comment
         self.time = time
         self.secret = secret
+        self.rollout = rollout
     }
 }
 

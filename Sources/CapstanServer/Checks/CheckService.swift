@@ -90,7 +90,7 @@ public final class CheckService: Sendable {
         }
     }
 
-    private func statuses(of check: String) async throws -> [String: Status] {
+    func statuses(of check: String) async throws -> [String: Status] {
         var statuses: [String: Status] = [:]
         let prefix = StoreLayout.checkStatusPrefix(check)
         for kv in try await store.range(RangeRequest(.prefix(prefix))).kvs {

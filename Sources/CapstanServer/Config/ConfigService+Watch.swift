@@ -50,6 +50,12 @@ extension ConfigService {
         try await waitForEvent(on: .prefix(StoreLayout.configPrefix(prefix)), after: index, timeout: timeout)
     }
 
+    /// Blocks until the store key `storeKey` changes (or goes) after `index`, or `timeout` passes.
+    func waitForStoreKey(_ storeKey: String, after index: Int64, timeout: Duration) async throws {
+        if let current = try await store.get(storeKey), current.modRevision > index { return }
+        try await waitForEvent(on: .key(storeKey), after: index, timeout: timeout)
+    }
+
     private func waitForEvent(on range: KeyRange, after index: Int64, timeout: Duration) async throws {
         let status = try await store.status()
         // A revision already compacted cannot be waited on precisely: answer now and let the

@@ -152,18 +152,7 @@ extension ConfigService {
             let record = try makeRecord(sequence)
             let encoded = try record.encoded()
             let historyKey = StoreLayout.history(key, sequence: sequence)
-            var ops: [TxnOp] = [
-                deleting ? .delete(.key(storeKey)) : .put(key: storeKey, value: encoded),
-                .put(key: historyKey, value: encoded),
-            ]
-            // Keep the newest versions and the very first one: entry 1 marks that the key has a
-            // history, which is what makes guessing a new key's sequence safe (see WriteStates).
-            let pruneBelow = sequence - Int64(configuration.historyRetention) + 1
-            if pruneBelow > 2 {
-                ops.append(
-                    .delete(.interval(from: StoreLayout.history(key, sequence: 2), to: StoreLayout.history(key, sequence: pruneBelow))))
-            }
-            ops += extraWrites
+            let ops = versionOps(key, sequence: sequence, encoded: encoded, deleting: deleting) + extraWrites
             let result = try await store.txn(
                 TxnRequest(
                     compares: [
@@ -171,6 +160,8 @@ extension ConfigService {
                         Compare(key: storeKey, .modRevision(ifRevision ?? state.currentRevision)),
                         // The sequence is free: guards a guessed one against history written elsewhere.
                         .absent(historyKey),
+                        // No rollout holds the key (a plain write never overwrites gray).
+                        .absent(StoreLayout.configRollout(key.description)),
                     ],
                     success: ops))
             if result.succeeded {
@@ -184,19 +175,51 @@ extension ConfigService {
         throw CapstanError(.conflict, "config \(key) is changing too fast; gave up after \(Self.maxAttempts) attempts")
     }
 
+    /// The operations that write a version: the key (or its deletion), its history entry, and
+    /// the pruning of history past retention.
+    func versionOps(_ key: ConfigKey, sequence: Int64, encoded: Data, deleting: Bool) -> [TxnOp] {
+        let storeKey = StoreLayout.config(key)
+        var ops: [TxnOp] = [
+            deleting ? .delete(.key(storeKey)) : .put(key: storeKey, value: encoded),
+            .put(key: StoreLayout.history(key, sequence: sequence), value: encoded),
+        ]
+        // Keep the newest versions and the very first one: entry 1 marks that the key has a
+        // history, which is what makes guessing a new key's sequence safe (see WriteStates).
+        let pruneBelow = sequence - Int64(configuration.historyRetention) + 1
+        if pruneBelow > 2 {
+            ops.append(.delete(.interval(from: StoreLayout.history(key, sequence: 2), to: StoreLayout.history(key, sequence: pruneBelow))))
+        }
+        return ops
+    }
+
+    /// The refusal of a plain write to a key a rollout holds.
+    static func heldByRollout(_ key: ConfigKey, rollout: String) -> CapstanError {
+        CapstanError(
+            .conflict,
+            "config \(key) is under rollout \(rollout): write a candidate with --rollout \(rollout), promote or abort the rollout, or pass --force to abort it first")
+    }
+
     /// One consistent read of everything a write of `key` depends on.
-    private func readState(_ key: ConfigKey) async throws -> WriteStates.State {
+    ///
+    /// - Parameter underRollout: the rollout the write belongs to (its promotion); nil for a
+    ///   plain write, refused when a rollout holds the key.
+    func readState(_ key: ConfigKey, underRollout: String? = nil) async throws -> WriteStates.State {
         let read = try await store.txn(
             TxnRequest(success: [
                 .range(RangeRequest(.key(StoreLayout.namespace(key.namespace)))),
                 // With its value: whether the current version is a secret.
                 .range(RangeRequest(.key(StoreLayout.config(key)))),
                 .range(RangeRequest(.prefix(StoreLayout.historyPrefix(key)), limit: 1, keysOnly: true, descending: true)),
+                .range(RangeRequest(.key(StoreLayout.configRollout(key.description)))),
             ]))
-        guard read.results.count == 3, case .range(let namespaceRange) = read.results[0],
-            case .range(let currentRange) = read.results[1], case .range(let latestHistory) = read.results[2]
+        guard read.results.count == 4, case .range(let namespaceRange) = read.results[0],
+            case .range(let currentRange) = read.results[1], case .range(let latestHistory) = read.results[2],
+            case .range(let rolloutRange) = read.results[3]
         else {
             throw CapstanError(.internal, "store answered a read transaction without its results")
+        }
+        if underRollout == nil, let held = rolloutRange.kvs.first {
+            throw Self.heldByRollout(key, rollout: String(decoding: held.value, as: UTF8.self))
         }
         let namespace = try activeNamespace(namespaceRange.kvs.first, name: key.namespace)
         return WriteStates.State(

@@ -10,6 +10,8 @@ struct ConfigRoutes {
 
     let service: ConfigService
     let metrics: ServerMetrics
+    /// Candidates (`?rollout=NAME`), refusals and `--force`, and what identified readers see.
+    let rollouts: RolloutService
 
     /// Long polls without `wait` block this long.
     static var defaultWait: Duration { .seconds(30) }
@@ -22,7 +24,11 @@ struct ConfigRoutes {
         router.get("v1/history/{namespace}/**", access: .caller(.config, .read, .key(after: "/v1/history/"))) { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/history/")
             let limit = try HTTPHelpers.int64(request, "limit").map { Int($0) }
-            return try HTTPHelpers.json(try await service.history(key, limit: limit))
+            var history = try await service.history(key, limit: limit)
+            // Candidates of rollouts take their place among the versions, by revision.
+            history.items = (history.items + (try await rollouts.candidateHistory(key))).sorted { $0.revision > $1.revision }
+            if let limit { history.items = Array(history.items.prefix(limit)) }
+            return try HTTPHelpers.json(history)
         }
         router.get("v1/diff/{namespace}/**", access: .caller(.config, .read, .key(after: "/v1/diff/"))) { request, _ in
             let key = try HTTPHelpers.key(request, after: "/v1/diff/")
@@ -57,6 +63,14 @@ struct ConfigRoutes {
             throw tooLarge(key, size: nil)
         }
         let format = try HTTPHelpers.string(request, "format").map { try ConfigFormat(name: $0) }
+        if let rollout = HTTPHelpers.string(request, "rollout") {
+            if try Self.secretFlag(request) { throw CapstanError(.invalidArgument, "secrets are not rolled out gradually") }
+            let info = try await rollouts.putCandidate(
+                rollout, key: key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
+                author: context.author(request))
+            return try HTTPHelpers.json(info)
+        }
+        if try Self.flag(request, "force") { try await rollouts.abortHolding(key, actor: context.author(request)) }
         let info = try await service.put(
             key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
             author: context.author(request), ifRevision: try ifMatch(request), secret: try Self.secretFlag(request))
@@ -71,16 +85,24 @@ struct ConfigRoutes {
 
     /// `?secret=true` (or `1`): the write is a secret.
     static func secretFlag(_ request: Request) throws -> Bool {
-        switch HTTPHelpers.string(request, "secret") {
+        try flag(request, "secret")
+    }
+
+    /// A boolean query parameter: absent or `false`/`0` is false, `true`/`1`/empty is true.
+    static func flag(_ request: Request, _ name: String) throws -> Bool {
+        switch HTTPHelpers.string(request, name) {
         case nil, "false", "0": return false
         case "true", "1", "": return true
-        case let other?: throw CapstanError(.invalidArgument, "query parameter secret must be true or false; got \(other)")
+        case let other?: throw CapstanError(.invalidArgument, "query parameter \(name) must be true or false; got \(other)")
         }
     }
 
     private func get(_ request: Request, _ context: Context) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
         let revision = try HTTPHelpers.int64(request, "revision")
+        if revision == nil, let header = request.headers[.capstanClient] {
+            return try await identifiedGet(request, context, key: key, client: try ClientIdentity(header: header))
+        }
         if let index = try HTTPHelpers.int64(request, "index") {
             let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
             metrics.longPolls.increment()
@@ -89,6 +111,11 @@ struct ConfigRoutes {
             // A token revoked (or expired) while the poll waits ends it with 401.
             try await context.whileTokenWorks { try await service.waitForChange(key, after: index, timeout: wait) }
         }
+        return try await main(request, context, key: key, revision: revision)
+    }
+
+    /// The main version of `key` (current, or at `revision`).
+    private func main(_ request: Request, _ context: Context, key: ConfigKey, revision: Int64?) async throws -> Response {
         let entry: ConfigService.Entry
         let index: Int64
         if let revision {
@@ -136,8 +163,50 @@ struct ConfigRoutes {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: content)))
     }
 
+    /// A read by a client that names itself (`X-Capstan-Client`): a rollout's candidate when the
+    /// client is one of its members, else the main version as for anyone.
+    private func identifiedGet(_ request: Request, _ context: Context, key: ConfigKey, client: ClientIdentity) async throws -> Response {
+        if let index = try HTTPHelpers.int64(request, "index") {
+            let wait = try HTTPHelpers.duration(request, "wait") ?? Self.defaultWait
+            metrics.longPolls.increment()
+            defer { metrics.longPolls.decrement() }
+            let rollouts = self.rollouts
+            try await context.whileTokenWorks { try await rollouts.waitForChange(key, for: client, after: index, timeout: wait) }
+        }
+        guard let view = try await rollouts.view(key, for: client) else {
+            return try await main(request, context, key: key, revision: nil)
+        }
+        let rolloutHeader: HTTPFields = [.capstanRollout: view.rollout, .capstanIndex: String(view.index)]
+        guard let entry = view.entry else {
+            let error = CapstanError(.configNotFound, "config \(key) is deleted by rollout \(view.rollout), whose member this client is")
+            return ProblemMapping.response(for: ProblemMapping.problem(for: error), headers: rolloutHeader)
+        }
+        var headers: HTTPFields = [
+            .contentType: entry.info.format.mediaType,
+            .eTag: HTTPHelpers.etag(entry.info.revision),
+            .capstanRevision: String(entry.info.revision),
+            .capstanVersion: String(entry.info.version),
+            .capstanFormat: entry.info.format.rawValue,
+        ]
+        headers.append(contentsOf: rolloutHeader)
+        if let noneMatch = request.headers[.ifNoneMatch],
+            (try? HTTPHelpers.revision(fromETag: noneMatch, header: "If-None-Match")) == entry.info.revision
+        {
+            headers[.contentType] = nil
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(data: entry.content)))
+    }
+
     private func delete(_ request: Request, _ context: Context) async throws -> Response {
         let key = try HTTPHelpers.key(request, after: "/v1/config/")
+        if let rollout = HTTPHelpers.string(request, "rollout") {
+            let info = try await rollouts.putCandidate(
+                rollout, key: key, content: Data(), format: nil, deleting: true, comment: HTTPHelpers.string(request, "comment") ?? "",
+                author: context.author(request))
+            return try HTTPHelpers.json(info)
+        }
+        if try Self.flag(request, "force") { try await rollouts.abortHolding(key, actor: context.author(request)) }
         let info = try await service.delete(key, author: context.author(request), ifRevision: try ifMatch(request))
         return HTTPHelpers.json(info)
     }

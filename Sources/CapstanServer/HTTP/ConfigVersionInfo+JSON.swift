@@ -12,6 +12,7 @@ extension ConfigVersionInfo {
         json += "\"format\":\"\(format.rawValue)\","
         json += "\"key\":\(JSONText.quoted(key)),"
         json += "\"revision\":\(revision),"
+        if let rollout { json += "\"rollout\":\(JSONText.quoted(rollout))," }
         if secret == true { json += "\"secret\":true," }
         json += "\"sha256\":\"\(sha256)\","
         json += "\"size\":\(size),"

@@ -11,6 +11,10 @@ extension HTTPField.Name {
     static let capstanIndex = Self("X-Capstan-Index")!
     static let capstanAuthor = Self("X-Capstan-Author")!
     static let lastEventID = Self("Last-Event-ID")!
+    /// Who an API reader is, for rollouts: `NAME; k=v,k2=v2`.
+    static let capstanClient = Self("X-Capstan-Client")!
+    /// The rollout whose candidate a read answered.
+    static let capstanRollout = Self("X-Capstan-Rollout")!
 }
 
 enum HTTPHelpers {

@@ -9,6 +9,8 @@ struct TemplateRoutes {
 
     let templates: TemplateService
     let registry: NodeRegistry
+    /// `?rollout=NAME`: the definition is that rollout's candidate.
+    let rollouts: RolloutService
 
     static var maxBody: Int { 64 * 1024 }
 
@@ -32,6 +34,10 @@ struct TemplateRoutes {
             }
             for key in [spec.source] + spec.data + (spec.secrets ?? []) { try context.authorize(.read, on: .config, target: key) }
             for key in spec.secrets ?? [] { try context.authorize(.readSecret, on: .config, target: key) }
+            if let rollout = HTTPHelpers.string(request, "rollout") {
+                return try HTTPHelpers.json(
+                    try await rollouts.putTemplateCandidate(rollout, template: name, spec: spec, onlyOn: onlyOn, author: context.author(request)))
+            }
             return try HTTPHelpers.json(try await templates.put(context.parameters.require("name"), spec, onlyOn: onlyOn))
         }
         group.get("{name}", access: .caller(.template, .read, .parameter("name"))) { _, context in

@@ -12,6 +12,8 @@ struct WatchRoutes {
 
     let service: ConfigService
     let metrics: ServerMetrics
+    /// For clients that name themselves (`X-Capstan-Client`): the candidates they are members for.
+    let rollouts: RolloutService
     /// A comment line this often keeps proxies and clients from timing the stream out.
     var heartbeat: Duration = .seconds(15)
 
@@ -31,7 +33,9 @@ struct WatchRoutes {
         let status = try await service.status()
         // Resolve "now" before answering, so nothing written after the response head is missed.
         let start = try Self.startRevision(request, status: status)
-        let events = service.watch(prefix, from: start)
+        let client = try request.headers[.capstanClient].map { try ClientIdentity(header: $0) }
+        let events: any AsyncSequence<[ConfigEvent], any Error> & Sendable =
+            if let client { rollouts.watch(prefix, from: start, for: client) } else { service.watch(prefix, from: start) }
         let metrics = self.metrics
         let heartbeat = self.heartbeat
         let headers: HTTPFields = [

@@ -45,6 +45,7 @@ public enum CapstanServer {
         nodeMetrics: NodeMetrics? = nil,
         schedules: ScheduleService? = nil,
         checks: CheckService? = nil,
+        rollouts: RolloutService? = nil,
         access: AccessControl? = nil,
         sessions: ConsoleSessions? = nil,
         audit: AuditLog? = nil,
@@ -71,15 +72,20 @@ public enum CapstanServer {
         // Every route is registered with its access rule.
         let routes = GuardedRouter(router, rules: rules)
         AccessRoutes(access: access, audit: audit).register(on: routes)
-        NamespaceRoutes(service: service).register(on: routes)
-        ConfigRoutes(service: service, metrics: metrics).register(on: routes)
-        WatchRoutes(service: service, metrics: metrics).register(on: routes)
         let templates = templates ?? TemplateService(store: store, logger: Logger(label: "capstan.templates"))
         let checks = checks ?? CheckService(store: store, logger: Logger(label: "capstan.checks"))
+        let rollouts =
+            rollouts
+            ?? RolloutService(
+                store: store, configs: service, registry: registry, checks: checks, templates: templates, logger: Logger(label: "capstan.rollouts"))
+        NamespaceRoutes(service: service).register(on: routes)
+        ConfigRoutes(service: service, metrics: metrics, rollouts: rollouts).register(on: routes)
+        WatchRoutes(service: service, metrics: metrics, rollouts: rollouts).register(on: routes)
+        RolloutRoutes(rollouts: rollouts).register(on: routes)
         let nodeRoutes = NodeRoutes(registry: registry, templates: templates, metrics: nodeMetrics ?? NodeMetrics(), checks: checks, tlsAnchor: tlsAnchor)
         nodeRoutes.register(on: routes)
         CheckRoutes(checks: checks, registry: registry).register(on: routes)
-        TemplateRoutes(templates: templates, registry: registry).register(on: routes)
+        TemplateRoutes(templates: templates, registry: registry, rollouts: rollouts).register(on: routes)
         let jobs = jobs ?? JobService(store: store, registry: registry, links: AgentLinks(), checks: checks, logger: Logger(label: "capstan.jobs"))
         JobRoutes(jobs: jobs).register(on: routes)
         let schedules = schedules ?? ScheduleService(store: store, jobs: jobs, logger: Logger(label: "capstan.schedules"))
@@ -114,13 +120,15 @@ public enum CapstanServer {
         let templates = TemplateService(
             store: store, logger: logger, secrets: configuration.secretKeyring, deliversSecrets: tls != nil)
         let checks = CheckService(store: store, logger: logger)
-        let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger)
+        // A node that missed three samples is left out of the scrape and `node top`.
+        let nodeMetrics = NodeMetrics(staleAfter: configuration.metricsInterval * 3)
+        let rollouts = RolloutService(
+            store: store, configs: service, registry: registry, checks: checks, templates: templates, hostMetrics: nodeMetrics, logger: logger)
+        let pusher = TemplatePusher(templates: templates, checks: checks, registry: registry, logger: logger, rollouts: rollouts)
         let links = AgentLinks()
         let jobs = JobService(
             store: store, registry: registry, links: links, checks: checks, retention: configuration.jobRetention,
             runnerTTL: configuration.lockTTL, logger: logger)
-        // A node that missed three samples is left out of the scrape and `node top`.
-        let nodeMetrics = NodeMetrics(staleAfter: configuration.metricsInterval * 3)
         let schedules = ScheduleService(store: store, jobs: jobs, logger: logger)
         let gateway = AgentGateway(
             registry: registry, templates: templates, pusher: pusher, links: links, jobs: jobs, checks: checks, metrics: nodeMetrics,
@@ -130,7 +138,7 @@ public enum CapstanServer {
         let audit = AuditLog(store: store, logger: logger)
         let router = makeRouter(
             service: service, registry: registry, templates: templates, jobs: jobs, nodeMetrics: nodeMetrics, schedules: schedules, checks: checks,
-            access: access, sessions: sessions, audit: audit, limits: configuration.limits, store: store, metrics: metrics,
+            rollouts: rollouts, access: access, sessions: sessions, audit: audit, limits: configuration.limits, store: store, metrics: metrics,
             tlsAnchor: tls?.anchorPEM)
         return Application(
             router: router,
@@ -169,6 +177,8 @@ public enum CapstanServer {
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep() },
                 BackgroundService { try await schedules.run() },
+                // Rollouts' gates and timed steps, on one replica at a time.
+                RolloutStepper(rollouts: rollouts, audit: audit, lockTTL: configuration.lockTTL, logger: logger),
                 // Tokens and roles cached in step with the store; the audit log kept to its age.
                 BackgroundService { try await access.run() },
                 BackgroundService { try await audit.runRetention(maxAge: configuration.auditRetention) },

@@ -13,6 +13,8 @@ final class TemplatePusher: Sendable {
     let checks: CheckService
     let registry: NodeRegistry
     let logger: Logger
+    /// Rollouts: member nodes get sets rendered from their candidates.
+    let rollouts: RolloutService?
 
     struct Session: Sendable {
         var name: String
@@ -29,11 +31,12 @@ final class TemplatePusher: Sendable {
     /// A push is running (`running`), and another was asked for meanwhile (`again`).
     private let pushing = Mutex<(running: Bool, again: Bool)>((false, false))
 
-    init(templates: TemplateService, checks: CheckService, registry: NodeRegistry, logger: Logger) {
+    init(templates: TemplateService, checks: CheckService, registry: NodeRegistry, logger: Logger, rollouts: RolloutService? = nil) {
         self.templates = templates
         self.checks = checks
         self.registry = registry
         self.logger = logger
+        self.rollouts = rollouts
     }
 
     /// Starts pushing to a new connection; `digest` is what the agent already has.
@@ -75,7 +78,7 @@ final class TemplatePusher: Sendable {
                             }
                             relevant = relevant || changed
                         } else if key.hasPrefix(StoreLayout.templates) || key.hasPrefix(StoreLayout.configs)
-                            || key.hasPrefix(StoreLayout.checks)
+                            || key.hasPrefix(StoreLayout.checks) || key.hasPrefix(StoreLayout.rollouts)
                         {
                             relevant = true
                         }
@@ -135,8 +138,11 @@ final class TemplatePusher: Sendable {
         guard !current.isEmpty else { return }
         do {
             let labels = try await connectedLabels(Set(current.values.map(\.name)))
-            let prepared = try await templates.prepared()
+            let mainPrepared = try await templates.prepared()
             let preparedChecks = try await checks.prepared()
+            // Members of rollouts get sets with the candidates of every rollout they are in.
+            let overlay = try await rollouts?.overlay()
+            var rolledPrepared: [[String]: [(binding: NodeBinding, assignment: TemplateAssignment)]] = [:]
             // Nodes with the same labels (and so the same set) share one digest and one encoded
             // message: a fleet of 10,000 mostly falls into a handful of groups.
             struct Group: Hashable {
@@ -144,12 +150,21 @@ final class TemplatePusher: Sendable {
                 var checks: [Int]
                 var labels: [String: String]
                 var serverLabels: [String: String]
+                var rollouts: [String]
             }
             var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
             var outgoing: [(connection: UInt64, digest: String, text: ByteBuffer, post: @Sendable (ByteBuffer) -> Void)] = []
             for (connection, session) in current {
                 let nodeLabels = labels[session.name]?.merged ?? [:]
                 let serverLabels = labels[session.name]?.server ?? [:]
+                let memberOf = overlay?.memberships(node: session.name, labels: nodeLabels) ?? []
+                var prepared = mainPrepared
+                if !memberOf.isEmpty, let overlay {
+                    if rolledPrepared[memberOf] == nil {
+                        rolledPrepared[memberOf] = try await templates.prepared(with: overlay.candidates(of: memberOf))
+                    }
+                    prepared = rolledPrepared[memberOf] ?? mainPrepared
+                }
                 let indices = prepared.indices.filter {
                     let carriesSecrets = !(prepared[$0].assignment.spec.secrets ?? []).isEmpty
                     return prepared[$0].binding.matches(labels: carriesSecrets ? serverLabels : nodeLabels, name: session.name)
@@ -157,7 +172,7 @@ final class TemplatePusher: Sendable {
                 let checkIndices = preparedChecks.indices.filter {
                     preparedChecks[$0].binding.matches(labels: nodeLabels, name: session.name)
                 }
-                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels, serverLabels: serverLabels)
+                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels, serverLabels: serverLabels, rollouts: memberOf)
                 let message: (digest: String, text: ByteBuffer)
                 if let cached = messages[group] {
                     message = cached

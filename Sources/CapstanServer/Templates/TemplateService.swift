@@ -36,7 +36,16 @@ public final class TemplateService: Sendable {
         let now = Date()
         let key = StoreLayout.template(name)
         let result = try await store.txn(
-            TxnRequest(success: [.put(key: key, value: try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now, onlyOn: onlyOn)))]))
+            TxnRequest(
+                // No rollout holds the template (a plain put never overwrites gray).
+                compares: [.absent(StoreLayout.templateRollout(name))],
+                success: [.put(key: key, value: try RecordCoding.encoder.encode(Record(spec: spec, updatedAt: now, onlyOn: onlyOn)))],
+                failure: [.range(RangeRequest(.key(StoreLayout.templateRollout(name))))]))
+        if !result.succeeded, case .range(let held)? = result.results.first, let holder = held.kvs.first {
+            throw CapstanError(
+                .conflict,
+                "template \(name) is under rollout \(String(decoding: holder.value, as: UTF8.self)): put it with --rollout, or promote or abort the rollout")
+        }
         logger.info("template saved", metadata: ["template": "\(name)", "revision": "\(result.revision)"])
         return TemplateInfo(name: name, spec: spec, updatedAt: now, revision: result.revision, onlyOn: onlyOn)
     }
