@@ -11,6 +11,7 @@ struct ConsoleConfigPages {
 
     let view: ConsoleView
     let service: ConfigService
+    let rollouts: ConsoleRolloutPages
 
     func register(on router: GuardedRouter) {
         router.get("ui/configs/{namespace}/**", access: .page) { request, context in
@@ -92,6 +93,7 @@ struct ConsoleConfigPages {
         }
         switch fields["step"] {
         case "publish": break
+        case "candidate": return try await candidate(key, fields: fields, content: content, context: context, author: context.author(request))
         case "edit": return editor(key, context: context, content: content, base: base, comment: comment, error: nil)
         default: return try await preview(key, context: context, content: content, base: base, comment: comment)
         }
@@ -118,7 +120,23 @@ struct ConsoleConfigPages {
         let diff = UnifiedDiff.make(old: current, new: content, oldLabel: "\(key)@\(entry?.info.revision ?? 0)", newLabel: "\(key) (edited)")
         values["diff"] = Self.lines(of: diff)
         values["unchanged"] = diff.isEmpty
+        // Gray release: an existing key's edit may go to a rollout's members first.
+        if entry != nil {
+            values["gray"] = ["rollouts": try await rollouts.open(for: context).map { ["name": $0] }]
+        }
         return view.page("preview", values)
+    }
+
+    /// Publishes the edit as a candidate of an open rollout, or of a new one started from here.
+    private func candidate(_ key: ConfigKey, fields: FormFields, content: String, context: Context, author: String) async throws -> Response {
+        var name = fields["rollout"] ?? ""
+        if name.isEmpty {
+            name = fields["name"] ?? ""
+            _ = try await rollouts.rollouts.start(name, try ConsoleRolloutPages.spec(fields), actor: author)
+        }
+        _ = try await rollouts.rollouts.putCandidate(
+            name, key: key, content: Data(content.utf8), format: nil, comment: fields["comment"] ?? "", author: author)
+        return ConsoleView.redirect(to: "/ui/rollouts/\(name)")
     }
 
     private func editor(

@@ -20,6 +20,7 @@ struct ConsoleEvents {
         "checks": [StoreLayout.checks, StoreLayout.checkStatuses],
         "configs": [StoreLayout.configs],
         "audit": [StoreLayout.audit],
+        "rollouts": [StoreLayout.rollouts, StoreLayout.rolloutCandidates],
     ]
     /// Changes are sent at most once per tick, each topic once: a burst of writes is one redraw.
     static let tick: Duration = .milliseconds(500)

@@ -19,12 +19,15 @@ struct ConsolePages {
     let nodes: NodeRoutes
     let schedules: ScheduleService
     let access: AccessControl
+    let rollouts: RolloutService
 
     func register(on router: GuardedRouter) {
         router.get("ui", access: .page) { _, context in try await shown(context) { try await overview(context) } }
         router.get("ui/configs", access: .page) { request, context in try await shown(context) { try await configs(request, context) } }
         router.get("ui/audit", access: .page) { request, context in try await shown(context) { try await auditLog(request, context) } }
-        ConsoleConfigPages(view: view, service: service).register(on: router)
+        let rolloutPages = ConsoleRolloutPages(view: view, rollouts: rollouts)
+        rolloutPages.register(on: router)
+        ConsoleConfigPages(view: view, service: service, rollouts: rolloutPages).register(on: router)
         ConsoleJobPages(view: view, jobs: jobs, registry: registry).register(on: router)
         ConsoleNodePages(view: view, routes: nodes).register(on: router)
         ConsoleFleetPages(view: view, registry: registry, templates: templates, checks: nodes.checks, schedules: schedules).register(on: router)
@@ -53,7 +56,7 @@ struct ConsolePages {
 
     private func overview(_ context: Context) async throws -> Response {
         var values = Self.frame(context, "overview")
-        values["live"] = "nodes,templates,jobs,audit"
+        values["live"] = "nodes,templates,jobs,audit,rollouts"
         if context.may(.read, on: .node, target: "") {
             let nodes = try await registry.list()
             let healthy = nodes.count(where: \.isHealthy)
@@ -67,6 +70,10 @@ struct ConsolePages {
         }
         if let items = try await readableJobs(context) {
             values["jobs"] = ["running": items.count(where: { $0.state == .running }), "total": items.count]
+        }
+        if let caller = context.caller, caller.role.allowsSome(.read, on: .config) {
+            let open = try await rollouts.list().items.filter { $0.state.isOpen && RolloutRoutes.may(.read, context, $0) }
+            values["rollouts"] = ["open": open.count, "names": open.map(\.name).joined(separator: ", ")]
         }
         if context.may(.read, on: .audit, target: "") {
             values["audit"] = ["entries": try await audit.list(limit: 10).map(Self.row)]
@@ -139,7 +146,7 @@ struct ConsolePages {
             "mayJobs": caller.role.allowsSome(.read, on: .job) || caller.role.allowsSome(.run, on: .job),
             "mayTemplates": caller.role.allowsSome(.read, on: .template), "mayChecks": caller.role.allowsSome(.read, on: .check),
             "maySchedules": caller.role.allowsSome(.read, on: .schedule), "mayAccess": caller.role.allows(.read, on: .token, target: ""),
-            "mayAudit": caller.role.allows(.read, on: .audit, target: ""),
+            "mayAudit": caller.role.allows(.read, on: .audit, target: ""), "mayRollouts": caller.role.allowsSome(.read, on: .config),
         ]
         // `atConfigs`, not `configs`: a section name the page's own values may also hold.
         if let first = current.first { nav["at" + first.uppercased() + current.dropFirst()] = true }

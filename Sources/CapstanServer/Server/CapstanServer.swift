@@ -94,7 +94,7 @@ public enum CapstanServer {
         if let view = ConsoleView.bundled {
             let pages = ConsolePages(
                 view: view, service: service, registry: registry, templates: templates, jobs: jobs, audit: audit, nodes: nodeRoutes,
-                schedules: schedules, access: access)
+                schedules: schedules, access: access, rollouts: rollouts)
             ConsoleRoutes(view: view, access: access, sessions: sessions, pages: pages, secureCookies: tlsAnchor != nil)
                 .register(on: routes)
         }
