@@ -8,7 +8,7 @@ import Testing
 
 /// The rollout service on each store engine: candidates, the one-rollout-per-key rule, refused
 /// plain writes, promote and abort, and bad input that creates nothing.
-@Suite("Rollout service")
+@Suite("Rollout service", .timeLimit(.minutes(2)))
 struct RolloutServiceTests {
     struct Fixture: Sendable {
         let configs: ConfigService
@@ -116,6 +116,24 @@ struct RolloutServiceTests {
             #expect(try await rollouts.candidateHistory(Self.key).map(\.comment) == ["candidate of rollout gone (abandoned)"])
             await #expect(throws: CapstanError.self) { try await rollouts.step("gone", actor: "ann") }
             try await fixture.configs.put(Self.key, content: Data("port: 7\n".utf8), author: "bob")
+        }
+    }
+
+    @Test(arguments: StoreEngine.allCases)
+    func aMembersWatchSeesTheCandidateThenTheMainVersionAtAbort(engine: StoreEngine) async throws {
+        try await withFixture(engine: engine) { fixture in
+            let rollouts = fixture.rollouts
+            let from = try await fixture.configs.status().revision + 1
+            _ = try await rollouts.start("watched", RolloutSpec(percentSteps: [100]), actor: "ann")
+            _ = try await rollouts.putCandidate("watched", key: Self.key, content: Data("port: 2\n".utf8), format: nil, author: "ann")
+            _ = try await rollouts.abort("watched", actor: "ann")
+            let member = ClientIdentity(name: "anyone")
+            var contents: [String] = []
+            for try await batch in rollouts.watch(try KeyPrefix("prod/"), from: from, for: member) {
+                contents += batch.map { $0.content ?? "-" }
+                if contents.count >= 2 { break }
+            }
+            #expect(contents == ["port: 2\n", "port: 1\n"])
         }
     }
 

@@ -6,9 +6,10 @@ extension RolloutService {
     /// Makes every candidate the main version, in one transaction: each config candidate becomes
     /// a new version of its key (its history says it came from the rollout), each template
     /// candidate the template's definition; the rollout releases its keys.
-    public func promote(_ name: String, actor: String, reason: String = "") async throws -> RolloutInfo {
+    public func promote(_ name: String, actor: String, reason: String = "", expecting: Int64? = nil) async throws -> RolloutInfo {
         for _ in 0..<Self.maxAttempts {
             let (stored, revision) = try await read(name)
+            if let expecting, expecting != revision { throw Self.changed(name) }
             guard stored.state.isOpen else { throw CapstanError(.conflict, "rollout \(name) is \(stored.state.rawValue): it cannot promote") }
             var record = stored
             var compares = [Compare(key: StoreLayout.rollout(name), .modRevision(revision))]
@@ -44,9 +45,9 @@ extension RolloutService {
     }
 
     /// Sends members back to the main versions; the candidates stay, as abandoned.
-    public func abort(_ name: String, actor: String, reason: String = "") async throws -> RolloutInfo {
+    public func abort(_ name: String, actor: String, reason: String = "", expecting: Int64? = nil) async throws -> RolloutInfo {
         try await update(
-            name, actor: actor, action: "abort", allowed: [.running, .paused],
+            name, actor: actor, action: "abort", allowed: [.running, .paused], expecting: expecting,
             extraOps: { record in record.candidates.map { .delete(.key(Self.indexKey($0))) } }
         ) { record in
             record.state = .aborted

@@ -14,15 +14,21 @@ extension RolloutService {
 
     /// The candidate `client` reads for `key`, or nil when it reads the main version (no open
     /// rollout holds the key, or the client is not one of its members).
-    public func view(_ key: ConfigKey, for client: ClientIdentity) async throws -> CandidateView? {
-        let read = try await store.range(RangeRequest(.key(StoreLayout.configRollout(key.description))))
+    ///
+    /// - Parameter revision: as of this store revision (a watch replaying events); nil: now.
+    public func view(_ key: ConfigKey, for client: ClientIdentity, at revision: Int64? = nil) async throws -> CandidateView? {
+        let read = try await store.range(RangeRequest(.key(StoreLayout.configRollout(key.description)), revision: revision))
         guard let held = read.kvs.first else { return nil }
         let name = String(decoding: held.value, as: UTF8.self)
-        guard let kv = try await store.get(StoreLayout.rollout(name)) else { return nil }
+        guard let kv = try await store.range(RangeRequest(.key(StoreLayout.rollout(name)), revision: revision)).kvs.first else { return nil }
         let record = try self.record(name, kv)
         guard record.state.isOpen, record.audience.containsClient(rollout: name, client),
-            let (candidate, revision) = try await configCandidate(name, key: key.description)
+            let stored = try await store.range(
+                RangeRequest(.key(StoreLayout.configCandidate(name, key: key.description)), revision: revision)
+            ).kvs.first
         else { return nil }
+        let candidate = try ConfigRecord.decode(stored.value)
+        let revision = stored.modRevision
         let entry = candidate.header.action == .put ? ConfigService.Entry(candidate, key: key.description, revision: revision) : nil
         return CandidateView(rollout: name, entry: entry, index: read.revision)
     }
@@ -67,7 +73,8 @@ extension RolloutService {
         for event in batch where event.kv.key.hasPrefix(indexPrefix) {
             let key = String(event.kv.key.dropFirst(StoreLayout.configRollouts.count))
             guard !mainChanged.contains(key), let configKey = try? ConfigKey(key) else { continue }
-            if let view = try await self.view(configKey, for: client) {
+            // As of the event's revision: a watch replaying from an older revision sees what was.
+            if let view = try await self.view(configKey, for: client, at: event.revision) {
                 guard let entry = view.entry else {
                     events.append(ConfigEvent(type: .delete, key: key, revision: event.revision))
                     continue
@@ -79,16 +86,17 @@ extension RolloutService {
                         comment: "candidate of rollout \(view.rollout)", time: entry.info.time))
             } else if event.kind == .delete {
                 // The rollout closed (aborted: promotion changes the key itself): the main version.
-                let (main, _) = try await configs.current(configKey)
-                guard let main else {
+                let read = try await store.range(RangeRequest(.key(StoreLayout.config(configKey)), revision: event.revision))
+                guard let stored = read.kvs.first else {
                     events.append(ConfigEvent(type: .delete, key: key, revision: event.revision))
                     continue
                 }
+                let main = try ConfigRecord.decode(stored.value)
                 events.append(
                     ConfigEvent(
-                        type: .put, key: key, revision: event.revision, version: main.info.version, format: main.info.format,
-                        content: main.info.secret == true ? nil : String(decoding: main.content, as: UTF8.self), author: main.info.author,
-                        comment: main.info.comment, time: main.info.time, secret: main.info.secret))
+                        type: .put, key: key, revision: event.revision, version: main.header.sequence, format: main.header.format,
+                        content: main.isSecret ? nil : String(decoding: main.content, as: UTF8.self), author: main.header.author,
+                        comment: main.header.comment, time: main.header.time, secret: main.isSecret ? true : nil))
             }
         }
         return events.sorted { $0.revision < $1.revision }

@@ -117,8 +117,8 @@ public final class RolloutService: Sendable {
     // MARK: Transitions
 
     /// Moves to the next step now.
-    public func step(_ name: String, actor: String, reason: String = "") async throws -> RolloutInfo {
-        try await update(name, actor: actor, action: "step", allowed: [.running, .paused]) { record in
+    public func step(_ name: String, actor: String, reason: String = "", expecting: Int64? = nil) async throws -> RolloutInfo {
+        try await update(name, actor: actor, action: "step", allowed: [.running, .paused], expecting: expecting) { record in
             guard record.step + 1 < record.spec.steps.count else {
                 throw CapstanError(
                     .conflict, "rollout \(name) is at its last step (\(record.spec.describe(step: record.step))): promote it")
@@ -130,8 +130,8 @@ public final class RolloutService: Sendable {
         }
     }
 
-    public func pause(_ name: String, actor: String, reason: String = "") async throws -> RolloutInfo {
-        try await update(name, actor: actor, action: "pause", allowed: [.running]) { record in
+    public func pause(_ name: String, actor: String, reason: String = "", expecting: Int64? = nil) async throws -> RolloutInfo {
+        try await update(name, actor: actor, action: "pause", allowed: [.running], expecting: expecting) { record in
             record.state = .paused
             return reason
         }
@@ -162,15 +162,19 @@ public final class RolloutService: Sendable {
     /// transaction that also touches the index key of every key and template it holds (their
     /// readers and watchers see the change); retried when the record changed meanwhile.
     ///
-    /// - Parameter change: edits the record, answers the transition's detail.
+    /// - Parameters:
+    ///   - expecting: the record's revision the transition was decided on (the server's timed
+    ///     steps and gates): refused when it changed meanwhile, so that it is decided again.
+    ///   - change: edits the record, answers the transition's detail.
     func update(
-        _ name: String, actor: String, action: String, allowed: Set<RolloutState>,
+        _ name: String, actor: String, action: String, allowed: Set<RolloutState>, expecting: Int64? = nil,
         extraOps: @Sendable (RolloutRecord) throws -> [TxnOp] = { _ in [] },
         _ change: @Sendable (inout RolloutRecord) async throws -> String
     ) async throws -> RolloutInfo {
         for _ in 0..<Self.maxAttempts {
             let (stored, revision) = try await read(name)
             var record = stored
+            if let expecting, expecting != revision { throw Self.changed(name) }
             guard allowed.contains(record.state) else {
                 throw CapstanError(.conflict, "rollout \(name) is \(record.state.rawValue): it cannot \(action)")
             }
@@ -228,6 +232,10 @@ public final class RolloutService: Sendable {
             throw CapstanError(.invalidArgument, "--auto-promote needs --step-interval: how long the last step's gates must hold")
         }
         for gate in spec.gates { _ = try RolloutGate(parsing: gate) }
+    }
+
+    static func changed(_ name: String) -> CapstanError {
+        CapstanError(.conflict, "rollout \(name) changed since the decision")
     }
 
     static func notFound(_ name: String) -> CapstanError {

@@ -68,10 +68,11 @@ struct RolloutStepper: Service {
             do {
                 let after: RolloutInfo
                 switch decision.action {
-                case "abort": after = try await rollouts.abort(name, actor: "server", reason: decision.reason)
-                case "pause": after = try await rollouts.pause(name, actor: "server", reason: decision.reason)
-                case "promote": after = try await rollouts.promote(name, actor: "server", reason: decision.reason)
-                default: after = try await rollouts.step(name, actor: "server", reason: decision.reason)
+                case "abort": after = try await rollouts.abort(name, actor: "server", reason: decision.reason, expecting: decision.revision)
+                case "pause": after = try await rollouts.pause(name, actor: "server", reason: decision.reason, expecting: decision.revision)
+                case "promote":
+                    after = try await rollouts.promote(name, actor: "server", reason: decision.reason, expecting: decision.revision)
+                default: after = try await rollouts.step(name, actor: "server", reason: decision.reason, expecting: decision.revision)
                 }
                 await audit.append(
                     AuditLog.Draft(
@@ -96,20 +97,23 @@ extension RolloutService {
 
     /// What a running rollout should do now, if anything: its gates decide, then its clock. A
     /// rollout without candidates yet changes nothing on its members: nothing to decide.
-    func decide(_ name: String) async throws -> (action: String, reason: String)? {
-        let (record, _) = try await read(name)
+    ///
+    /// - Returns: the action, why, and the record's revision it was decided on.
+    func decide(_ name: String) async throws -> (action: String, reason: String, revision: Int64)? {
+        let (record, revision) = try await read(name)
         guard record.state == .running, !record.candidates.isEmpty else { return nil }
         let outcomes = try await gateOutcomes(name, record, nodes: try await members(name, record))
         if let failed = outcomes.first(where: { if case .fails = $0.outcome { true } else { false } }) {
-            return (record.spec.onFailure.rawValue, "gate \(failed.gate) failed: \(failed.outcome.detail)")
+            return (record.spec.onFailure.rawValue, "gate \(failed.gate) failed: \(failed.outcome.detail)", revision)
         }
         guard let interval = record.spec.stepIntervalMilliseconds,
             now().timeIntervalSince(record.stepStartedAt) * 1000 >= Double(interval),
             outcomes.allSatisfy({ if case .holds = $0.outcome { true } else { false } })
         else { return nil }
         if record.step + 1 < record.spec.steps.count {
-            return ("step", "gates held for \(DurationParser.format(.milliseconds(interval)))")
+            return ("step", "gates held for \(DurationParser.format(.milliseconds(interval)))", revision)
         }
-        return record.spec.autoPromote ? ("promote", "the last step's gates held for \(DurationParser.format(.milliseconds(interval)))") : nil
+        return record.spec.autoPromote
+            ? ("promote", "the last step's gates held for \(DurationParser.format(.milliseconds(interval)))", revision) : nil
     }
 }

@@ -64,7 +64,13 @@ public final class TemplateService: Sendable {
     public func remove(_ name: String) async throws {
         let result = try await store.txn(
             TxnRequest(
-                success: [.delete(.key(StoreLayout.template(name))), .delete(.prefix(StoreLayout.templateStatusPrefix(name)))]))
+                compares: [.absent(StoreLayout.templateRollout(name))],
+                success: [.delete(.key(StoreLayout.template(name))), .delete(.prefix(StoreLayout.templateStatusPrefix(name)))],
+                failure: [.range(RangeRequest(.key(StoreLayout.templateRollout(name))))]))
+        if !result.succeeded, case .range(let held)? = result.results.first, let holder = held.kvs.first {
+            throw CapstanError(
+                .conflict, "template \(name) is under rollout \(String(decoding: holder.value, as: UTF8.self)): promote or abort the rollout first")
+        }
         guard case .delete(let deleted) = result.results.first, deleted > 0 else { throw Self.notFound(name) }
     }
 
