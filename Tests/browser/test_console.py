@@ -274,6 +274,49 @@ class ConsoleTests(unittest.TestCase):
         self.assertIsNotNone(self.driver.find_element(By.TAG_NAME, "main").get_attribute("data-redrawn"))
         self.server.api("POST", "/v1/nodes/web-2/labels", '{"set":{},"remove":["zone"]}')
 
+    def test_a_rollout_started_from_an_edit_stepped_and_promoted_with_two_agents(self):
+        self.server.api("POST", "/v1/namespaces", '{"name":"gray"}')
+        self.server.api("PUT", "/v1/config/gray/app.yaml", "color: blue\n", content_type="text/plain")
+        self.login(self.server.token)
+        self.open("/ui/edit/gray/app.yaml")
+        editor = self.wait.until(EC.presence_of_element_located((By.ID, "content")))
+        editor.clear()
+        editor.send_keys("color: green\n")
+        self.driver.find_element(By.ID, "check").click()
+        self.wait.until(EC.presence_of_element_located((By.ID, "candidate")))
+        Select = __import__("selenium.webdriver.support.select", fromlist=["Select"]).Select
+        Select(self.driver.find_element(By.ID, "rollout")).select_by_value("")
+        self.driver.find_element(By.ID, "rollout-name").send_keys("green")
+        self.driver.find_element(By.ID, "rollout-selector").send_keys("role=web")
+        self.driver.find_element(By.ID, "rollout-steps").send_keys("50,100")
+        screenshot(self.driver, "rollout-from-edit")
+        self.driver.find_element(By.ID, "publish-candidate").click()
+        self.wait.until(lambda d: d.find_element(By.ID, "rollout-state").text == "running")
+        self.assertIn("1 of 2", self.driver.find_element(By.ID, "rollout-step").text)
+        members = [row.get_attribute("id") for row in self.driver.find_elements(By.CSS_SELECTOR, "#rollout-nodes tr.member")]
+        self.assertEqual(len(members), 1)
+        member = members[0].removeprefix("rollout-node-")
+        other = "web-2" if member == "web-1" else "web-1"
+        # An identified reader sees what its node would: the member the candidate, the other main.
+        def read(name):
+            request = urllib.request.Request(self.server.url + "/v1/config/gray/app.yaml",
+                                             headers={"Authorization": f"Bearer {self.server.token}", "X-Capstan-Client": f"{name}; role=web"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read().decode()
+        self.assertEqual(read(member), "color: green\n")
+        self.assertEqual(read(other), "color: blue\n")
+        screenshot(self.driver, "rollout")
+        self.driver.find_element(By.ID, "rollout-step-button").click()
+        self.wait.until(lambda d: "2 of 2" in d.find_element(By.ID, "rollout-step").text)
+        self.assertEqual(len(self.driver.find_elements(By.CSS_SELECTOR, "#rollout-nodes tr.member")), 2)
+        self.driver.execute_script("window.confirm = () => true")
+        self.driver.find_element(By.ID, "rollout-promote").click()
+        self.wait.until(lambda d: d.find_element(By.ID, "rollout-state").text == "promoted")
+        self.assertEqual(self.server.api("GET", "/v1/config/gray/app.yaml")[1], "color: green\n")
+        screenshot(self.driver, "rollout-promoted")
+        self.open("/ui/configs/gray/app.yaml")
+        self.assertIn("promoted from rollout green", self.driver.find_element(By.ID, "history").text)
+
     def test_nodes_and_audit_pages(self):
         self.login(self.server.token)
         self.open("/ui/nodes?selector=role%3Dweb")
