@@ -1,0 +1,169 @@
+import CapstanClient
+import CapstanCore
+import CapstanStore
+import CapstanTesting
+import Foundation
+import Testing
+
+/// Rollouts when things go wrong mid-way, with real processes: an abort while a member is
+/// reloading, and a member's agent killed while it applies the candidate.
+@Suite("Rollouts under failure", .timeLimit(.minutes(4)))
+struct RolloutFaultTests {
+    static let joinToken = "test-join-token-0123456789"
+
+    /// A server and two agents whose template's reload takes a second and marks that it ran.
+    struct Pair: Sendable {
+        let server: ServerProcess
+        let directory: TemporaryDirectory
+        let client: CapstanClient
+
+        func file(_ node: String) -> String { directory.file("out/\(node).conf") }
+        func content(_ node: String) -> String? { FileManager.default.contents(atPath: file(node)).map { String(decoding: $0, as: UTF8.self) } }
+        func reloading(_ node: String) -> String { directory.file("out/\(node).reloading") }
+
+        func capstan(_ arguments: [String], stdin: String? = nil) async throws -> CapstanBinary.Result {
+            try await CapstanBinary.run(arguments, stdin: stdin, environment: ["CAPSTAN_ADDR": server.url])
+        }
+
+        func startAgent(_ name: String) async throws -> ChildProcess {
+            try await AgentProcess.start(
+                server: server.url, dataDirectory: directory.file("agent-\(name)"), name: name, joinToken: RolloutFaultTests.joinToken,
+                labels: ["role=web"], allowedPaths: [directory.file("out")])
+        }
+
+        /// The rollout's one member, once the server has admitted it.
+        func member(_ rollout: String) async throws -> String {
+            try await withTimeout(.seconds(20), "a member of \(rollout)") {
+                while true {
+                    if let member = try await client.rolloutStatus(rollout).nodes.first(where: \.member) { return member.name }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+    }
+
+    static let names = ["node-0", "node-1"]
+
+    func withPair(_ body: (Pair, [String: ChildProcess]) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory(prefix: "capstan-rollout-fault")
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
+        try await ServerProcess.with(dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]) {
+            server in
+            let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
+            _ = try await client.createNamespace("app")
+            _ = try await client.put("app/conf.mustache", content: Data("port {{port}}\n".utf8))
+            _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
+            let pair = Pair(server: server, directory: directory, client: client)
+            for name in Self.names {
+                // The reload leaves a mark while it runs, then takes a second.
+                _ = try await client.putTemplate(
+                    "conf-\(name)",
+                    TemplateSpec(
+                        selector: "name=\(name)", source: "app/conf.mustache", dest: pair.file(name), data: ["app/app.yaml"],
+                        reload: "touch \(pair.reloading(name)) && sleep 1 && rm -f \(pair.reloading(name))", shell: true))
+            }
+            var agents: [String: ChildProcess] = [:]
+            defer { for agent in agents.values { agent.signal(SIGKILL) } }
+            for name in Self.names { agents[name] = try await pair.startAgent(name) }
+            try await eventually(timeout: .seconds(30), "both nodes render the main version") {
+                Self.names.allSatisfy { pair.content($0) == "port 1\n" }
+            }
+            try await ServerProcess.explaining(["server": server]) { try await body(pair, agents) }
+            for agent in agents.values { await agent.stop() }
+        }
+    }
+
+    @Test func anAbortWhileTheMemberReloadsLeavesItOnTheMainFile() async throws {
+        try await withPair { pair, _ in
+            #expect(try await pair.capstan(["rollout", "start", "r", "-s", "role=web", "--nodes", "1"]).status == 0)
+            #expect(try await pair.capstan(["config", "put", "app/app.yaml", "--rollout", "r"], stdin: "port: 2\n").status == 0)
+            let member = try await pair.member("r")
+            let other = Self.names.first { $0 != member }!
+            try await eventually(timeout: .seconds(20), "the member swapped the candidate in and is reloading") {
+                pair.content(member) == "port 2\n" && FileManager.default.fileExists(atPath: pair.reloading(member))
+            }
+            // Mid-reload: abort.
+            #expect(try await pair.capstan(["rollout", "abort", "r"]).status == 0)
+            try await eventually(timeout: .seconds(20), "the member is back on the main file, its reload done") {
+                pair.content(member) == "port 1\n" && !FileManager.default.fileExists(atPath: pair.reloading(member))
+            }
+            #expect(pair.content(other) == "port 1\n")
+            let status = try await pair.client.rolloutStatus("r")
+            #expect(status.rollout.state == .aborted)
+            try await eventually(timeout: .seconds(20), "the member reports the main version applied") {
+                let node = try await pair.client.node(member)
+                return node.templates?.allSatisfy { $0.state == .applied } ?? true
+            }
+        }
+    }
+
+    @Test func aMemberWhoseAgentDiesMidApplyGetsTheCandidateWhenItReturns() async throws {
+        try await withPair { pair, agents in
+            #expect(try await pair.capstan(["rollout", "start", "r", "-s", "role=web", "--nodes", "1"]).status == 0)
+            #expect(try await pair.capstan(["config", "put", "app/app.yaml", "--rollout", "r"], stdin: "port: 2\n").status == 0)
+            let member = try await pair.member("r")
+            try await eventually(timeout: .seconds(20), "the member is reloading the candidate") {
+                FileManager.default.fileExists(atPath: pair.reloading(member))
+            }
+            // Killed mid-apply (during its reload), then started again.
+            agents[member]?.signal(SIGKILL)
+            _ = await agents[member]?.exitStatus()
+            try? FileManager.default.removeItem(atPath: pair.reloading(member))
+            let again = try await pair.startAgent(member)
+            defer { again.signal(SIGKILL) }
+            try await eventually(timeout: .seconds(30), "the restarted member holds the candidate and reports it applied") {
+                guard pair.content(member) == "port 2\n" else { return false }
+                let status = try await pair.client.rolloutStatus("r")
+                return status.nodes.first { $0.name == member }?.templates?.values.allSatisfy { $0 == .applied } == true
+            }
+            // Still one member: the restart changed nothing about who is in.
+            #expect(try await pair.client.rolloutStatus("r").nodes.filter(\.member).map(\.name) == [member])
+            #expect(try await pair.capstan(["rollout", "promote", "r"]).status == 0)
+            try await eventually(timeout: .seconds(30), "promote reaches both nodes") {
+                Self.names.allSatisfy { pair.content($0) == "port 2\n" }
+            }
+        }
+    }
+}
+
+extension RolloutFaultTests {
+    /// The replica that steps a rollout dies mid-way: the other takes the lock once its lease
+    /// runs out and carries on, each step still taken once.
+    @Test func aReplicaKilledMidRolloutLeavesTheOtherToFinishIt() async throws {
+        try await EtcdProcess.with { etcd in
+            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
+            let arguments = ["--store", store, "--lock-ttl", "2"]
+            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
+            defer { for server in [first, second] { server.process.signal(SIGKILL) } }
+            try await ServerProcess.explaining(["first": first, "second": second]) {
+                let client = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
+                _ = try await client.createNamespace("app")
+                _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
+                _ = try await client.startRollout(
+                    "survives", RolloutSpec(percentSteps: [10, 20, 30, 40, 100], stepIntervalMilliseconds: 1000, autoPromote: true))
+                _ = try await client.putCandidate("app/app.yaml", rollout: "survives", content: Data("port: 2\n".utf8))
+                try await eventually(timeout: .seconds(20), "the first step") {
+                    try await client.rollout("survives").transitions.contains { $0.action == "step" }
+                }
+                // Kill whichever replica holds the rollouts' lock (its value is HOST/PID/RANDOM).
+                let etcdStore = try await EtcdStore(endpoints: [etcd.clientURL], prefix: "")
+                let held = try #require(try await etcdStore.get("/capstan/locks/rollouts"))
+                let pid = Int32(String(decoding: held.value, as: UTF8.self).split(separator: "/").dropFirst().first ?? "")
+                let (killed, survivor) = pid == first.process.pid ? (first, second) : (second, first)
+                #expect([first.process.pid, second.process.pid].contains(pid))
+                killed.process.signal(SIGKILL)
+                let other = CapstanClient(server: survivor.url, author: "test", token: TestAuth.rootToken)
+                var info: RolloutInfo?
+                try await eventually(timeout: .seconds(40), "promoted by the survivor: \(String(describing: info?.transitions))") {
+                    info = try await other.rollout("survives")
+                    return info?.state == .promoted
+                }
+                #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "step", "step", "promote"])
+                #expect(String(decoding: try await other.get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
+                await survivor.process.stop()
+            }
+        }
+    }
+}
