@@ -89,6 +89,26 @@ struct ConsoleTests {
         }
     }
 
+    /// Over TLS the cookies carry `Secure`; over plain HTTP (a trusted network, `--dev`) they cannot.
+    @Test func cookiesAreSecureWhenTheServerSpeaksTLS() async throws {
+        for tls in [false, true] {
+            try await StoreEngine.sqlite.withStore { store in
+                _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
+                let router = CapstanServer.makeRouter(
+                    service: ConfigService(store: store), access: AccessControl(store: store), store: store, metrics: ServerMetrics(),
+                    tlsAnchor: tls ? "-----BEGIN CERTIFICATE-----" : nil)
+                try await Application(router: router).test(.router) { client in
+                    let form = try await client.execute(uri: "/ui/login", method: .get)
+                    let cookie = try #require(form.headers[values: .setCookie].first { $0.hasPrefix("capstan_login=") })
+                    #expect(cookie.contains("Secure") == tls, "\(cookie)")
+                    #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+                    let session = try await Self.login(client, token: TestAuth.rootToken)
+                    #expect(!session.isEmpty)
+                }
+            }
+        }
+    }
+
     @Test func theEventStreamRefusesTopicsItDoesNotKnow() async throws {
         try await Self.withRouter { client, _ in
             let session = Session(client: client, cookie: try await Self.login(client, token: TestAuth.rootToken))
