@@ -2,33 +2,63 @@ import Foundation
 
 extension AgentMessage {
     /// The two messages an agent sends most, heartbeats and template reports, read without
-    /// `JSONDecoder` when their text has exactly the shape `encode` writes them in:
+    /// `JSONDecoder` when their text is in the plain form `encode` writes, keys in any order:
     ///
     ///     {"v":2,"type":"heartbeat","heartbeat":{"sequence":7}}
-    ///     {"v":2,"type":"report","report":{"template":"web","revision":12,"state":"applied","time":1765000000123.5}}
+    ///     {"report":{"template":"web","revision":12,"state":"applied","time":1765000000123.5},"type":"report","v":2}
     ///
-    /// Anything else answers nil and goes to `decode`: other types, other key orders, blanks,
-    /// escapes in a string, an `error` field, numbers out of the plain forms. What is answered is
-    /// what `decode` answers for the same text (a test compares the two), so the fast path
-    /// changes the cost of these messages, never their meaning.
+    /// Anything else answers nil and goes to `decode`: other types or fields, blanks, a key
+    /// twice, escapes in a string, a report's `error`, numbers out of the plain forms. What is
+    /// answered is what `decode` answers for the same text (a test compares the two), so the fast
+    /// path changes the cost of these messages, never their meaning.
     public static func quickDecode(_ text: String) -> AgentMessage? {
         var text = text
         return text.withUTF8 { bytes in
             var cursor = QuickCursor(bytes: bytes)
-            guard cursor.take(#"{"v":"#), let version = cursor.integer(), cursor.take(#","type":""#) else { return nil }
-            if cursor.take(#"heartbeat","heartbeat":{"sequence":"#) {
-                guard let sequence = cursor.integer(), cursor.take("}}"), cursor.atEnd else { return nil }
-                return AgentMessage(type: .heartbeat, heartbeat: Heartbeat(sequence: sequence), version: Int(version))
+            var version: Int64?
+            var type: QuickKind?
+            var sequence: Int64?
+            var report: TemplateReport?
+            let read = cursor.object { cursor, key in
+                switch key {
+                case "v" where version == nil:
+                    version = cursor.integer()
+                    return version != nil
+                case "type" where type == nil:
+                    type = cursor.plainString().flatMap(QuickKind.init(kind:))
+                    return type != nil
+                case "heartbeat" where sequence == nil && report == nil:
+                    sequence = cursor.heartbeat()
+                    return sequence != nil
+                case "report" where sequence == nil && report == nil:
+                    report = cursor.report()
+                    return report != nil
+                default:
+                    return false
+                }
             }
-            guard cursor.take(#"report","report":{"template":"#), let template = cursor.plainString(),
-                cursor.take(#","revision":"#), let revision = cursor.integer(), cursor.take(#","state":"#),
-                let state = cursor.plainString().flatMap(TemplateState.init(rawValue:)), cursor.take(#","time":"#),
-                let milliseconds = cursor.number(), cursor.take("}}"), cursor.atEnd
-            else { return nil }
-            // As JSONDecoder's millisecondsSince1970 strategy reads a date.
-            let time = Date(timeIntervalSince1970: milliseconds / 1000)
-            let report = TemplateReport(template: template, revision: revision, state: state, error: nil, time: time)
-            return AgentMessage(type: .report, report: report, version: Int(version))
+            guard read, cursor.atEnd, let version, let type else { return nil }
+            switch type {
+            case .heartbeat:
+                guard let sequence else { return nil }
+                return AgentMessage(type: .heartbeat, heartbeat: Heartbeat(sequence: sequence), version: Int(version))
+            case .report:
+                guard let report else { return nil }
+                return AgentMessage(type: .report, report: report, version: Int(version))
+            }
+        }
+    }
+}
+
+/// The message types the fast path reads.
+private enum QuickKind {
+    case heartbeat, report
+
+    init?(kind: String) {
+        switch kind {
+        case "heartbeat": self = .heartbeat
+        case "report": self = .report
+        default: return nil
         }
     }
 }
@@ -44,14 +74,62 @@ private struct QuickCursor {
 
     var atEnd: Bool { index == bytes.count }
 
-    /// Skips `literal` if the bytes here are exactly it.
-    mutating func take(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard index + count <= bytes.count else { return false }
-        let literalBytes = UnsafeBufferPointer(start: literal.utf8Start, count: count)
-        for offset in 0..<count where bytes[index + offset] != literalBytes[offset] { return false }
-        index += count
+    /// Skips `byte` if it is next.
+    mutating func take(_ byte: UInt8) -> Bool {
+        guard index < bytes.count, bytes[index] == byte else { return false }
+        index += 1
         return true
+    }
+
+    /// An object without blanks: `{`, then each `"key":` handed to `value` (which reads the value
+    /// and answers whether it could), separated by commas, then `}`. At least one key.
+    mutating func object(_ value: (inout QuickCursor, String) -> Bool) -> Bool {
+        guard take(UInt8(ascii: "{")) else { return false }
+        repeat {
+            guard let key = plainString(), take(UInt8(ascii: ":")), value(&self, key) else { return false }
+        } while take(UInt8(ascii: ","))
+        return take(UInt8(ascii: "}"))
+    }
+
+    /// `{"sequence":N}`.
+    mutating func heartbeat() -> Int64? {
+        var sequence: Int64?
+        let read = object { cursor, key in
+            guard key == "sequence", sequence == nil else { return false }
+            sequence = cursor.integer()
+            return sequence != nil
+        }
+        return read ? sequence : nil
+    }
+
+    /// A report without an error, its four fields in any order.
+    mutating func report() -> TemplateReport? {
+        var template: String?
+        var revision: Int64?
+        var state: TemplateState?
+        var milliseconds: Double?
+        let read = object { cursor, key in
+            switch key {
+            case "template" where template == nil:
+                template = cursor.plainString()
+                return template != nil
+            case "revision" where revision == nil:
+                revision = cursor.integer()
+                return revision != nil
+            case "state" where state == nil:
+                state = cursor.plainString().flatMap(TemplateState.init(rawValue:))
+                return state != nil
+            case "time" where milliseconds == nil:
+                milliseconds = cursor.number()
+                return milliseconds != nil
+            default:
+                return false
+            }
+        }
+        guard read, let template, let revision, let state, let milliseconds else { return nil }
+        // As JSONDecoder's millisecondsSince1970 strategy reads a date.
+        return TemplateReport(
+            template: template, revision: revision, state: state, error: nil, time: Date(timeIntervalSince1970: milliseconds / 1000))
     }
 
     private func digit(at position: Int) -> Bool {
@@ -76,8 +154,7 @@ private struct QuickCursor {
     mutating func number() -> Double? {
         let start = index
         guard integer() != nil else { return nil }
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-            index += 1
+        if take(UInt8(ascii: ".")) {
             let fraction = index
             while digit(at: index) { index += 1 }
             guard index > fraction else { return nil }
