@@ -46,8 +46,8 @@ struct AgentMessageQuickDecodeTests {
 
     @Test func otherMessagesAndReportsWithAnErrorGoToTheDecoder() throws {
         let others = [
-            Self.report("web", 3, .failed, error: "render failed:\nline 2", time: Date()),
-            Self.report("web", 3, .failed, error: "", time: Date()),
+            Self.report("web", 3, .failed, error: "render failed:\nline 2", time: Date(timeIntervalSince1970: 1_765_000_000.5)),
+            Self.report("web", 3, .failed, error: "", time: Date(timeIntervalSince1970: 1_765_000_000.5)),
             AgentMessage(type: .error, error: "heartbeat"),
             AgentMessage(
                 type: .jobOutput, jobOutput: .init(id: "j", attempt: 1, stream: .stdout, text: #"{"v":2,"type":"heartbeat","heartbeat":{"sequence":1}}"#)),
