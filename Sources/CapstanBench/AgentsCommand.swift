@@ -33,6 +33,8 @@ struct AgentsCommand: AsyncParsableCommand {
     @Option(help: "Pushes (and etcd puts) measured per count; the report gives medians.") var runs: Int = 3
     @Option(help: "Directory for the servers' data (default: the system temporary directory).") var workDir: String?
     @Option(help: "Path of the etcd binary.") var etcd: String = "/usr/bin/etcd"
+    @Option(help: "CapstanBench binary to run as the Capstan server (default: this one), to compare two builds' servers with the same simulated agents.")
+    var serverBinary: String?
 
     var counts: [Int] {
         get throws {
@@ -56,6 +58,7 @@ struct AgentsCommand: AsyncParsableCommand {
         // wait forever.
         plan.clientCounts = [counts.reduce(0, +) + 64]
         plan.etcdPath = etcd
+        plan.serverExecutable = serverBinary
         if let workDir { plan.workDirectory = workDir }
         let commandLine = (["CapstanBench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let loadBefore = ProcessCPU.loadAverage()
@@ -83,6 +86,12 @@ struct AgentsCommand: AsyncParsableCommand {
         // those status writes are not part of a push.
         progress("\(count) agents: waiting for every node to turn healthy")
         try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
+        // The server's CPU with the fleet idle (heartbeats only), taken off each push's own.
+        let idleStart = (at: ContinuousClock.now, cpu: ProcessCPU.seconds(pid: capstanPID))
+        try await Task.sleep(for: .seconds(2))
+        let idleRate = ProcessCPU.seconds(pid: capstanPID).flatMap { cpu in
+            idleStart.cpu.map { (cpu - $0) / idleStart.at.duration(to: .now).seconds }
+        }
         // One template that binds every agent, reading a config each run changes.
         let data = "bench/agents-\(round).yaml"
         _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
@@ -94,16 +103,27 @@ struct AgentsCommand: AsyncParsableCommand {
         let rssAfter = ProcessMemory.residentBytes(pid: capstanPID)
         var pushes: [LatencySummary] = []
         var cpuPerPush: [Double] = []
+        var fullCPUPerPush: [Double] = []
+        var agentsCPUPerPush: [Double] = []
+        try await Task.sleep(for: .seconds(1))
         for run in 1...runs {
-            try await Task.sleep(for: .seconds(1))
             let cpuBefore = ProcessCPU.seconds(pid: capstanPID)
+            let agentsBefore = ProcessCPU.seconds()
             let sent = ContinuousClock.now
             let revision = try await put(servers, data, "generation: \(run)\n")
             let arrivals = try await fleet.waitForAll(revision: revision, timeout: .seconds(120))
             let cpuAfter = ProcessCPU.seconds(pid: capstanPID)
+            let agentsAfter = ProcessCPU.seconds()
             let summary = LatencySummary(nanoseconds: arrivals.map { sent.duration(to: $0).nanoseconds })
             pushes.append(summary)
             if let cpuBefore, let cpuAfter { cpuPerPush.append(cpuAfter - cpuBefore) }
+            if let agentsBefore, let agentsAfter { agentsCPUPerPush.append(agentsAfter - agentsBefore) }
+            // A second later: the push's work that came after its last set (reports written),
+            // less what the idle fleet costs over the same time.
+            try await Task.sleep(for: .seconds(1))
+            if let cpuBefore, let idleRate, let cpuSettled = ProcessCPU.seconds(pid: capstanPID) {
+                fullCPUPerPush.append(cpuSettled - cpuBefore - idleRate * sent.duration(to: .now).seconds)
+            }
             progress(
                 "\(count) agents: push \(run)/\(runs)  p50 \(Format.milliseconds(summary.p50))  p99 \(Format.milliseconds(summary.p99))"
                     + "  max \(Format.milliseconds(summary.max))")
@@ -113,11 +133,14 @@ struct AgentsCommand: AsyncParsableCommand {
         let watchers = EtcdFleet(client: servers.client, target: servers.etcd, round: round)
         try await watchers.open(count)
         var etcdPuts: [LatencySummary] = []
+        var watchersCPUPerPut: [Double] = []
         for run in 1...runs {
             try await Task.sleep(for: .seconds(1))
+            let watchersBefore = ProcessCPU.seconds()
             let sent = ContinuousClock.now
             try await watchers.put(run: run)
             let arrivals = try await watchers.waitForAll(events: run, timeout: .seconds(120))
+            if let watchersBefore, let watchersAfter = ProcessCPU.seconds() { watchersCPUPerPut.append(watchersAfter - watchersBefore) }
             let summary = LatencySummary(nanoseconds: arrivals.map { sent.duration(to: $0).nanoseconds })
             etcdPuts.append(summary)
             progress(
@@ -128,7 +151,10 @@ struct AgentsCommand: AsyncParsableCommand {
         return FleetResult(
             count: count, capstan: pushes, etcd: etcdPuts,
             bytesPerAgent: rssBefore.flatMap { before in rssAfter.map { Double($0 - before) / Double(count) } },
-            serverCPUPerPush: cpuPerPush.isEmpty ? nil : Median.of(cpuPerPush))
+            serverCPUPerPush: cpuPerPush.isEmpty ? nil : Median.of(cpuPerPush),
+            serverFullCPUPerPush: fullCPUPerPush.isEmpty ? nil : Median.of(fullCPUPerPush),
+            agentsCPUPerPush: agentsCPUPerPush.isEmpty ? nil : Median.of(agentsCPUPerPush),
+            watchersCPUPerPut: watchersCPUPerPut.isEmpty ? nil : Median.of(watchersCPUPerPut))
     }
 
     /// Writes a config through the API; answers its revision.
@@ -254,8 +280,9 @@ final class SimulatedFleet: Sendable {
                             while !Task.isCancelled {
                                 try await Task.sleep(for: .milliseconds(interval))
                                 sequence += 1
+                                // The text AgentMessage.encode writes, without its JSONEncoder.
                                 try await outbound.writeTextMessage(
-                                    AgentMessage.encode(AgentMessage(type: .heartbeat, heartbeat: .init(sequence: sequence))))
+                                    #"{"v":\#(AgentMessage.currentVersion),"type":"heartbeat","heartbeat":{"sequence":\#(sequence)}}"#)
                             }
                         }
                         defer { heartbeats.cancel() }
@@ -526,7 +553,15 @@ struct FleetResult: Sendable {
     /// Per put: latency from sending it to each etcd watcher having the event.
     var etcd: [LatencySummary]
     var bytesPerAgent: Double?
+    /// The server's CPU from the write to the last agent having the set.
     var serverCPUPerPush: Double?
+    /// The server's CPU from the write to a second after the last agent had the set, less the
+    /// idle fleet's over the same time: the push with all its reports.
+    var serverFullCPUPerPush: Double?
+    /// This process's CPU (the simulated agents) from the write to the last agent having the set.
+    var agentsCPUPerPush: Double?
+    /// This process's CPU (the etcd watchers) from the put to the last watcher having the event.
+    var watchersCPUPerPut: Double?
 
     static func markdown(_ results: [FleetResult], command: String, machine: MachineInfo, loadBefore: String, loadAfter: String) -> String {
         var lines = [
@@ -535,8 +570,9 @@ struct FleetResult: Sendable {
             "- CPU: \(machine.cpu), \(machine.cores) cores; memory \(machine.memoryGiB) GiB",
             "- Kernel: \(machine.kernel); OS: \(machine.operatingSystem)",
             "- Load average (1, 5, 15 min) before the run: \(loadBefore); after: \(loadAfter)", "",
-            "| Agents / watchers | System | p50 | p99 | max | runs (max) | Server memory per agent | Server CPU per push |",
-            "|---:|---|---:|---:|---:|---|---:|---:|",
+            "| Agents / watchers | System | p50 | p99 | max | runs (max) | Server memory per agent | Server CPU per push | "
+                + "Server CPU per push, all its work | Agents' (watchers') CPU per push |",
+            "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
         ]
         for result in results {
             func median(_ runs: [LatencySummary], _ value: (LatencySummary) -> Double) -> String {
@@ -545,13 +581,14 @@ struct FleetResult: Sendable {
             let capstanMax = result.capstan.map { Format.milliseconds($0.max) }.joined(separator: ", ")
             let etcdMax = result.etcd.map { Format.milliseconds($0.max) }.joined(separator: ", ")
             let memory = result.bytesPerAgent.map { String(format: "%.1f KiB", $0 / 1024) } ?? "-"
-            let cpu = result.serverCPUPerPush.map { String(format: "%.0f ms", $0 * 1000) } ?? "-"
+            func cpu(_ seconds: Double?) -> String { seconds.map { String(format: "%.0f ms", $0 * 1000) } ?? "-" }
             lines.append(
                 "| \(result.count) | Capstan (template push) | \(median(result.capstan, \.p50)) | \(median(result.capstan, \.p99)) | "
-                    + "\(median(result.capstan, \.max)) | \(capstanMax) | \(memory) | \(cpu) |")
+                    + "\(median(result.capstan, \.max)) | \(capstanMax) | \(memory) | \(cpu(result.serverCPUPerPush)) | "
+                    + "\(cpu(result.serverFullCPUPerPush)) | \(cpu(result.agentsCPUPerPush)) |")
             lines.append(
                 "| \(result.count) | etcd (HTTP watch, one put) | \(median(result.etcd, \.p50)) | \(median(result.etcd, \.p99)) | "
-                    + "\(median(result.etcd, \.max)) | \(etcdMax) | - | - |")
+                    + "\(median(result.etcd, \.max)) | \(etcdMax) | - | - | - | \(cpu(result.watchersCPUPerPut)) |")
         }
         return lines.joined(separator: "\n")
     }

@@ -34,6 +34,8 @@ struct BenchPlan: Sendable {
     var workDirectory: String = FileManager.default.temporaryDirectory.path
     /// Path of the etcd binary.
     var etcdPath: String = "/usr/bin/etcd"
+    /// The CapstanBench binary run as the Capstan server (nil: this one).
+    var serverExecutable: String?
     var output: OutputFormat = .markdown
     var engine: Engine = .sqlite
     /// Load generators to measure with, each in turn on both targets; targets are judged on wrk's

@@ -93,7 +93,7 @@ final class BenchServers {
         if plan.engine == .etcd {
             arguments += ["--store", "etcd://127.0.0.1:\(etcdPort)", "--store-prefix", "/capstan-bench"]
         }
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let executable = try plan.serverExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let capstanChild = try ChildProcess(
             name: capstan.name, executable: executable, arguments: arguments, logPath: directory + "/capstan.log")
         children.append(capstanChild)

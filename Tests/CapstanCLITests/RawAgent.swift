@@ -59,5 +59,30 @@ enum RawAgent {
         return task
     }
 
+    /// Connects as `identity`, says hello as an agent of this build does, and runs `body` with a
+    /// function that sends a text message and one that answers the next text message received.
+    static func converse(
+        _ server: String, identity: EnrollResponse,
+        _ body: @escaping @Sendable (_ send: @Sendable (String) async throws -> Void, _ next: () async throws -> String) async throws -> Void
+    ) async throws {
+        var options = WebSocketClientConfiguration()
+        options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
+        let facts = NodeFacts(
+            hostname: "h", os: "o", kernel: "k", arch: "a", cpuCount: 1, memoryBytes: 1, addresses: [], agentVersion: "t", bootTime: nil)
+        try await WebSocketClient.connect(
+            url: server.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect", configuration: options,
+            logger: Logger(label: "raw-agent")
+        ) { inbound, outbound, _ in
+            try await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: [:]))))
+            var messages = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+            try await body({ try await outbound.writeTextMessage($0) }) {
+                while let message = try await messages.next() {
+                    if case .text(let text) = message { return text }
+                }
+                throw RawAgentRefused()
+            }
+        }
+    }
+
     struct RawAgentRefused: Error {}
 }

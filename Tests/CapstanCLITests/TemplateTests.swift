@@ -212,6 +212,37 @@ struct TemplateTests {
         }
     }
 
+    /// Reports in the shape agents write take the gateway's fast path, others its decoder; a
+    /// malformed message in between is skipped and the connection goes on.
+    @Test func reportsInAnyValidShapeAreRecordedAndMalformedMessagesAreSkipped() async throws {
+        try await withFixture { fixture in
+            try await fixture.put("app/raw.mustache", "raw\n")
+            _ = try await fixture.client.putTemplate("raw", TemplateSpec(selector: "name=raw-1", source: "app/raw.mustache", dest: "/tmp/raw.conf"))
+            let identity = try await RawAgent.enroll(fixture.server.url, name: "raw-1")
+            try await RawAgent.converse(fixture.server.url, identity: identity) { send, next in
+                var set: AgentMessage.Templates?
+                while set == nil { set = try AgentMessage.decode(try await next()).templates }
+                let revision = try #require(set?.assignments.first?.revision)
+                // Malformed, or almost a heartbeat or report: skipped, and the connection stays.
+                for text in [
+                    "not json", #"{"v":2,"type":"heartbeat","heartbeat":{"sequence":1}"#,
+                    #"{"v":2,"type":"report","report":{"template":"raw","revision":\#(revision),"state":"applied","time":1}"#,
+                    #"{"v":2,"type":"report","report":{"template":"raw","revision":\#(revision),"state":"done","time":1}}"#,
+                ] {
+                    try await send(text)
+                }
+                // The shape agents write (the fast path).
+                try await send(#"{"v":2,"type":"report","report":{"template":"raw","revision":\#(revision),"state":"applied","time":1765000000123.5}}"#)
+                let applied = try await fixture.waitForStatus("raw", "applied") { $0.applied == 1 }
+                #expect(applied.nodes.first?.revision == revision)
+                // Another key order, blanks and an error (the decoder).
+                try await send(#"{ "type": "report", "v": 2, "report": {"state": "failed", "error": "check failed:\nexit 1", "template": "raw", "revision": \#(revision), "time": 1765000000124} }"#)
+                let failed = try await fixture.waitForStatus("raw", "failed") { $0.failed == 1 }
+                #expect(failed.nodes.first?.error == "check failed:\nexit 1")
+            }
+        }
+    }
+
     @Test func badTemplatesAreRefusedByTheServer() async throws {
         try await withFixture { fixture in
             func put(_ arguments: [String]) async throws -> CapstanBinary.Result {

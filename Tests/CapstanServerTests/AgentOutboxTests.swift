@@ -1,4 +1,6 @@
 import NIOCore
+import NIOEmbedded
+import NIOWebSocket
 import Synchronization
 import Testing
 
@@ -89,5 +91,88 @@ struct AgentOutboxTests {
         other.post(ByteBuffer(string: "next"))
         var events = writer.written.makeAsyncIterator()
         #expect(await events.next() == "start next")
+    }
+}
+
+/// The outbox on a connection's channel: WebSocket frames written on the event loop.
+@Suite("Agent outbox on a channel")
+struct AgentOutboxChannelTests {
+    func connectedChannel(_ handlers: [any ChannelHandler & Sendable] = []) async throws -> NIOAsyncTestingChannel {
+        let channel = NIOAsyncTestingChannel()
+        for handler in handlers { try await channel.pipeline.addHandler(handler) }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        return channel
+    }
+
+    func text(of frames: [WebSocketFrame]) -> String {
+        frames.map { String(buffer: $0.data) }.joined()
+    }
+
+    @Test func aLongSetGoesAsContinuationFramesThatNoOtherMessageComesBetween() async throws {
+        let channel = try await connectedChannel()
+        let outbox = AgentOutbox(channel: channel)
+        let set = String(repeating: "s", count: 2 * AgentOutbox.maxFrameBytes + 10)
+        outbox.post(ByteBuffer(string: set))
+        outbox.send(ByteBuffer(string: "job"))
+        var frames: [WebSocketFrame] = []
+        for _ in 0..<4 { frames.append(try await channel.waitForOutboundWrite(as: WebSocketFrame.self)) }
+        // The job goes before the set (when both waited for the event loop) or after it, never inside.
+        let job = try #require(frames.firstIndex { String(buffer: $0.data) == "job" })
+        #expect(job == 0 || job == 3)
+        #expect(frames[job].opcode == .text && frames[job].fin)
+        var setFrames = frames
+        setFrames.remove(at: job)
+        #expect(setFrames.map(\.opcode) == [.text, .continuation, .continuation])
+        #expect(setFrames.map(\.fin) == [false, false, true])
+        #expect(setFrames.map(\.data.readableBytes) == [AgentOutbox.maxFrameBytes, AgentOutbox.maxFrameBytes, 10])
+        #expect(text(of: setFrames) == set)
+        #expect(frames.allSatisfy { $0.maskKey == nil })
+        _ = try await channel.finish(acceptAlreadyClosed: true)
+    }
+
+    /// Holds every write until released, failing them instead when told to.
+    final class HeldWrites: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = WebSocketFrame
+        private let state = Mutex<(texts: [String], promises: [EventLoopPromise<Void>?])>(([], []))
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            let frame = unwrapOutboundIn(data)
+            state.withLock { state in
+                state.texts.append(String(buffer: frame.data))
+                state.promises.append(promise)
+            }
+        }
+
+        var texts: [String] { state.withLock { $0.texts } }
+
+        func complete(_ result: Result<Void, any Error>) {
+            let promises = state.withLock { state in
+                defer { state.promises = [] }
+                return state.promises
+            }
+            for promise in promises { promise?.completeWith(result) }
+        }
+    }
+
+    @Test func whileASetIsBeingWrittenOnlyTheNewestWaitsAndAFailedWriteClosesTheConnection() async throws {
+        struct Broken: Error {}
+        let held = HeldWrites()
+        let channel = try await connectedChannel([held])
+        let outbox = AgentOutbox(channel: channel)
+        outbox.post(ByteBuffer(string: "a"))
+        try await channel.testingEventLoop.executeInContext {}
+        #expect(held.texts == ["a"])
+        outbox.post(ByteBuffer(string: "b"))
+        outbox.post(ByteBuffer(string: "c"))
+        try await channel.testingEventLoop.executeInContext {}
+        #expect(held.texts == ["a"])
+        try await channel.testingEventLoop.executeInContext { held.complete(.success(())) }
+        #expect(held.texts == ["a", "c"])
+        // The write of "c" fails: the outbox closes, and so does the connection.
+        try await channel.testingEventLoop.executeInContext { held.complete(.failure(Broken())) }
+        try await channel.closeFuture.get()
+        #expect(outbox.isClosed)
+        outbox.post(ByteBuffer(string: "d"))
+        #expect(held.texts == ["a", "c"])
     }
 }

@@ -5,7 +5,6 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
-import Synchronization
 
 /// The agents' side of the server: one WebSocket per agent at `/v1/agent/connect`.
 ///
@@ -27,9 +26,6 @@ struct AgentGateway: Sendable {
     /// The largest message from an agent: a job result with two 1 MiB outputs, escaped.
     static let maxMessageBytes = 16 << 20
     static let helloTimeout: Duration = .seconds(10)
-    /// The largest frame written: the default that WebSocket peers (the agent's client among
-    /// them) accept. Longer messages go as continuation frames.
-    static let maxFrameBytes = 1 << 14
 
     /// Whether to upgrade `request`: only a node's own, authenticated request to the agent path.
     func shouldUpgrade(_ request: HTTPRequest, channel: any Channel, logger: Logger) async -> ShouldUpgradeResult<
@@ -41,7 +37,7 @@ struct AgentGateway: Sendable {
         let serial = await channel.verifiedClientCertificateSerial()
         guard (try? await registry.authenticate(name: name, secret: secret, certificateSerial: serial)) != nil else { return .dontUpgrade }
         return .upgrade([:]) { inbound, outbound, context in
-            try await serve(name: name, inbound: inbound, outbound: outbound, logger: context.logger)
+            try await serve(name: name, channel: channel, inbound: inbound, outbound: outbound, logger: context.logger)
         }
     }
 
@@ -54,7 +50,8 @@ struct AgentGateway: Sendable {
         return secret.isEmpty ? nil : (name, secret)
     }
 
-    func serve(name: String, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
+    /// Serves one agent's connection; `channel` is the connection's, written directly by its outbox.
+    func serve(name: String, channel: any Channel, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, logger: Logger) async throws {
         var messages = inbound.messages(maxSize: Self.maxMessageBytes).makeAsyncIterator()
         // An agent that connects and says nothing is closed after the hello timeout.
         let helloTimer = Task {
@@ -100,28 +97,22 @@ struct AgentGateway: Sendable {
                         welcome: .init(
                             node: name, heartbeatIntervalMilliseconds: milliseconds,
                             metricsIntervalMilliseconds: metricsInterval.milliseconds))))
-            let outbox = AgentOutbox { text in
-                try await Self.writeText(text, to: outbound)
-            } failed: {
-                // A connection that cannot be written is closed; the agent reconnects with its
-                // digest and gets what it missed.
-                try? await outbound.close(.goingAway, reason: "write failed")
-            }
+            let outbox = AgentOutbox(channel: channel)
             defer { outbox.close() }
             links.add(name, AgentLinks.Link(connection: connection, version: hello.v, outbox: outbox))
             await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { outbox.post($0) }
             while let message = try await messages.next() {
-                // Heartbeats are most of the traffic (2,000 a second from 10,000 agents) and
-                // carry nothing the server reads: known by their type, they skip the JSON decoder.
-                if case .text(let text) = message, text.utf8.count < 128, text.contains(#""type":"heartbeat""#) {
-                    registry.heartbeat(name: name, connection: connection)
-                    continue
-                }
-                registry.sawTraffic(name: name, connection: connection)
-                guard case .text(let text) = message, let decoded = try? AgentMessage.decode(text) else {
+                // Heartbeats (2,000 a second from 10,000 agents) and template reports (one per
+                // agent per push) are most of the traffic: in the shape agents write them, they
+                // are read without the JSON decoder.
+                guard case .text(let text) = message,
+                    let decoded = AgentMessage.quickDecode(text) ?? (try? AgentMessage.decode(text))
+                else {
+                    registry.sawTraffic(name: name, connection: connection)
                     logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
                     continue
                 }
+                if decoded.type != .heartbeat { registry.sawTraffic(name: name, connection: connection) }
                 switch decoded.type {
                 case .heartbeat:
                     registry.heartbeat(name: name, connection: connection)
@@ -151,98 +142,9 @@ struct AgentGateway: Sendable {
         await registry.disconnected(name: name, connection: connection)
     }
 
-    /// Writes one text message from a shared buffer, in frames of at most `maxFrameBytes`.
-    static func writeText(_ text: ByteBuffer, to outbound: WebSocketOutboundWriter) async throws {
-        var rest = text
-        var opcode = WebSocketOpcode.text
-        while rest.readableBytes > maxFrameBytes, let slice = rest.readSlice(length: maxFrameBytes) {
-            try await outbound.write(.custom(WebSocketFrame(fin: false, opcode: opcode, data: slice)))
-            opcode = .continuation
-        }
-        try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: opcode, data: rest)))
-    }
-
     private func refuse(_ outbound: WebSocketOutboundWriter, _ reason: String) async throws {
         try? await outbound.writeTextMessage(AgentMessage.encode(AgentMessage(type: .error, error: reason)))
         try? await outbound.close(.policyViolation, reason: String(reason.prefix(120)))
-    }
-}
-
-/// What waits to be written on one agent's connection: messages in order (jobs), and the
-/// newest template set. Posting returns at once and a task writes: a slow or stuck connection
-/// holds up no other. A template set not yet written when the next comes is replaced by it, so
-/// sets pile up nothing. No task waits while there is nothing to write.
-final class AgentOutbox: Sendable {
-    private let write: @Sendable (ByteBuffer) async throws -> Void
-    private let failed: @Sendable () async -> Void
-    private struct State {
-        var queue: [ByteBuffer] = []
-        var templates: ByteBuffer?
-        var writing = false
-        var closed = false
-    }
-    private let state = Mutex(State())
-
-    /// `write` writes one message; `failed` runs once, after the first write that throws (the
-    /// outbox is closed by then).
-    init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, failed: @escaping @Sendable () async -> Void) {
-        self.write = write
-        self.failed = failed
-    }
-
-    /// Hands over a template set, replacing one still waiting.
-    func post(_ text: ByteBuffer) {
-        enqueue { $0.templates = text }
-    }
-
-    /// Hands over a message to write after those before it; answers false when closed.
-    @discardableResult
-    func send(_ text: ByteBuffer) -> Bool {
-        enqueue { $0.queue.append(text) }
-    }
-
-    var isClosed: Bool { state.withLock { $0.closed } }
-
-    /// Drops what waits; later posts are ignored.
-    func close() {
-        state.withLock { state in
-            state.closed = true
-            state.queue = []
-            state.templates = nil
-        }
-    }
-
-    @discardableResult
-    private func enqueue(_ add: (inout State) -> Void) -> Bool {
-        let (accepted, start) = state.withLock { state -> (Bool, Bool) in
-            guard !state.closed else { return (false, false) }
-            add(&state)
-            guard !state.writing else { return (true, false) }
-            state.writing = true
-            return (true, true)
-        }
-        if start { Task { await drain() } }
-        return accepted
-    }
-
-    private func drain() async {
-        while let text = state.withLock({ state -> ByteBuffer? in
-            if !state.queue.isEmpty { return state.queue.removeFirst() }
-            if let templates = state.templates {
-                state.templates = nil
-                return templates
-            }
-            state.writing = false
-            return nil
-        }) {
-            do {
-                try await write(text)
-            } catch {
-                close()
-                await failed()
-                return
-            }
-        }
     }
 }
 

@@ -153,7 +153,7 @@ final class TemplatePusher: Sendable {
                 var rollouts: [String]
             }
             var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
-            var outgoing: [(connection: UInt64, digest: String, text: ByteBuffer, post: @Sendable (ByteBuffer) -> Void)] = []
+            var outgoing: [(connection: UInt64, digest: String)] = []
             for (connection, session) in current {
                 let nodeLabels = labels[session.name]?.merged ?? [:]
                 let serverLabels = labels[session.name]?.server ?? [:]
@@ -187,11 +187,12 @@ final class TemplatePusher: Sendable {
                     messages[group] = message
                 }
                 guard message.digest != session.digest else { continue }
-                outgoing.append((connection, message.digest, message.text, session.post))
+                // Handed over at once, so that the event loops write while the rest is grouped.
+                // Each connection writes on its own: a slow or stuck one holds up no other, and
+                // keeps only the newest set waiting. The buffer is shared, not copied, per connection.
+                session.post(message.text)
+                outgoing.append((connection, message.digest))
             }
-            // Each connection writes on its own task: a slow or stuck one holds up no other, and
-            // keeps only the newest set waiting. The buffer is shared, not copied, per connection.
-            for item in outgoing { item.post(item.text) }
             sessions.withLock { sessions in
                 for item in outgoing { sessions[item.connection]?.digest = item.digest }
             }

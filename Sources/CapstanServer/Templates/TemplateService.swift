@@ -89,10 +89,15 @@ public final class TemplateService: Sendable {
     // MARK: Reports and status
 
     /// Reports waiting to be written, by status key, and the last one written per key.
-    private let pendingReports = Mutex<(waiting: [String: TemplateReport], flushScheduled: Bool)>(([:], false))
+    private let pendingReports = Mutex<(waiting: [String: TemplateReport], flushScheduled: Bool, lastArrival: ContinuousClock.Instant)>(
+        ([:], false, .now))
     private let writtenReports = Mutex<[String: TemplateReport]>([:])
-    /// How long reports gather before they are written together.
+    /// How long reports gather before they are written together: until none came for this long.
     static let reportBatchDelay: Duration = .milliseconds(50)
+    /// The longest reports wait while more keep coming. A push to 10,000 nodes brings their
+    /// reports back while it is still sending: they are written once the burst pauses, so that
+    /// the store's writes do not take the cores the push's sets are going out on.
+    static let reportBatchMaxDelay: Duration = .seconds(1)
     /// Operations per store transaction (etcd allows 128 by default).
     static let reportBatchSize = 100
 
@@ -107,14 +112,28 @@ public final class TemplateService: Sendable {
         }
         let schedule = pendingReports.withLock { state -> Bool in
             state.waiting[key] = report
+            state.lastArrival = .now
             guard !state.flushScheduled else { return false }
             state.flushScheduled = true
             return true
         }
         guard schedule else { return }
         Task {
-            try? await Task.sleep(for: Self.reportBatchDelay)
+            await waitForReportsToPause()
             await flushReports()
+        }
+    }
+
+    /// Returns once no report came for `reportBatchDelay`, or `reportBatchMaxDelay` after the call.
+    private func waitForReportsToPause() async {
+        let deadline = ContinuousClock.now + Self.reportBatchMaxDelay
+        var wait = Self.reportBatchDelay
+        while true {
+            try? await Task.sleep(for: wait)
+            let quiet = pendingReports.withLock { $0.lastArrival } + Self.reportBatchDelay
+            let now = ContinuousClock.now
+            if now >= quiet || now >= deadline { return }
+            wait = min(quiet, deadline) - now
         }
     }
 
