@@ -73,6 +73,8 @@ extension SQLiteStore {
             return batch.map { _ in .failure(failure) }
         }
         revisions.withLock { $0 = Revisions(current: revision, compacted: compacted) }
+        // Before any write of the batch is acknowledged (the queue answers after this returns).
+        latest.apply(events, revision: revision)
         let now = ContinuousClock.now
         leaseDeadlines.withLock { deadlines in
             for lease in grants { deadlines[lease.id] = (lease.ttl, now + .seconds(lease.ttl)) }

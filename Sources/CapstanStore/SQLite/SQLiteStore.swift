@@ -33,13 +33,21 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     /// etcd after a leader change, a restart gives every lease a fresh TTL rather than expiring
     /// them all at once.
     let leaseDeadlines: Mutex<[LeaseID: (ttl: Int64, deadline: ContinuousClock.Instant)]>
+    /// Recently read keys' current rows, which answer gets at the latest revision.
+    let latest: LatestValues
     private let writes: WriteQueue<Write, Outcome>
 
     /// Opens (creating if needed) the store in `path`.
     ///
-    /// - Parameter watchBufferLimit: events a watcher may fall behind before it is moved from the
-    ///   live feed back to catching up from disk.
-    public init(path: String, watchBufferLimit: Int = 10_000, logger: Logger = Logger(label: "capstan.store.sqlite")) throws {
+    /// - Parameters:
+    ///   - watchBufferLimit: events a watcher may fall behind before it is moved from the live
+    ///     feed back to catching up from disk.
+    ///   - latestValuesBudget: bytes of recently read keys and values kept in memory to answer
+    ///     gets without SQLite (see `LatestValues`); 0 reads every get from the file.
+    public init(
+        path: String, watchBufferLimit: Int = 10_000, latestValuesBudget: Int = SQLiteStore.defaultLatestValuesBudget,
+        logger: Logger = Logger(label: "capstan.store.sqlite")
+    ) throws {
         var configuration = Configuration()
         configuration.label = "capstan.store"
         configuration.maximumReaderCount = 8
@@ -72,6 +80,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         self.logger = logger
         self.hub = WatchHub(revision: revisions.current, bufferLimit: watchBufferLimit)
         self.revisions = Mutex(revisions)
+        self.latest = LatestValues(revision: revisions.current, budget: latestValuesBudget)
         self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, ($0.ttl, now + .seconds($0.ttl))) }))
         let box = WeakBox()
         self.writes = WriteQueue(label: "capstan.store.writer") { batch in
@@ -83,10 +92,17 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         box.store = self
     }
 
-    /// The hot path of `GET`: one key at the latest revision, in one statement. A single statement
-    /// is a consistent snapshot by itself, so it needs no BEGIN/COMMIT around it. Answers nil
-    /// when the key is absent (the caller then reads the revision in a transaction).
+    /// Memory held for recently read keys' current values by default: 32 MiB.
+    public static let defaultLatestValuesBudget = 32 << 20
+
+    /// The hot path of `GET`: one key at the latest revision, from memory when it is held, else
+    /// in one statement (a single statement is a consistent snapshot by itself, so it needs no
+    /// BEGIN/COMMIT around it), which then holds it. Answers nil when the key is absent (the
+    /// caller then reads the revision in a transaction).
     private func readLatest(_ key: String, keysOnly: Bool) throws -> RangeResult? {
+        if let (kv, revision) = latest.lookup(key) {
+            return RangeResult(kvs: [keysOnly ? Self.withoutValue(kv) : kv], count: 1, more: false, revision: revision)
+        }
         let row = try pool.unsafeRead { db in
             try db.cachedRow(
                 sql: keysOnly
@@ -103,7 +119,16 @@ public final class SQLiteStore: KeyValueStore, Sendable {
                 arguments: [Data(key.utf8)])
         }
         guard let row else { return nil }
-        return RangeResult(kvs: [Self.keyValue(row)], count: 1, more: false, revision: row[6])
+        let kv = Self.keyValue(row)
+        let revision: Int64 = row[6]
+        if !keysOnly { latest.fill(kv, readAt: revision) }
+        return RangeResult(kvs: [kv], count: 1, more: false, revision: revision)
+    }
+
+    private static func withoutValue(_ kv: KeyValue) -> KeyValue {
+        var kv = kv
+        kv.value = Data()
+        return kv
     }
 
     /// Runs `body` in a read transaction on the calling thread (no async hop).
@@ -156,6 +181,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     /// stops, so a release of the last reference later on (a background task's) cannot write
     /// into a data directory that is being removed.
     public func close() {
+        latest.close()
         do {
             try pool.close()
         } catch {
