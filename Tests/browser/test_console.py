@@ -332,7 +332,7 @@ class ConsoleTests(unittest.TestCase):
         token = self.server.token_with("reader", ["config:shop/:read", "namespace::read"])
         self.login(token)
         links = [a.text for a in self.driver.find_elements(By.CSS_SELECTOR, "header nav a")]
-        self.assertEqual(links, ["Overview", "Configs"])
+        self.assertEqual(links, ["Overview", "Configs", "Rollouts"])
         self.server.api("POST", "/v1/namespaces", '{"name":"shop"}')
         self.server.api("PUT", "/v1/config/shop/ro.yaml", "a: 1\n", content_type="text/plain")
         self.server.api("PUT", "/v1/config/shop/ro.yaml", "a: 2\n", content_type="text/plain")
