@@ -154,7 +154,13 @@ struct NodeAgentTests {
             // last heartbeat, which came at most one interval before the kill.
             let after = killed.duration(to: .now)
             #expect(after >= .milliseconds(200), "unhealthy \(after) after the agent died")
-            #expect(!unhealthy.connected)
+            // The dead connection is seen as the server reads its end; on a loaded machine that may
+            // come after the three silent intervals.
+            if unhealthy.connected {
+                try await eventually(timeout: .seconds(10), "the server sees the connection gone") {
+                    (try? await client.node("web-1").connected) == false
+                }
+            }
 
             // Restarted without a join token, it is the same node and turns healthy again.
             let restarted = try await startAgent(server, directory: directory.path, name: "web-1", joinToken: nil)
