@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Times the console's pages with many nodes: enrolls N nodes (no agents: the registry and its
-store are what a page reads), logs in through the form, then times each page R times from the
-request to the last byte (curl's time_total), printing the median and the slowest.
+store are what a page reads), runs a job on all of them (each node's result is `unreachable`, so
+the job holds N results), logs in through the form, then times each page R times from the request
+to the last byte (curl's time_total), printing the median and the slowest.
 
     scripts/bench-console.py [--nodes 10000] [--runs 7] [--binary PATH]
 
@@ -69,7 +70,13 @@ def main():
         opener.open(url + "/ui/login", data=urllib.parse.urlencode({"token": token, "csrf": csrf}).encode())
         cookie = next(c for c in opener.handlers if isinstance(c, urllib.request.HTTPCookieProcessor)).cookiejar
         session = next(c.value for c in cookie if c.name == "capstan_session")
-        pages = ["/ui/", "/ui/nodes", f"/ui/nodes?page={max(1, args.nodes // 100)}", "/ui/nodes?selector=rack%3Dr3", "/ui/templates"]
+        # A job on every node: none has an agent connected, so each ends at once, unreachable, and
+        # the job holds a result per node.
+        request = urllib.request.Request(url + "/v1/jobs", data=json.dumps({"selector": "", "command": ["true"]}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        job = json.loads(urllib.request.urlopen(request, timeout=120).read())["id"]
+        pages = ["/ui/", "/ui/nodes", f"/ui/nodes?page={max(1, args.nodes // 100)}", "/ui/nodes?selector=rack%3Dr3", "/ui/templates",
+                 f"/ui/jobs/{job}", f"/ui/jobs/{job}?page={max(1, args.nodes // 100)}", "/ui/jobs"]
         print(f"{args.nodes} nodes, {args.runs} runs per page, binary {binary}")
         print("| Page | Median | Slowest | Size |")
         print("|---|---:|---:|---:|")
