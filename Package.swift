@@ -186,6 +186,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CapstanClientTests", dependencies: ["CapstanClient", "CapstanTesting"]),
+        // The node agent's parts in-process: the template worker, commands, host metrics, file writing.
+        .testTarget(
+            name: "CapstanAgentTests",
+            dependencies: ["CapstanAgent", "CapstanCore", "CapstanTesting", .product(name: "Logging", package: "swift-log")]),
         // Rollouts end to end: the service on both store engines, real servers and agents.
         .testTarget(
             name: "CapstanRolloutTests",

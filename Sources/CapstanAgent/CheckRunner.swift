@@ -17,8 +17,6 @@ actor CheckRunner {
     private var running: [String: (spec: CheckSpec, task: Task<Void, Never>)] = [:]
     private var statuses: [String: CheckResult] = [:]
     private var sink: (@Sendable (CheckResult) async -> Void)?
-    /// The newest set's number: updates started in order may run out of it.
-    private var newest: UInt64 = 0
 
     init(http: HTTPClient, policy: ExecPolicy, logger: Logger) {
         self.http = http
@@ -34,9 +32,7 @@ actor CheckRunner {
 
     /// Runs exactly these checks from now on: new ones start, changed ones start over, removed
     /// ones stop.
-    func update(_ checks: [CheckAssignment], sequence: UInt64 = 0) {
-        guard sequence == 0 || sequence > newest else { return }
-        newest = max(newest, sequence)
+    func update(_ checks: [CheckAssignment]) {
         let wanted = Dictionary(checks.map { ($0.name, $0.spec) }, uniquingKeysWith: { _, last in last })
         for (name, entry) in running where wanted[name] != entry.spec {
             entry.task.cancel()

@@ -76,7 +76,8 @@ final class JobExecutor: Sendable {
             state.children[id] = child
             return state.cancelled.remove(id) != nil
         }
-        if cancelledEarly { child.cancel() }
+        // A job whose task was cancelled (its connection ended) while it started dies at once.
+        if cancelledEarly || Task.isCancelled { child.cancel() }
     }
 
     private func unregister(_ child: ChildRun, for id: String) {

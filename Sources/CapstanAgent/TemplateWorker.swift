@@ -12,15 +12,15 @@ actor TemplateWorker {
     let applier: TemplateApplier
     let file: String
     let logger: Logger
-    private var waiting: AgentMessage.Templates?
-    private var running = false
+    /// The newest set not yet applied.
+    private nonisolated let inbox = Mutex<AgentMessage.Templates?>(nil)
+    /// Wakes `run` when a set arrives; arrivals while it applies collapse into one.
+    private nonisolated let arrivals = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     /// The newest report per template, sent again after a reconnect.
     private(set) var reports: [String: TemplateReport] = [:]
     private var sink: (@Sendable (TemplateReport) async -> Void)?
     private var facts: NodeFacts?
     private let name: String
-    private nonisolated let sequence = Atomic<UInt64>(0)
-    private var newestSubmitted: UInt64 = 0
 
     init(applier: TemplateApplier, dataDirectory: String, name: String, logger: Logger) {
         self.applier = applier
@@ -47,23 +47,20 @@ actor TemplateWorker {
         for report in reports.values.sorted(by: { $0.template < $1.template }) { await sink(report) }
     }
 
-    /// Numbers sets in the order they arrived, so that tasks started in that order but run out of
-    /// it never apply an older set after a newer one.
-    nonisolated func nextSequence() -> UInt64 {
-        sequence.wrappingAdd(1, ordering: .relaxed).newValue
+    /// Hands a set over to be applied, without waiting: it replaces one still waiting, and is
+    /// applied after the one being applied, if any.
+    nonisolated func submit(_ set: AgentMessage.Templates) {
+        inbox.withLock { $0 = set }
+        arrivals.continuation.yield()
     }
 
-    func submit(_ set: AgentMessage.Templates, sequence: UInt64) async {
-        guard sequence > newestSubmitted else { return }
-        newestSubmitted = sequence
-        waiting = set
-        guard !running else { return }
-        running = true
-        while let next = waiting {
-            waiting = nil
-            await apply(next)
+    /// Applies submitted sets, the newest waiting one at a time, until cancelled. It runs for
+    /// the agent's life, not a connection's: a set arriving just before a connection drops is
+    /// still applied, and its report sent after the next connect.
+    func run() async {
+        for await _ in arrivals.stream {
+            while let next = inbox.withLock({ $0.take() }) { await apply(next) }
         }
-        running = false
     }
 
     private func apply(_ set: AgentMessage.Templates) async {
