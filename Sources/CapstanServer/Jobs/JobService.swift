@@ -45,7 +45,7 @@ public final class JobService: Sendable {
         self.retention = retention
         self.logger = logger
         // A node that stops sending heartbeats mid-run is not waited on until the timeout.
-        registry.onSilence { [weak self] name in self?.silent(name) }
+        registry.liveness.onSilence { [weak self] name in self?.silent(name) }
     }
 
     static let maxTimeout: Duration = .seconds(24 * 3600)

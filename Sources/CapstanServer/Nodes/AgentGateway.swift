@@ -77,7 +77,7 @@ struct AgentGateway: Sendable {
         }
         let connection: UInt64
         do {
-            connection = try await registry.connected(name: name, hello: greeting) {
+            connection = try await registry.liveness.connected(name: name, hello: greeting) {
                 Task {
                     try? await outbound.writeTextMessage(
                         AgentMessage.encode(AgentMessage(type: .error, error: "node \(name) was removed from the server")))
@@ -89,7 +89,7 @@ struct AgentGateway: Sendable {
             return
         }
         do {
-            let milliseconds = registry.heartbeatInterval.milliseconds
+            let milliseconds = registry.liveness.heartbeatInterval.milliseconds
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
                     AgentMessage(
@@ -108,14 +108,14 @@ struct AgentGateway: Sendable {
                 guard case .text(let text) = message,
                     let decoded = AgentMessage.quickDecode(text) ?? (try? AgentMessage.decode(text))
                 else {
-                    registry.sawTraffic(name: name, connection: connection)
+                    registry.liveness.sawTraffic(name: name, connection: connection)
                     logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
                     continue
                 }
-                if decoded.type != .heartbeat { registry.sawTraffic(name: name, connection: connection) }
+                if decoded.type != .heartbeat { registry.liveness.sawTraffic(name: name, connection: connection) }
                 switch decoded.type {
                 case .heartbeat:
-                    registry.heartbeat(name: name, connection: connection)
+                    registry.liveness.heartbeat(name: name, connection: connection)
                 case .report:
                     guard let report = decoded.report else { continue }
                     templates.record(report, from: name)
@@ -139,7 +139,7 @@ struct AgentGateway: Sendable {
         pusher.detach(connection: connection)
         links.remove(name, connection: connection)
         await jobs.disconnected(name, connection: connection)
-        await registry.disconnected(name: name, connection: connection)
+        await registry.liveness.disconnected(name: name, connection: connection)
     }
 
     private func refuse(_ outbound: WebSocketOutboundWriter, _ reason: String) async throws {

@@ -172,7 +172,7 @@ public enum CapstanServer {
                     store: store, keep: configuration.compactionKeep, interval: configuration.compactionInterval,
                     lockTTL: configuration.lockTTL, logger: logger),
                 // Liveness checks, and template pushes to connected agents.
-                BackgroundService { try await registry.run() },
+                BackgroundService { try await registry.liveness.run() },
                 BackgroundService { try await pusher.run() },
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep() },
