@@ -13,7 +13,7 @@ struct CheckTests {
         let directory = try TemporaryDirectory(prefix: "capstan-checks")
         defer { directory.remove() }
         try await ServerProcess.with(
-            dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]
+            dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "500ms"]
         ) { server in
             let agent = try await AgentProcess.start(
                 server: server.url, dataDirectory: directory.file("agent"), name: "web-1", joinToken: Self.joinToken, labels: ["role=web"])
@@ -22,7 +22,9 @@ struct CheckTests {
                 func capstan(_ arguments: [String]) async throws -> CapstanBinary.Result {
                     try await CapstanBinary.run(arguments, environment: ["CAPSTAN_ADDR": server.url])
                 }
-                let fast = ["--interval", "100ms", "--timeout", "100ms", "--failures-before-critical", "2", "--successes-before-passing", "2"]
+                // Fast enough to settle in seconds; a probe gets its whole interval, so that a loaded
+                // machine's slow answer does not read as a failure.
+                let fast = ["--interval", "500ms", "--timeout", "500ms", "--failures-before-critical", "2", "--successes-before-passing", "2"]
                 let hostPort = String(server.url.dropFirst("http://".count))
                 for (name, target) in [
                     ("web-http", ["--http", server.url + "/healthz"]), ("web-tcp", ["--tcp", hostPort]), ("web-cmd", ["--command", "true"]),

@@ -9,8 +9,9 @@ import Testing
 /// run-once work on one of them.
 @Suite("Replicas on one etcd")
 struct ReplicaTests {
-    /// Two replicas on one etcd that agents join with `token` (heartbeats every 200 ms), and a
-    /// scratch directory.
+    /// Two replicas on one etcd that agents join with `token` (heartbeats every 500 ms: short
+    /// enough to judge nodes in seconds, long enough that a loaded machine's late heartbeat is
+    /// not silence), and a scratch directory.
     static func withTwoAgentReplicas(
         _ body: @Sendable (ServerProcess, ServerProcess, TemporaryDirectory, String) async throws -> Void
     ) async throws {
@@ -19,7 +20,7 @@ struct ReplicaTests {
             let directory = try TemporaryDirectory(prefix: "capstan-replicas")
             defer { directory.remove() }
             let token = "test-join-token-0123456789"
-            let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "200ms"]
+            let arguments = ["--store", store, "--join-token", token, "--heartbeat-interval", "500ms"]
             let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
             let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
             defer {
@@ -58,9 +59,9 @@ struct ReplicaTests {
                 try await eventually(timeout: .seconds(10), "healthy again once on the second replica") {
                     (try? await left.node("mover").status) == .healthy
                 }
-                // Nothing to await for a write that must not come: look for two seconds, ten of
+                // Nothing to await for a write that must not come: look for four seconds, eight of
                 // the first replica's heartbeat intervals (it would judge the node after three).
-                for _ in 0..<20 {
+                for _ in 0..<40 {
                     #expect(try await left.node("mover").status == .healthy)
                     try await Task.sleep(for: .milliseconds(100))
                 }
