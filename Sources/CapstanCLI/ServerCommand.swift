@@ -28,113 +28,41 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Server settings file (YAML; keys are the long flag names). Flags given here win over it.")
     var config: String?
 
-    @Option(help: "Directory for the SQLite store, kept 0700 with its files 0600 (default: ./capstan-data; with --dev a temporary directory).")
-    var dataDir: String?
+    @Option(help: ServerSettings.dataDir.help) var dataDir: String?
+    @Option(help: ServerSettings.store.help) var store: String?
+    @Option(help: ServerSettings.storePrefix.help) var storePrefix: String?
+    @Option(help: ServerSettings.storeTimeout.help) var storeTimeout: String?
+    @Option(help: ServerSettings.listen.help) var listen: String?
 
-    @Option(help: "Where the data lives: sqlite:PATH (default: capstan.sqlite in --data-dir) or etcd://HOST:PORT[,HOST:PORT...].")
-    var store: String?
-
-    @Option(help: "Key prefix inside a shared etcd, e.g. /team-a (default: none; keys start with /capstan/).")
-    var storePrefix: String?
-
-    @Option(help: "etcd: how long a member may take to answer before the server moves to another, e.g. 10s (default: 10s).")
-    var storeTimeout: String?
-
-    @Option(help: "Address to listen on, HOST:PORT (default: 127.0.0.1:8740).") var listen: String?
-
-    @Flag(help: "Development mode: throwaway data in a temporary directory and a 'try this' banner.")
+    @Flag(help: "Development mode: throwaway data in a temporary directory, a local agent and a 'try this' banner.")
     var dev = false
 
-    @Option(help: "Largest config content accepted, e.g. 1MiB or 512KiB (default: 1MiB).") var maxConfigSize: String?
-
-    @Option(help: "Newest versions kept per config key; its first version is kept too (default: 100).")
-    var historyRetention: Int?
-
-    @Option(help: "Store revisions kept for watch resume before compaction (default: 100000).")
-    var compactionKeep: Int64?
-
-    @Option(help: "How often the store is compacted, e.g. 1m or 30s (default: 1m).")
-    var compactionInterval: String?
-
-    @Option(help: "Seconds a dead replica keeps run-once work (compaction) locked before another takes it over (default: 10).")
-    var lockTTL: Int64?
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical (default: info).")
-    var logLevel: String?
-
-    @Option(
-        help: """
-            Token agents enroll with (default: one generated on the first start, kept in the store so that \
-            every replica and restart uses it, and printed at start).
-            """)
-    var joinToken: String?
-
-    @Option(help: "How often agents send heartbeats, e.g. 5s; 3 missed make a node unhealthy (default: 5s).")
-    var heartbeatInterval: String?
-
-    @Option(help: "How often agents send host metrics (CPU, load, memory, disks, network) (default: 15s).")
-    var metricsInterval: String?
-
-    @Option(help: "Finished jobs kept, at most (default: 1000); the oldest go first.")
-    var jobHistory: Int?
-
-    @Option(help: "Finished jobs older than this are removed, e.g. 720h (default: 720h, 30 days).")
-    var jobMaxAge: String?
-
-    @Option(
-        help: """
-            File holding the root API token to create on the first start (default: $CAPSTAN_ROOT_TOKEN, else a             generated one, printed once). Ignored once the installation has its root token.
-            """)
-    var rootTokenFile: String?
-
-    @Option(help: "API requests per second per token; bursts of twice that pass (default: 500; 0 turns it off).")
-    var rateLimitApi: Double?
-
-    @Option(help: "Failed authentications per second per client address; bursts of 10 times that (default: 1; 0 turns it off).")
-    var rateLimitAuthFailures: Double?
-
-    @Option(help: "Agent enrollments per second per client address; bursts of 10 times that (default: 5; 0 turns it off).")
-    var rateLimitEnroll: Double?
-
-    @Option(help: "Audit entries older than this are removed, e.g. 2160h (default: 2160h, 90 days).")
-    var auditRetention: String?
-
-    @Option(help: "The longest a long poll blocks; longer waits are cut to it, e.g. 10m (default: 10m).")
-    var maxWait: String?
-
-    @Option(help: "Every request head must arrive whole within this of its first byte (a connection's first, of the connection opening), e.g. 10s (default: 10s).")
-    var requestHeadTimeout: String?
-
-    @Option(help: "Every request body must arrive whole within this of its head, else 408 and the connection closes, e.g. 30s (default: 30s).")
-    var requestBodyTimeout: String?
-
-    @Option(help: "A connection with no request in progress is closed after this, e.g. 60s (default: 60s).")
-    var idleTimeout: String?
-
-    @Flag(help: "Serve plain HTTP instead of TLS (as --dev does): only behind a TLS-terminating proxy or on a trusted network.")
-    var plainHttp = false
-
-    @Option(
-        name: .customLong("tls-name"),
-        help: "A DNS name or IP address clients reach this server by, put in its certificate; repeat for more (localhost, the loopback addresses, the host name and the listen address are always in).")
-    var tlsNames: [String] = []
-
-    @Option(help: "Serve this certificate chain (PEM file) instead of one from the installation's CA; clients and agents trust its last certificate.")
-    var tlsCert: String?
-
-    @Option(help: "The private key (PEM file) of --tls-cert.")
-    var tlsKey: String?
-
-    @Option(help: "How long a node's client certificate lasts; agents renew it when a third is left, e.g. 720h (default: 720h).")
-    var nodeCertTtl: String?
-
-    @Option(
-        help: """
-            File of the key secrets, the join token and the CA's key are encrypted under, mode 0600 \
-            (default: $CAPSTAN_SECRET_KEY, else secret.key in the data directory, created on the first \
-            start; an etcd store has no default: give every replica the same file).
-            """)
-    var secretKeyFile: String?
+    @Option(help: ServerSettings.maxConfigSize.help) var maxConfigSize: String?
+    @Option(help: ServerSettings.historyRetention.help) var historyRetention: Int?
+    @Option(help: ServerSettings.compactionKeep.help) var compactionKeep: Int64?
+    @Option(help: ServerSettings.compactionInterval.help) var compactionInterval: String?
+    @Option(name: .customLong(ServerSettings.lockTTL.key), help: ServerSettings.lockTTL.help) var lockTTL: Int64?
+    @Option(help: ServerSettings.logLevel.help) var logLevel: String?
+    @Option(help: ServerSettings.joinToken.help) var joinToken: String?
+    @Option(help: ServerSettings.heartbeatInterval.help) var heartbeatInterval: String?
+    @Option(help: ServerSettings.metricsInterval.help) var metricsInterval: String?
+    @Option(help: ServerSettings.jobHistory.help) var jobHistory: Int?
+    @Option(help: ServerSettings.jobMaxAge.help) var jobMaxAge: String?
+    @Option(help: ServerSettings.rootTokenFile.help) var rootTokenFile: String?
+    @Option(name: .customLong(ServerSettings.rateLimitAPI.key), help: ServerSettings.rateLimitAPI.help) var rateLimitApi: Double?
+    @Option(help: ServerSettings.rateLimitAuthFailures.help) var rateLimitAuthFailures: Double?
+    @Option(help: ServerSettings.rateLimitEnroll.help) var rateLimitEnroll: Double?
+    @Option(help: ServerSettings.auditRetention.help) var auditRetention: String?
+    @Option(help: ServerSettings.maxWait.help) var maxWait: String?
+    @Option(help: ServerSettings.requestHeadTimeout.help) var requestHeadTimeout: String?
+    @Option(help: ServerSettings.requestBodyTimeout.help) var requestBodyTimeout: String?
+    @Option(help: ServerSettings.idleTimeout.help) var idleTimeout: String?
+    @Flag(name: .customLong(ServerSettings.plainHTTP.key), help: ServerSettings.plainHTTP.help) var plainHttp = false
+    @Option(name: .customLong(ServerSettings.tlsName.key), help: ServerSettings.tlsName.help) var tlsNames: [String] = []
+    @Option(help: ServerSettings.tlsCert.help) var tlsCert: String?
+    @Option(help: ServerSettings.tlsKey.help) var tlsKey: String?
+    @Option(name: .customLong(ServerSettings.nodeCertTTL.key), help: ServerSettings.nodeCertTTL.help) var nodeCertTtl: String?
+    @Option(help: ServerSettings.secretKeyFile.help) var secretKeyFile: String?
 
     /// Where the secret key comes from: the environment, a given file (which must exist: a typo
     /// must not start a replica on a key of its own), the data directory's file (created on the
@@ -170,53 +98,92 @@ struct ServerCommand: AsyncParsableCommand {
 
     /// The `--secret-key-file` in effect: the flag, else the settings file's.
     func secretKeyFileSetting() throws -> String? {
-        try secretKeyFile ?? config.map { try ServerConfigFile(path: $0) }?["secret-key-file"]
+        ServerSettings.secretKeyFile.value(secretKeyFile, try config.map { try ServerConfigFile(path: $0) } ?? ServerConfigFile())
     }
 
     func validate() throws {
         _ = try resolved()
     }
 
-    /// The settings in effect: flags, then the config file, then the defaults.
+    /// The settings in effect: flags, then the config file, then the defaults (`ServerSettings`).
     func resolved() throws -> ServerConfiguration {
         let file = try config.map { try ServerConfigFile(path: $0) } ?? ServerConfigFile()
         var configuration = ServerConfiguration()
-        (configuration.host, configuration.port) = try Self.parseListen(listen ?? file["listen"] ?? "127.0.0.1:8740")
-        let size = maxConfigSize ?? file["max-config-size"] ?? "1MiB"
-        do { configuration.config.maxContentSize = try ByteSize.parse(size) } catch {
-            throw ValidationError("--max-config-size: \(error.message)")
+        (configuration.host, configuration.port) = try Self.parseListen(ServerSettings.listen.value(listen, file) ?? "")
+        if let directory = ServerSettings.dataDir.value(dataDir, file) { configuration.dataDirectory = directory }
+        if dev, dataDir ?? file[ServerSettings.dataDir.key] == nil {
+            configuration.dataDirectory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("capstan-dev-\(UUID().uuidString.prefix(8).lowercased())").path
         }
-        configuration.config.historyRetention = try historyRetention ?? file.integer("history-retention") ?? 100
-        guard configuration.config.historyRetention >= 1 else { throw ValidationError("--history-retention must be at least 1") }
-        configuration.compactionKeep = try compactionKeep ?? file.integer("compaction-keep") ?? 100_000
-        guard configuration.compactionKeep >= 1 else { throw ValidationError("--compaction-keep must be at least 1") }
-        configuration.compactionInterval = try Self.duration(
-            compactionInterval ?? file["compaction-interval"] ?? "1m", flag: "--compaction-interval")
-        configuration.lockTTL = try lockTTL ?? file.integer("lock-ttl") ?? 10
-        guard configuration.lockTTL >= 1 else { throw ValidationError("--lock-ttl must be at least 1 second") }
-        let level = logLevel ?? file["log-level"] ?? "info"
+        try resolveStore(&configuration, file)
+        try resolveRetention(&configuration, file)
+        try resolveTimers(&configuration, file)
+        try resolveTokens(&configuration, file)
+        try resolveLimits(&configuration, file)
+        try resolveTLS(&configuration, file)
+        let level = ServerSettings.logLevel.value(logLevel, file) ?? ""
         guard let parsedLevel = Logger.Level(rawValue: level) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
         }
         configuration.logLevel = parsedLevel
-        if let token = joinToken ?? file["join-token"] {
+        return configuration
+    }
+
+    /// Where the data lives: `--store`, and on etcd its prefix and timeout.
+    private func resolveStore(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        if let text = ServerSettings.store.value(store, file) {
+            do { configuration.store = try StoreLocation(parsing: text) } catch { throw ValidationError("--store: \(error.message)") }
+        }
+        let onEtcd: Bool
+        if case .etcd = configuration.storeLocation { onEtcd = true } else { onEtcd = false }
+        for (setting, given) in [(ServerSettings.storePrefix, storePrefix), (ServerSettings.storeTimeout, storeTimeout)]
+        where !onEtcd && (given ?? file[setting.key]) != nil {
+            throw ValidationError("\(setting.flag) applies only to an etcd store (--store etcd://HOST:PORT)")
+        }
+        if let prefix = ServerSettings.storePrefix.value(storePrefix, file) {
+            do { configuration.storePrefix = try StoreLocation.normalizedPrefix(prefix) } catch {
+                throw ValidationError("--store-prefix: \(error.message)")
+            }
+        }
+        configuration.storeTimeout = try Self.duration(ServerSettings.storeTimeout, storeTimeout, file)
+    }
+
+    /// How much is kept: config sizes and versions, store revisions, jobs, the audit log.
+    private func resolveRetention(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        do { configuration.config.maxContentSize = try ByteSize.parse(ServerSettings.maxConfigSize.value(maxConfigSize, file) ?? "") } catch {
+            throw ValidationError("--max-config-size: \(error.message)")
+        }
+        configuration.config.historyRetention = try Self.integer(ServerSettings.historyRetention, historyRetention, file, minimum: 1)
+        configuration.compactionKeep = try Self.integer(ServerSettings.compactionKeep, compactionKeep, file, minimum: 1)
+        configuration.jobRetention = JobService.Retention(
+            count: try Self.integer(ServerSettings.jobHistory, jobHistory, file, minimum: 1),
+            age: try Self.duration(ServerSettings.jobMaxAge, jobMaxAge, file, minimum: .seconds(60)))
+        configuration.auditRetention = try Self.duration(ServerSettings.auditRetention, auditRetention, file, minimum: .seconds(60))
+    }
+
+    /// Intervals and deadlines: compaction, locks, heartbeats, metrics, long polls, requests.
+    private func resolveTimers(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        configuration.compactionInterval = try Self.duration(ServerSettings.compactionInterval, compactionInterval, file)
+        configuration.lockTTL = try Self.integer(ServerSettings.lockTTL, lockTTL, file, minimum: 1, unit: " second")
+        let heartbeat = heartbeatInterval ?? file[ServerSettings.heartbeatInterval.key] ?? (dev ? ServerSettings.devHeartbeatInterval : nil)
+        configuration.heartbeatInterval = try Self.duration(ServerSettings.heartbeatInterval, heartbeat, file, minimum: .milliseconds(50))
+        configuration.metricsInterval = try Self.duration(ServerSettings.metricsInterval, metricsInterval, file, minimum: .milliseconds(50))
+        configuration.config.maxWait = try Self.duration(ServerSettings.maxWait, maxWait, file)
+        configuration.requestHeadTimeout = try Self.duration(ServerSettings.requestHeadTimeout, requestHeadTimeout, file)
+        configuration.requestBodyTimeout = try Self.duration(ServerSettings.requestBodyTimeout, requestBodyTimeout, file)
+        configuration.idleTimeout = try Self.duration(ServerSettings.idleTimeout, idleTimeout, file, minimum: .seconds(1))
+        configuration.nodeCertificateLifetime = try Self.duration(ServerSettings.nodeCertTTL, nodeCertTtl, file, minimum: .seconds(5))
+    }
+
+    /// The join token and the root token to create on the first start.
+    private func resolveTokens(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        if let token = ServerSettings.joinToken.value(joinToken, file) {
             guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw ValidationError("--join-token must be at least 16 characters, without spaces")
             }
             configuration.joinToken = token
         }
-        // --dev: 1 s, so that its local agent is healthy by the time the banner shows.
-        configuration.heartbeatInterval = try Self.duration(
-            heartbeatInterval ?? file["heartbeat-interval"] ?? (dev ? "1s" : "5s"), flag: "--heartbeat-interval",
-            minimum: .milliseconds(50))
-        let jobCount = try jobHistory ?? file.integer("job-history") ?? 1000
-        guard jobCount >= 1 else { throw ValidationError("--job-history must be at least 1") }
-        configuration.jobRetention = JobService.Retention(
-            count: jobCount,
-            age: try Self.duration(jobMaxAge ?? file["job-max-age"] ?? "720h", flag: "--job-max-age", minimum: .seconds(60)))
-        configuration.metricsInterval = try Self.duration(
-            metricsInterval ?? file["metrics-interval"] ?? "15s", flag: "--metrics-interval", minimum: .milliseconds(50))
-        if let path = rootTokenFile ?? file["root-token-file"] {
+        if let path = ServerSettings.rootTokenFile.value(rootTokenFile, file) {
             guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                 throw ValidationError("--root-token-file: cannot read \(path)")
             }
@@ -229,32 +196,29 @@ struct ServerCommand: AsyncParsableCommand {
                 throw ValidationError("the root token (--root-token-file or CAPSTAN_ROOT_TOKEN) must be 16 to 256 characters without spaces")
             }
         }
-        func rate(_ value: Double?, _ name: String, _ fallback: Double, burst: Double) throws -> RateLimiter.Limit {
-            let rate = try value ?? file.double(name) ?? fallback
-            guard rate >= 0, rate.isFinite else { throw ValidationError("--\(name) must be 0 or more requests per second; got \(rate)") }
+    }
+
+    /// Rate limits: requests per token, failed authentications and enrollments per address.
+    private func resolveLimits(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        func rate(_ setting: ServerSetting, _ value: Double?, burst: Double) throws -> RateLimiter.Limit {
+            let rate = try value ?? file.double(setting.key) ?? Double(setting.defaultValue ?? "") ?? 0
+            guard rate >= 0, rate.isFinite else { throw ValidationError("\(setting.flag) must be 0 or more requests per second; got \(rate)") }
             return rate == 0 ? .off : RateLimiter.Limit(rate: rate, burst: max(1, rate * burst))
         }
-        configuration.limits.requests = try rate(rateLimitApi, "rate-limit-api", 500, burst: 2)
-        configuration.limits.authFailures = try rate(rateLimitAuthFailures, "rate-limit-auth-failures", 1, burst: 10)
-        configuration.limits.enrollments = try rate(rateLimitEnroll, "rate-limit-enroll", 5, burst: 10)
-        configuration.auditRetention = try Self.duration(
-            auditRetention ?? file["audit-retention"] ?? "2160h", flag: "--audit-retention", minimum: .seconds(60))
-        configuration.config.maxWait = try Self.duration(maxWait ?? file["max-wait"] ?? "10m", flag: "--max-wait", minimum: .milliseconds(100))
-        configuration.requestHeadTimeout = try Self.duration(
-            requestHeadTimeout ?? file["request-head-timeout"] ?? "10s", flag: "--request-head-timeout", minimum: .milliseconds(100))
-        configuration.requestBodyTimeout = try Self.duration(
-            requestBodyTimeout ?? file["request-body-timeout"] ?? "30s", flag: "--request-body-timeout", minimum: .milliseconds(100))
-        configuration.idleTimeout = try Self.duration(idleTimeout ?? file["idle-timeout"] ?? "60s", flag: "--idle-timeout", minimum: .seconds(1))
-        if let directory = dataDir ?? file["data-dir"] {
-            configuration.dataDirectory = directory
-        } else if dev {
-            configuration.dataDirectory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("capstan-dev-\(UUID().uuidString.prefix(8).lowercased())").path
-        }
-        let plain = plainHttp || file["plain-http"] == "true"
-        let certificate = tlsCert ?? file["tls-cert"]
-        let key = tlsKey ?? file["tls-key"]
-        let names = tlsNames.isEmpty ? (file["tls-name"].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []) : tlsNames
+        configuration.limits.requests = try rate(ServerSettings.rateLimitAPI, rateLimitApi, burst: 2)
+        configuration.limits.authFailures = try rate(ServerSettings.rateLimitAuthFailures, rateLimitAuthFailures, burst: 10)
+        configuration.limits.enrollments = try rate(ServerSettings.rateLimitEnroll, rateLimitEnroll, burst: 10)
+    }
+
+    /// TLS: off (`--plain-http`, `--dev`), a given certificate, or one from the installation's CA.
+    private func resolveTLS(_ configuration: inout ServerConfiguration, _ file: ServerConfigFile) throws {
+        let plain = plainHttp || file[ServerSettings.plainHTTP.key] == "true"
+        let certificate = ServerSettings.tlsCert.value(tlsCert, file)
+        let key = ServerSettings.tlsKey.value(tlsKey, file)
+        let names =
+            tlsNames.isEmpty
+            ? (file[ServerSettings.tlsName.key].map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [])
+            : tlsNames
         if (certificate == nil) != (key == nil) { throw ValidationError("--tls-cert and --tls-key go together: give both or neither") }
         if plain || dev, certificate != nil || !names.isEmpty {
             throw ValidationError("\(plain ? "--plain-http" : "--dev") serves plain HTTP: --tls-cert, --tls-key and --tls-name do not apply")
@@ -272,27 +236,22 @@ struct ServerCommand: AsyncParsableCommand {
         } else {
             configuration.tls = .authority(names: names)
         }
-        configuration.nodeCertificateLifetime = try Self.duration(
-            nodeCertTtl ?? file["node-cert-ttl"] ?? "720h", flag: "--node-cert-ttl", minimum: .seconds(5))
-        if let text = store ?? file["store"] {
-            do { configuration.store = try StoreLocation(parsing: text) } catch { throw ValidationError("--store: \(error.message)") }
-        }
-        func requireEtcd(_ flag: String) throws {
-            guard case .etcd = configuration.storeLocation else {
-                throw ValidationError("\(flag) applies only to an etcd store (--store etcd://HOST:PORT)")
-            }
-        }
-        if let prefix = storePrefix ?? file["store-prefix"] {
-            try requireEtcd("--store-prefix")
-            do { configuration.storePrefix = try StoreLocation.normalizedPrefix(prefix) } catch {
-                throw ValidationError("--store-prefix: \(error.message)")
-            }
-        }
-        if let timeout = storeTimeout ?? file["store-timeout"] {
-            try requireEtcd("--store-timeout")
-            configuration.storeTimeout = try Self.duration(timeout, flag: "--store-timeout")
-        }
-        return configuration
+    }
+
+    /// A duration setting in effect (flag, file, default) of at least `minimum` (100 ms unless given).
+    static func duration(
+        _ setting: ServerSetting, _ flag: String?, _ file: ServerConfigFile, minimum: Duration = .milliseconds(100)
+    ) throws -> Duration {
+        try duration(setting.value(flag, file) ?? "", flag: setting.flag, minimum: minimum)
+    }
+
+    /// A whole-number setting in effect (flag, file, default) of at least `minimum`.
+    static func integer<T: FixedWidthInteger>(
+        _ setting: ServerSetting, _ flag: T?, _ file: ServerConfigFile, minimum: T, unit: String = ""
+    ) throws -> T {
+        let value = try flag ?? file.integer(setting.key) ?? T(setting.defaultValue ?? "") ?? minimum
+        guard value >= minimum else { throw ValidationError("\(setting.flag) must be at least \(minimum)\(unit)") }
+        return value
     }
 
     /// A duration setting of at least `minimum` (100 ms unless given).

@@ -12,13 +12,8 @@ import Foundation
 ///
 /// A flag given on the command line wins over the file.
 struct ServerConfigFile {
-    static let settings = [
-        "listen", "data-dir", "store", "store-prefix", "store-timeout", "max-config-size", "history-retention", "compaction-keep",
-        "compaction-interval", "lock-ttl", "log-level", "join-token", "heartbeat-interval",
-        "metrics-interval", "job-history", "job-max-age", "root-token-file", "rate-limit-api", "rate-limit-auth-failures",
-        "rate-limit-enroll", "audit-retention", "request-head-timeout", "request-body-timeout", "idle-timeout", "max-wait",
-        "plain-http", "tls-name", "tls-cert", "tls-key", "node-cert-ttl", "secret-key-file",
-    ]
+    /// The keys a settings file may hold: every server setting's long flag.
+    static var settings: [String] { ServerSettings.all.map(\.key) }
 
     private var values: [String: String] = [:]
 
