@@ -29,8 +29,9 @@ struct ConsoleFleetPages {
         var values = ConsolePages.frame(context, "templates")
         values["live"] = "templates,nodes"
         var rows: [[String: Any]] = []
+        let nodes = try await registry.list()
         for template in try await templates.list().items where context.may(.read, on: .template, target: template.name) {
-            let status = try await templates.status(template.name, nodes: registry)
+            let status = try await templates.status(of: template, among: nodes)
             rows.append([
                 "name": template.name, "selector": template.spec.selector, "source": template.spec.source, "dest": template.spec.dest,
                 "applied": status.applied, "failed": status.failed, "pending": status.pending, "bad": status.failed > 0,

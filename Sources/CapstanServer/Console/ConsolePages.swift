@@ -57,15 +57,17 @@ struct ConsolePages {
     private func overview(_ context: Context) async throws -> Response {
         var values = Self.frame(context, "overview")
         values["live"] = "nodes,templates,jobs,audit,rollouts"
-        if context.may(.read, on: .node, target: "") {
-            let nodes = try await registry.list()
+        // Every node, listed once for the counts and every template's state.
+        let readsNodes = context.may(.read, on: .node, target: ""), readsTemplates = context.may(.read, on: .template, target: "")
+        let nodes = readsNodes || readsTemplates ? try await registry.list() : []
+        if readsNodes {
             let healthy = nodes.count(where: \.isHealthy)
             values["nodes"] = ["healthy": healthy, "unhealthy": nodes.count - healthy, "total": nodes.count, "bad": healthy < nodes.count]
         }
-        if context.may(.read, on: .template, target: "") {
+        if readsTemplates {
             var failing = 0
             let all = try await templates.list().items
-            for template in all where try await templates.status(template.name, nodes: registry).failed > 0 { failing += 1 }
+            for template in all where try await templates.status(of: template, among: nodes).failed > 0 { failing += 1 }
             values["templates"] = ["failing": failing, "total": all.count, "bad": failing > 0]
         }
         if let items = try await readableJobs(context) {

@@ -192,12 +192,19 @@ public final class TemplateService: Sendable {
     /// The rollout of `name` over the nodes its selector picks now.
     public func status(_ name: String, nodes registry: NodeRegistry) async throws -> TemplateStatus {
         let template = try await template(name)
+        return try await status(of: template, among: try await registry.list(selector: try Selector(template.spec.selector)))
+    }
+
+    /// The state of `template` on the nodes of `nodes` it binds: a page that shows several
+    /// templates lists the nodes once and passes every node.
+    public func status(of template: TemplateInfo, among nodes: [NodeInfo]) async throws -> TemplateStatus {
+        let name = template.name
         let selector = try Selector(template.spec.selector)
         let binding = NodeBinding(selector: template.spec.selector, onlyOn: template.onlyOn)
         // A template with secrets binds by server labels and names only (see TemplatePusher).
         let bySecrets = !(template.spec.secrets ?? []).isEmpty
-        let nodes = try await registry.list(selector: selector).filter {
-            binding.matches(labels: bySecrets ? $0.serverLabels : $0.labels, name: $0.name)
+        let bound = nodes.filter {
+            selector.matches(labels: $0.labels, name: $0.name) && binding.matches(labels: bySecrets ? $0.serverLabels : $0.labels, name: $0.name)
         }
         let inputs = try await Inputs.read(for: [template], store: store)
         let revision = inputs.revision(of: template)
@@ -207,7 +214,7 @@ public final class TemplateService: Sendable {
                 reports[String(kv.key.dropFirst(StoreLayout.templateStatusPrefix(name).count))] = report
             }
         }
-        let states = nodes.map { TemplateStatus.Node(name: $0.name, report: reports[$0.name], current: revision) }
+        let states = bound.map { TemplateStatus.Node(name: $0.name, report: reports[$0.name], current: revision) }
         return TemplateStatus(name: name, revision: revision, nodes: states)
     }
 
