@@ -94,10 +94,10 @@ struct AgentsCommand: AsyncParsableCommand {
         }
         // One template that binds every agent, reading a config each run changes.
         let data = "bench/agents-\(round).yaml"
-        _ = try await put(servers, "bench/agents-\(round).mustache", "generation {{generation}}\n")
-        let first = try await put(servers, data, "generation: 0\n")
-        try await putTemplate(
-            servers, "agents-\(round)", selector: "fleet=\(fleet.label)", source: "bench/agents-\(round).mustache", data: data)
+        _ = try await servers.putConfig("bench/agents-\(round).mustache", "generation {{generation}}\n")
+        let first = try await servers.putConfig(data, "generation: 0\n")
+        try await servers.putTemplate(
+            "agents-\(round)", selector: "fleet=\(fleet.label)", source: "bench/agents-\(round).mustache", data: data)
         progress("\(count) agents: waiting for the first push")
         _ = try await fleet.waitForAll(revision: first, timeout: .seconds(300))
         let rssAfter = ProcessMemory.residentBytes(pid: capstanPID)
@@ -110,7 +110,7 @@ struct AgentsCommand: AsyncParsableCommand {
             let cpuBefore = ProcessCPU.seconds(pid: capstanPID)
             let agentsBefore = ProcessCPU.seconds()
             let sent = ContinuousClock.now
-            let revision = try await put(servers, data, "generation: \(run)\n")
+            let revision = try await servers.putConfig(data, "generation: \(run)\n")
             let arrivals = try await fleet.waitForAll(revision: revision, timeout: .seconds(120))
             let cpuAfter = ProcessCPU.seconds(pid: capstanPID)
             let agentsAfter = ProcessCPU.seconds()
@@ -155,30 +155,6 @@ struct AgentsCommand: AsyncParsableCommand {
             serverFullCPUPerPush: fullCPUPerPush.isEmpty ? nil : Median.of(fullCPUPerPush),
             agentsCPUPerPush: agentsCPUPerPush.isEmpty ? nil : Median.of(agentsCPUPerPush),
             watchersCPUPerPut: watchersCPUPerPut.isEmpty ? nil : Median.of(watchersCPUPerPut))
-    }
-
-    /// Writes a config through the API; answers its revision.
-    private func put(_ servers: BenchServers, _ key: String, _ content: String) async throws -> Int64 {
-        var request = HTTPClientRequest.capstan("\(servers.capstan.baseURL)/v1/config/\(key)")
-        request.method = .PUT
-        request.body = .bytes(ByteBuffer(string: content))
-        let response = try await servers.client.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status.code == 200 || response.status.code == 201,
-            let info = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
-            let revision = (info["revision"] as? NSNumber)?.int64Value
-        else { throw BenchError("PUT \(key) failed: \(response.status) \(String(buffer: body))") }
-        return revision
-    }
-
-    private func putTemplate(_ servers: BenchServers, _ name: String, selector: String, source: String, data: String) async throws {
-        let spec = TemplateSpec(selector: selector, source: source, dest: "/nonexistent/bench/\(name).conf", data: [data])
-        var request = HTTPClientRequest.capstan("\(servers.capstan.baseURL)/v1/templates/\(name)")
-        request.method = .PUT
-        request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(spec)))
-        let response = try await servers.client.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.status.code == 200 else { throw BenchError("PUT template failed: \(response.status) \(String(buffer: body))") }
     }
 
     private func progress(_ line: String) {
@@ -310,10 +286,21 @@ final class SimulatedFleet: Sendable {
         _ = try await welcomed.wait(timeout: .seconds(300))
     }
 
-    /// Waits until every agent has received a set at `revision` or later; answers when each did.
-    func waitForAll(revision: Int64, timeout: Duration) async throws -> [ContinuousClock.Instant] {
-        tracker.target(revision)
+    /// Waits until every agent (or every one of `among`, by index) has received a set at
+    /// `revision` or later; answers when each did.
+    func waitForAll(revision: Int64, among: Set<Int>? = nil, timeout: Duration) async throws -> [ContinuousClock.Instant] {
+        tracker.target(revision, among: among)
         return try await tracker.wait(timeout: timeout)
+    }
+
+    /// The indices of the agents whose last set was at `revision` or later.
+    func holders(of revision: Int64) -> Set<Int> {
+        tracker.holders(of: revision)
+    }
+
+    /// The indices of the agents named (the index each has in `waitForAll`).
+    func indices(of names: Set<String>) -> Set<Int> {
+        identities.withLock { all in Set(all.indices.filter { names.contains(all[$0].name) }) }
     }
 
     func stop() async {
@@ -477,8 +464,13 @@ final class ArrivalTracker: Sendable {
         /// Per participant: (revision, when it first had it), oldest first, the last few.
         var increases: [[(revision: Int64, at: ContinuousClock.Instant)]] = []
         var arrived: [ContinuousClock.Instant?] = []
+        /// The participants waited for (nil: all of them).
+        var among: Set<Int>?
         var reached = 0
         var waiter: CheckedContinuation<[ContinuousClock.Instant], any Error>?
+
+        /// How many participants the target waits for.
+        var waited: Int { among?.count ?? count }
     }
 
     private let state = Mutex(State())
@@ -492,15 +484,26 @@ final class ArrivalTracker: Sendable {
         }
     }
 
-    /// Sets the revision to wait for; participants already there count with the time they got there.
-    func target(_ revision: Int64) {
+    /// Sets the revision to wait for, by the participants `among` (nil: all); participants
+    /// already there count with the time they got there.
+    func target(_ revision: Int64, among: Set<Int>? = nil) {
         state.withLock { state in
             state.target = revision
+            state.among = among
             state.reached = 0
             for index in 0..<state.count {
+                state.arrived[index] = nil
+                guard among?.contains(index) ?? true else { continue }
                 state.arrived[index] = state.increases[index].first { $0.revision >= revision }?.at
                 if state.arrived[index] != nil { state.reached += 1 }
             }
+        }
+    }
+
+    /// The participants that have had `revision` or a later one.
+    func holders(of revision: Int64) -> Set<Int> {
+        state.withLock { state in
+            Set(state.increases.indices.filter { (state.increases[$0].last?.revision ?? 0) >= revision })
         }
     }
 
@@ -511,10 +514,10 @@ final class ArrivalTracker: Sendable {
             guard revision > previous else { return nil }
             state.increases[index].append((revision, instant))
             if state.increases[index].count > 8 { state.increases[index].removeFirst() }
-            guard state.arrived[index] == nil, revision >= state.target else { return nil }
+            guard state.arrived[index] == nil, revision >= state.target, state.among?.contains(index) ?? true else { return nil }
             state.arrived[index] = instant
             state.reached += 1
-            guard state.reached == state.count, let waiter = state.waiter else { return nil }
+            guard state.reached == state.waited, let waiter = state.waiter else { return nil }
             state.waiter = nil
             return (waiter, state.arrived.compactMap { $0 })
         }
@@ -527,7 +530,7 @@ final class ArrivalTracker: Sendable {
             let waiter = state.withLock { state -> (CheckedContinuation<[ContinuousClock.Instant], any Error>, Int, Int)? in
                 guard let waiter = state.waiter else { return nil }
                 state.waiter = nil
-                return (waiter, state.reached, state.count)
+                return (waiter, state.reached, state.waited)
             }
             if let (waiter, reached, count) = waiter {
                 waiter.resume(throwing: BenchError("only \(reached) of \(count) arrived within \(timeout)"))
@@ -536,7 +539,7 @@ final class ArrivalTracker: Sendable {
         defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             let ready = state.withLock { state -> [ContinuousClock.Instant]? in
-                if state.reached == state.count { return state.arrived.compactMap { $0 } }
+                if state.reached == state.waited { return state.arrived.compactMap { $0 } }
                 state.waiter = continuation
                 return nil
             }

@@ -7,7 +7,7 @@ struct CapstanBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "CapstanBench",
         abstract: "Benchmark Capstan against etcd on this machine.",
-        subcommands: [StoreCommand.self, AgentsCommand.self, JobsCommand.self, ServeCommand.self],
+        subcommands: [StoreCommand.self, AgentsCommand.self, RolloutCommand.self, JobsCommand.self, ServeCommand.self],
         defaultSubcommand: StoreCommand.self)
 
     static func main() async {
