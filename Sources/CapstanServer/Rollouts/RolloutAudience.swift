@@ -56,6 +56,7 @@ struct RolloutAudience: Sendable, Hashable {
     ///   - eligible: names of the nodes the selector picks now.
     ///   - previous: what the step before set (nil at the first step).
     static func widen(rollout: String, percent: Int?, nodes: Int?, eligible: [String], previous: Widening?) -> Widening {
+        if nodes == nil, (percent ?? 100) >= 100 { return Widening(threshold: .max, everyone: true, admitted: nil) }
         let scored = eligible.map { (name: $0, score: score(rollout: rollout, name: $0)) }.sorted { $0.score < $1.score }
         let floor = previous?.threshold ?? 0
         if let nodes {
@@ -68,8 +69,7 @@ struct RolloutAudience: Sendable, Hashable {
             let threshold = highest.map { $0 == .max ? .max : $0 + 1 } ?? floor
             return Widening(threshold: max(floor, threshold), everyone: false, admitted: admitted)
         }
-        let percent = max(1, min(100, percent ?? 100))
-        if percent == 100 { return Widening(threshold: .max, everyone: true, admitted: nil) }
+        let percent = max(1, percent ?? 100)
         let threshold: UInt64
         if scored.isEmpty {
             threshold = UInt64(percent) * (UInt64.max / 100)

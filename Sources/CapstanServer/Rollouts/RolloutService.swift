@@ -150,9 +150,10 @@ public final class RolloutService: Sendable {
     func widening(_ name: String, _ record: RolloutRecord, step: Int, previous: RolloutAudience.Widening?) async throws
         -> RolloutAudience.Widening
     {
-        let selector = try Selector(record.spec.selector)
-        let eligible = try await registry.list(selector: selector).map(\.name)
         let value = record.spec.steps[step]
+        // A step to every node needs no list of them (listing decodes every node record).
+        let everyone = record.spec.percentSteps != nil && value >= 100
+        let eligible = everyone ? [] : try await registry.list(selector: try Selector(record.spec.selector)).map(\.name)
         return RolloutAudience.widen(
             rollout: name, percent: record.spec.percentSteps == nil ? nil : value, nodes: record.spec.nodeSteps == nil ? nil : value,
             eligible: eligible, previous: previous)
