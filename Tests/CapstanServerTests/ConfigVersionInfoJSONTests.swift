@@ -1,4 +1,5 @@
 import CapstanCore
+import Crypto
 import Foundation
 import Testing
 
@@ -37,5 +38,26 @@ struct ConfigVersionInfoJSONTests {
             let expected = String(decoding: try AuditLog.encoder.encode(entry), as: UTF8.self)
             #expect(String(decoding: AuditLog.json(entry), as: UTF8.self) == expected)
         }
+    }
+
+    /// An entry is hashed and stored from one encoding, split around the hash's value: the hash
+    /// must still be SHA-256 of the JSON with `hash` empty, and the stored bytes that JSON with it filled.
+    @Test(arguments: awkwardTexts)
+    func sealedEntryIsTheHashOfItsJSONWithoutTheHash(_ text: String) throws {
+        var entry = AuditEntry(
+            sequence: 12, time: "2026-11-22T06:00:00.123Z", actorKind: .node, actorID: text, actorDescription: "", action: "agent.enroll",
+            method: "POST", resource: "/v1/agent/" + text, client: "127.0.0.1", status: 200, outcome: "allowed", revisionBefore: nil,
+            revisionAfter: 7, contentHash: text, previousHash: String(repeating: "1", count: 64), hash: "")
+        let expectedHash = ConfigRecord.hex(SHA256.hash(data: try AuditLog.encoder.encode(entry)))
+        let (hash, stored) = AuditLog.sealed(entry)
+        #expect(hash == expectedHash)
+        entry.hash = expectedHash
+        #expect(stored == (try AuditLog.encoder.encode(entry)))
+    }
+
+    /// The chain's head is written by hand with every batch of entries, as the record coder writes it.
+    @Test func auditHeadMatchesTheRecordCoder() throws {
+        let head = AuditLog.Head(sequence: 9_000_000_001, hash: String(repeating: "ab", count: 32))
+        #expect(head.encoded == (try RecordCoding.encoder.encode(head)))
     }
 }

@@ -44,9 +44,11 @@ public final class SQLiteStore: KeyValueStore, Sendable {
     ///     feed back to catching up from disk.
     ///   - latestValuesBudget: bytes of recently read keys and values kept in memory to answer
     ///     gets without SQLite (see `LatestValues`); 0 reads every get from the file.
+    ///   - commitGatherWindow: how long a group commit shorter than the one before waits for the
+    ///     rest of it (see `WriteQueue`); zero commits whatever is queued at once.
     public init(
         path: String, watchBufferLimit: Int = 10_000, latestValuesBudget: Int = SQLiteStore.defaultLatestValuesBudget,
-        logger: Logger = Logger(label: "capstan.store.sqlite")
+        commitGatherWindow: Duration = SQLiteStore.defaultCommitGatherWindow, logger: Logger = Logger(label: "capstan.store.sqlite")
     ) throws {
         var configuration = Configuration()
         configuration.label = "capstan.store"
@@ -83,7 +85,7 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         self.latest = LatestValues(revision: revisions.current, budget: latestValuesBudget)
         self.leaseDeadlines = Mutex(Dictionary(uniqueKeysWithValues: leases.map { ($0.id, ($0.ttl, now + .seconds($0.ttl))) }))
         let box = WeakBox()
-        self.writes = WriteQueue(label: "capstan.store.writer") { batch in
+        self.writes = WriteQueue(label: "capstan.store.writer", gatherWindow: commitGatherWindow) { batch in
             guard let store = box.store else {
                 return batch.map { _ in .failure(StoreError(.closed, "store is closed")) }
             }
@@ -91,6 +93,10 @@ public final class SQLiteStore: KeyValueStore, Sendable {
         }
         box.store = self
     }
+
+    /// How long a short group commit waits for the rest of it by default: 250 µs, a tenth of a
+    /// put's round trip at 16 clients here, against the flush and WAL pages it saves per put.
+    public static let defaultCommitGatherWindow: Duration = .microseconds(250)
 
     /// Memory held for recently read keys' current values by default: 32 MiB.
     public static let defaultLatestValuesBudget = 32 << 20
