@@ -2,11 +2,11 @@ import ArgumentParser
 import AsyncHTTPClient
 import CapstanCore
 import Foundation
-import HTTPTypes
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOFoundationCompat
+import NIOHTTP1
+import NIOWebSocket
 import Synchronization
 
 #if canImport(Glibc)
@@ -170,7 +170,7 @@ final class SimulatedFleet: Sendable {
     let client: HTTPClient
     let round: Int
     private let identities = Mutex<[(name: String, secret: String)]>([])
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let connections = LoopConnections()
     private let tracker = ArrivalTracker()
 
     init(baseURL: String, client: HTTPClient, round: Int) {
@@ -221,65 +221,33 @@ final class SimulatedFleet: Sendable {
     /// Opens every agent's connection; returns once all were welcomed.
     func connect() async throws {
         let all = identities.withLock { $0 }
-        let url = baseURL.replacingOccurrences(of: "http://", with: "ws://") + "/v1/agent/connect"
-        let label = self.label
+        guard let url = URL(string: baseURL), let host = url.host, let port = url.port else { throw BenchError("bad server URL \(baseURL)") }
         let welcomed = ArrivalTracker()
         welcomed.reset(count: all.count)
         welcomed.target(1)
-        let reports = ReportCache()
+        let fleet = SimulatedAgentHandler.Fleet(label: label, welcomed: welcomed, arrivals: tracker, reports: ReportCache())
         for (index, identity) in all.enumerated() {
-            let tracker = self.tracker
-            let task = Task {
-                var options = WebSocketClientConfiguration()
-                options.additionalHeaders = [HTTPField.Name("X-Capstan-Node")!: identity.name, .authorization: "Bearer \(identity.secret)"]
-                var logger = Logger(label: "sim")
-                logger.logLevel = .critical
-                // Like a real agent, a simulated one connects again when its connection fails
-                // (a connect refused or timed out under the load of opening thousands).
-                var attempt = 0
-                while !Task.isCancelled {
-                    if attempt > 0 { try? await Task.sleep(for: .milliseconds(Int.random(in: 0...min(5_000, 250 << min(attempt, 5))))) }
-                    attempt += 1
-                    _ = try? await WebSocketClient.connect(url: url, configuration: options, logger: logger) { inbound, outbound, _ in
-                        let facts = NodeFacts(
-                            hostname: "sim", os: "bench", kernel: "0", arch: "x86_64", cpuCount: 1, memoryBytes: 1 << 30,
-                            addresses: [], agentVersion: CapstanVersion.current, bootTime: nil)
-                        try await outbound.writeTextMessage(
-                            AgentMessage.encode(AgentMessage(type: .hello, hello: .init(facts: facts, labels: ["fleet": label]))))
-                        var messages = inbound.messages(maxSize: 1 << 22).makeAsyncIterator()
-                        guard case .text(let text)? = try await messages.next(), let welcome = try? AgentMessage.decode(text),
-                            let interval = welcome.welcome?.heartbeatIntervalMilliseconds
-                        else { return }
-                        welcomed.seen(index, revision: 1, at: .now)
-                        let heartbeats = Task {
-                            var sequence: Int64 = 0
-                            while !Task.isCancelled {
-                                try await Task.sleep(for: .milliseconds(interval))
-                                sequence += 1
-                                // The text AgentMessage.encode writes, without its JSONEncoder.
-                                try await outbound.writeTextMessage(
-                                    #"{"v":\#(AgentMessage.currentVersion),"type":"heartbeat","heartbeat":{"sequence":\#(sequence)}}"#)
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .GET, uri: "/v1/agent/connect",
+                headers: ["Host": "\(host):\(port)", "X-Capstan-Node": identity.name, "Authorization": "Bearer \(identity.secret)"])
+            // Like a real agent, a simulated one connects again when its connection fails (a
+            // connect refused or timed out under the load of opening thousands).
+            connections.open(host: host, port: port, backoff: { .milliseconds(Int64.random(in: 0...Int64(min(5_000, 250 << min($0, 5))))) }) {
+                $0.channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 22) { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                let pipeline = channel.pipeline.syncOperations
+                                pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPRequestOnActive.self), promise: nil)
+                                try pipeline.addHandler(SimulatedAgentHandler(index: index, fleet: fleet))
                             }
                         }
-                        defer { heartbeats.cancel() }
-                        while let message = try await messages.next() {
-                            guard case .text(let text) = message else { continue }
-                            // A job is answered at once, as done, without running anything.
-                            if let job = JobScan.start(in: text) {
-                                try await outbound.writeTextMessage(JobScan.succeeded(job))
-                                continue
-                            }
-                            guard let assignments = TemplatesScan.assignments(in: text) else { continue }
-                            let now = ContinuousClock.now
-                            tracker.seen(index, revision: assignments.map(\.revision).max() ?? 0, at: now)
-                            for assignment in assignments {
-                                try await outbound.writeTextMessage(reports.report(template: assignment.name, revision: assignment.revision))
-                            }
-                        }
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHTTPClientHandlers(withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                        try pipeline.addHandler(HTTPRequestOnActive(head: head))
                     }
                 }
             }
-            tasks.withLock { $0.append(task) }
             // Open connections in waves, as a fleet coming up would, not all in one instant.
             if index % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
         }
@@ -304,9 +272,7 @@ final class SimulatedFleet: Sendable {
     }
 
     func stop() async {
-        let all = tasks.withLock { $0 }
-        for task in all { task.cancel() }
-        for task in all { await task.value }
+        await connections.stop()
     }
 }
 
@@ -380,7 +346,7 @@ final class EtcdFleet: Sendable {
     let client: HTTPClient
     let target: EtcdTarget
     let round: Int
-    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let connections = LoopConnections()
     private let tracker = ArrivalTracker()
 
     init(client: HTTPClient, target: EtcdTarget, round: Int) {
@@ -396,40 +362,31 @@ final class EtcdFleet: Sendable {
         let created = ArrivalTracker()
         created.reset(count: count)
         created.target(1)
+        guard let url = URL(string: target.baseURL), let host = url.host, let port = url.port else {
+            throw BenchError("bad etcd URL \(target.baseURL)")
+        }
+        let body = ByteBuffer(string: EtcdTarget.watchBody(prefix: prefix))
+        let fleet = EtcdWatchHandler.Fleet(
+            request: HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: "/v3/watch",
+                headers: ["Host": "\(host):\(port)", "Content-Type": "application/json", "Content-Length": "\(body.readableBytes)"]),
+            body: body, created: created, arrivals: tracker)
         for index in 0..<count {
-            let tracker = self.tracker
-            let request = target.watchRequest(prefix: prefix)
-            let client = self.client
-            let task = Task {
-                // A watch that fails before etcd confirms it (a connection refused or dropped
-                // under the load of opening thousands) is opened again; one that was confirmed is
-                // not (it would miss events).
-                var confirmed = false
-                for attempt in 0..<20 where !confirmed && !Task.isCancelled {
-                    if attempt > 0 { try? await Task.sleep(for: .milliseconds(100 * min(attempt, 10))) }
-                    guard let response = try? await client.execute(request, deadline: .distantFuture) else { continue }
-                    var events: Int64 = 0
-                    var pending = Data()
-                    do {
-                        for try await chunk in response.body {
-                            pending.append(contentsOf: chunk.readableBytesView)
-                            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                                let line = pending[pending.startIndex..<newline]
-                                pending.removeSubrange(pending.startIndex...newline)
-                                // The first message confirms the watch; each later one with events is a put.
-                                if line.range(of: Data("\"created\":true".utf8)) != nil {
-                                    confirmed = true
-                                    created.seen(index, revision: 1, at: .now)
-                                } else if line.range(of: Data("\"events\"".utf8)) != nil {
-                                    events += 1
-                                    tracker.seen(index, revision: events, at: .now)
-                                }
-                            }
-                        }
-                    } catch {}
+            // A watch that fails before etcd confirms it (a connection refused or dropped under
+            // the load of opening thousands) is opened again; one that was confirmed is not (it
+            // would miss events).
+            let confirmation = EtcdWatchHandler.Confirmation()
+            connections.open(
+                host: host, port: port, backoff: { $0 < 20 ? .milliseconds(Int64(100 * min($0, 10))) : nil },
+                reopen: { !confirmation.isConfirmed }
+            ) {
+                $0.channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(EtcdWatchHandler(index: index, fleet: fleet, confirmation: confirmation))
+                    }
                 }
             }
-            tasks.withLock { $0.append(task) }
             if index % 200 == 199 { try await Task.sleep(for: .milliseconds(20)) }
         }
         _ = try await created.wait(timeout: .seconds(300))
@@ -448,9 +405,7 @@ final class EtcdFleet: Sendable {
     }
 
     func stop() async {
-        let all = tasks.withLock { $0 }
-        for task in all { task.cancel() }
-        for task in all { await task.value }
+        await connections.stop()
     }
 }
 

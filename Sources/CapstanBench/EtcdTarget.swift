@@ -24,13 +24,16 @@ struct EtcdTarget: BenchTarget {
     }
 
     func watchRequest(prefix: String) -> HTTPClientRequest {
-        let start = Array((Self.keyPrefix + prefix).utf8)
+        post("/v3/watch", json: Self.watchBody(prefix: prefix))
+    }
+
+    /// The JSON body of a watch on `prefix` (`POST /v3/watch`).
+    static func watchBody(prefix: String) -> String {
+        let start = Array((keyPrefix + prefix).utf8)
         // The range end of a prefix is the prefix with its last byte incremented.
         var end = start
         end[end.count - 1] += 1
-        return post(
-            "/v3/watch",
-            json: #"{"create_request":{"key":"\#(Data(start).base64EncodedString())","range_end":"\#(Data(end).base64EncodedString())"}}"#)
+        return #"{"create_request":{"key":"\#(Data(start).base64EncodedString())","range_end":"\#(Data(end).base64EncodedString())"}}"#
     }
 
     private struct Message: Decodable {

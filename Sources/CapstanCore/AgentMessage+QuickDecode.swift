@@ -13,39 +13,42 @@ extension AgentMessage {
     /// path changes the cost of these messages, never their meaning.
     public static func quickDecode(_ text: String) -> AgentMessage? {
         var text = text
-        return text.withUTF8 { bytes in
-            var cursor = QuickCursor(bytes: bytes)
-            var version: Int64?
-            var type: QuickKind?
-            var sequence: Int64?
-            var report: TemplateReport?
-            let read = cursor.object { cursor, key in
-                switch key {
-                case "v" where version == nil:
-                    version = cursor.integer()
-                    return version != nil
-                case "type" where type == nil:
-                    type = cursor.plainString().flatMap(QuickKind.init(kind:))
-                    return type != nil
-                case "heartbeat" where sequence == nil && report == nil:
-                    sequence = cursor.heartbeat()
-                    return sequence != nil
-                case "report" where sequence == nil && report == nil:
-                    report = cursor.report()
-                    return report != nil
-                default:
-                    return false
-                }
+        return text.withUTF8 { quickDecode(utf8: $0) }
+    }
+
+    /// `quickDecode(_:)` on a message's UTF-8 bytes, as they came off the connection.
+    public static func quickDecode(utf8 bytes: UnsafeBufferPointer<UInt8>) -> AgentMessage? {
+        var cursor = QuickCursor(bytes: bytes)
+        var version: Int64?
+        var type: QuickKind?
+        var sequence: Int64?
+        var report: TemplateReport?
+        let read = cursor.object { cursor, key in
+            switch key {
+            case "v" where version == nil:
+                version = cursor.integer()
+                return version != nil
+            case "type" where type == nil:
+                type = cursor.plainString().flatMap(QuickKind.init(kind:))
+                return type != nil
+            case "heartbeat" where sequence == nil && report == nil:
+                sequence = cursor.heartbeat()
+                return sequence != nil
+            case "report" where sequence == nil && report == nil:
+                report = cursor.report()
+                return report != nil
+            default:
+                return false
             }
-            guard read, cursor.atEnd, let version, let type else { return nil }
-            switch type {
-            case .heartbeat:
-                guard let sequence else { return nil }
-                return AgentMessage(type: .heartbeat, heartbeat: Heartbeat(sequence: sequence), version: Int(version))
-            case .report:
-                guard let report else { return nil }
-                return AgentMessage(type: .report, report: report, version: Int(version))
-            }
+        }
+        guard read, cursor.atEnd, let version, let type else { return nil }
+        switch type {
+        case .heartbeat:
+            guard let sequence else { return nil }
+            return AgentMessage(type: .heartbeat, heartbeat: Heartbeat(sequence: sequence), version: Int(version))
+        case .report:
+            guard let report else { return nil }
+            return AgentMessage(type: .report, report: report, version: Int(version))
         }
     }
 }

@@ -46,17 +46,17 @@ struct AgentOutboxTests {
         let writer = Writer()
         let outbox = AgentOutbox { await writer.write($0) } failed: {}
         var events = writer.written.makeAsyncIterator()
-        outbox.post(ByteBuffer(string: "a"))
+        outbox.post(FramedText(ByteBuffer(string: "a")))
         #expect(await events.next() == "start a")
         // The write of "a" is stuck; posting returns at once, and "c" replaces "b" unsent.
-        outbox.post(ByteBuffer(string: "b"))
-        outbox.post(ByteBuffer(string: "c"))
+        outbox.post(FramedText(ByteBuffer(string: "b")))
+        outbox.post(FramedText(ByteBuffer(string: "c")))
         writer.release()
         #expect(await events.next() == "done a")
         #expect(await events.next() == "start c")
         #expect(await events.next() == "done c")
         // Idle again: the next post starts a new write.
-        outbox.post(ByteBuffer(string: "d"))
+        outbox.post(FramedText(ByteBuffer(string: "d")))
         #expect(await events.next() == "start d")
         #expect(await events.next() == "done d")
     }
@@ -71,11 +71,11 @@ struct AgentOutboxTests {
         } failed: {
             failure.yield()
         }
-        outbox.post(ByteBuffer(string: "a"))
+        outbox.post(FramedText(ByteBuffer(string: "a")))
         var iterator = failures.makeAsyncIterator()
         #expect(await iterator.next() != nil)
         #expect(outbox.isClosed)
-        outbox.post(ByteBuffer(string: "b"))
+        outbox.post(FramedText(ByteBuffer(string: "b")))
         #expect(attempts.load(ordering: .relaxed) == 1)
     }
 
@@ -84,38 +84,64 @@ struct AgentOutboxTests {
         writer.release()
         let outbox = AgentOutbox { await writer.write($0) } failed: {}
         outbox.close()
-        outbox.post(ByteBuffer(string: "late"))
+        outbox.post(FramedText(ByteBuffer(string: "late")))
         #expect(outbox.isClosed)
         // A write posted to an open outbox afterwards is the first event: "late" never started.
         let other = AgentOutbox { await writer.write($0) } failed: {}
-        other.post(ByteBuffer(string: "next"))
+        other.post(FramedText(ByteBuffer(string: "next")))
         var events = writer.written.makeAsyncIterator()
         #expect(await events.next() == "start next")
     }
 }
 
-/// The outbox on a connection's channel: WebSocket frames written on the event loop.
+/// The outbox on a connection's channel: frames written on the event loop, from an `AgentFrameWriter`.
 @Suite("Agent outbox on a channel")
 struct AgentOutboxChannelTests {
-    func connectedChannel(_ handlers: [any ChannelHandler & Sendable] = []) async throws -> NIOAsyncTestingChannel {
+    func connectedChannel(_ handlers: [any ChannelHandler & Sendable] = []) async throws -> (NIOAsyncTestingChannel, AgentOutbox) {
         let channel = NIOAsyncTestingChannel()
         for handler in handlers { try await channel.pipeline.addHandler(handler) }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
-        return channel
+        let outbox = try await channel.testingEventLoop.executeInContext {
+            let writer = AgentFrameWriter()
+            try channel.pipeline.syncOperations.addHandler(writer)
+            return AgentOutbox(writer: try channel.pipeline.syncOperations.context(handler: writer))
+        }
+        return (channel, outbox)
+    }
+
+    /// The frames in the bytes written, as a client's frame decoder reads them.
+    static func frames(in buffers: [ByteBuffer]) throws -> [WebSocketFrame] {
+        let decoder = EmbeddedChannel(handler: ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)))
+        for buffer in buffers { try decoder.writeInbound(buffer) }
+        var frames: [WebSocketFrame] = []
+        while let frame = try decoder.readInbound(as: WebSocketFrame.self) { frames.append(frame) }
+        _ = try decoder.finish()
+        return frames
     }
 
     func text(of frames: [WebSocketFrame]) -> String {
         frames.map { String(buffer: $0.data) }.joined()
     }
 
+    @Test func framedTextIsWhatAWebSocketDecoderReadsBack() throws {
+        for length in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let message = String(repeating: "x", count: length)
+            let frames = try Self.frames(in: [FramedText(ByteBuffer(string: message), maxFrameBytes: 1 << 20).frames])
+            #expect(frames.count == 1)
+            #expect(frames.first?.opcode == .text && frames.first?.fin == true && frames.first?.maskKey == nil)
+            #expect(text(of: frames) == message, "length \(length)")
+        }
+    }
+
     @Test func aLongSetGoesAsContinuationFramesThatNoOtherMessageComesBetween() async throws {
-        let channel = try await connectedChannel()
-        let outbox = AgentOutbox(channel: channel)
+        let (channel, outbox) = try await connectedChannel()
         let set = String(repeating: "s", count: 2 * AgentOutbox.maxFrameBytes + 10)
-        outbox.post(ByteBuffer(string: set))
+        outbox.post(FramedText(ByteBuffer(string: set)))
         outbox.send(ByteBuffer(string: "job"))
-        var frames: [WebSocketFrame] = []
-        for _ in 0..<4 { frames.append(try await channel.waitForOutboundWrite(as: WebSocketFrame.self)) }
+        // One buffer per message: the set's frames are written as one.
+        let written = [try await channel.waitForOutboundWrite(as: ByteBuffer.self), try await channel.waitForOutboundWrite(as: ByteBuffer.self)]
+        let frames = try Self.frames(in: written)
+        #expect(frames.count == 4)
         // The job goes before the set (when both waited for the event loop) or after it, never inside.
         let job = try #require(frames.firstIndex { String(buffer: $0.data) == "job" })
         #expect(job == 0 || job == 3)
@@ -132,13 +158,14 @@ struct AgentOutboxChannelTests {
 
     /// Holds every write until released, failing them instead when told to.
     final class HeldWrites: ChannelOutboundHandler, Sendable {
-        typealias OutboundIn = WebSocketFrame
+        typealias OutboundIn = ByteBuffer
         private let state = Mutex<(texts: [String], promises: [EventLoopPromise<Void>?])>(([], []))
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            let frame = unwrapOutboundIn(data)
+            let buffer = unwrapOutboundIn(data)
+            let text = (try? AgentOutboxChannelTests.frames(in: [buffer]))?.map { String(buffer: $0.data) }.joined() ?? "?"
             state.withLock { state in
-                state.texts.append(String(buffer: frame.data))
+                state.texts.append(text)
                 state.promises.append(promise)
             }
         }
@@ -157,13 +184,12 @@ struct AgentOutboxChannelTests {
     @Test func whileASetIsBeingWrittenOnlyTheNewestWaitsAndAFailedWriteClosesTheConnection() async throws {
         struct Broken: Error {}
         let held = HeldWrites()
-        let channel = try await connectedChannel([held])
-        let outbox = AgentOutbox(channel: channel)
-        outbox.post(ByteBuffer(string: "a"))
+        let (channel, outbox) = try await connectedChannel([held])
+        outbox.post(FramedText(ByteBuffer(string: "a")))
         try await channel.testingEventLoop.executeInContext {}
         #expect(held.texts == ["a"])
-        outbox.post(ByteBuffer(string: "b"))
-        outbox.post(ByteBuffer(string: "c"))
+        outbox.post(FramedText(ByteBuffer(string: "b")))
+        outbox.post(FramedText(ByteBuffer(string: "c")))
         try await channel.testingEventLoop.executeInContext {}
         #expect(held.texts == ["a"])
         try await channel.testingEventLoop.executeInContext { held.complete(.success(())) }
@@ -172,7 +198,7 @@ struct AgentOutboxChannelTests {
         try await channel.testingEventLoop.executeInContext { held.complete(.failure(Broken())) }
         try await channel.closeFuture.get()
         #expect(outbox.isClosed)
-        outbox.post(ByteBuffer(string: "d"))
+        outbox.post(FramedText(ByteBuffer(string: "d")))
         #expect(held.texts == ["a", "c"])
     }
 }

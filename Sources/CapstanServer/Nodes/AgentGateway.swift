@@ -89,6 +89,10 @@ struct AgentGateway: Sendable {
             return
         }
         do {
+            // In place before the welcome, so that every heartbeat and report the agent sends
+            // after it is read on the event loop, in order.
+            let outbox = try await installFastPaths(on: channel, name: name, connection: connection)
+            defer { outbox.close() }
             let milliseconds = registry.liveness.heartbeatInterval.milliseconds
             try await outbound.writeTextMessage(
                 AgentMessage.encode(
@@ -97,14 +101,11 @@ struct AgentGateway: Sendable {
                         welcome: .init(
                             node: name, heartbeatIntervalMilliseconds: milliseconds,
                             metricsIntervalMilliseconds: metricsInterval.milliseconds))))
-            let outbox = AgentOutbox(channel: channel)
-            defer { outbox.close() }
             links.add(name, AgentLinks.Link(connection: connection, version: hello.v, outbox: outbox))
             await pusher.attach(connection: connection, name: name, digest: greeting.templatesDigest) { outbox.post($0) }
+            // Heartbeats and reports in the plain form agents write are read by the frame
+            // reader; what comes here is the rest, and those in another form.
             while let message = try await messages.next() {
-                // Heartbeats (2,000 a second from 10,000 agents) and template reports (one per
-                // agent per push) are most of the traffic: in the shape agents write them, they
-                // are read without the JSON decoder.
                 guard case .text(let text) = message,
                     let decoded = AgentMessage.quickDecode(text) ?? (try? AgentMessage.decode(text))
                 else {
@@ -112,13 +113,11 @@ struct AgentGateway: Sendable {
                     logger.warning("agent sent a message that is not one", metadata: ["node": "\(name)"])
                     continue
                 }
-                if decoded.type != .heartbeat { registry.liveness.sawTraffic(name: name, connection: connection) }
+                if receiveAtOnce(decoded, name: name, connection: connection) { continue }
+                registry.liveness.sawTraffic(name: name, connection: connection)
                 switch decoded.type {
-                case .heartbeat:
-                    registry.liveness.heartbeat(name: name, connection: connection)
-                case .report:
-                    guard let report = decoded.report else { continue }
-                    templates.record(report, from: name)
+                case .heartbeat, .report:
+                    break
                 case .check:
                     if let result = decoded.check { await checks.record(result, from: name) }
                 case .metrics:
@@ -140,6 +139,36 @@ struct AgentGateway: Sendable {
         links.remove(name, connection: connection)
         await jobs.disconnected(name, connection: connection)
         await registry.liveness.disconnected(name: name, connection: connection)
+    }
+
+    /// Handles a heartbeat or a template report, neither of which waits for anything; answers
+    /// false for any other message.
+    func receiveAtOnce(_ message: AgentMessage, name: String, connection: UInt64) -> Bool {
+        switch message.type {
+        case .heartbeat:
+            registry.liveness.heartbeat(name: name, connection: connection)
+        case .report:
+            registry.liveness.sawTraffic(name: name, connection: connection)
+            if let report = message.report { templates.record(report, from: name) }
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// Puts an `AgentFrameReader` right after the connection's WebSocket frame decoder, and an
+    /// `AgentFrameWriter` right before its encoder; answers the outbox that writes from there.
+    private func installFastPaths(on channel: any Channel, name: String, connection: UInt64) async throws -> AgentOutbox {
+        let gateway = self
+        return try await channel.eventLoop.submit {
+            let pipeline = channel.pipeline.syncOperations
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+            let reader = AgentFrameReader { gateway.receiveAtOnce($0, name: name, connection: connection) }
+            try pipeline.addHandler(reader, position: .after(decoder))
+            let writer = AgentFrameWriter()
+            try pipeline.addHandler(writer, position: .before(try pipeline.handler(type: WebSocketFrameEncoder.self)))
+            return AgentOutbox(writer: try pipeline.context(handler: writer))
+        }.get()
     }
 
     private func refuse(_ outbound: WebSocketOutboundWriter, _ reason: String) async throws {

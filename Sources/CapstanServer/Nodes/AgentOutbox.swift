@@ -1,5 +1,4 @@
 import NIOCore
-import NIOWebSocket
 import Synchronization
 
 /// What waits to be written on one agent's connection: messages in order (jobs), and the
@@ -7,33 +6,36 @@ import Synchronization
 /// A template set not yet written when the next comes is replaced by it, so sets pile up
 /// nothing. Nothing waits while there is nothing to write.
 ///
-/// On a connection, messages are written as WebSocket frames straight to its channel, on the
-/// channel's event loop: a push to 10,000 agents costs 10,000 small jobs on the event loops, not
-/// 10,000 tasks each hopping through the WebSocket handler's actor and async writer. The next
-/// message goes once the previous one is out, which is what lets a newer set replace one waiting.
+/// On a connection, messages are written as the bytes of their WebSocket frames, framed before
+/// (`FramedText`), from an `AgentFrameWriter` next to the socket, on the channel's event loop: a
+/// push to 10,000 agents costs 10,000 small jobs on the event loops, each writing one shared
+/// buffer, not 10,000 tasks each hopping through the WebSocket handler's actor and async writer
+/// and framing the set again. The next message goes once the previous one is out, which is what
+/// lets a newer set replace one waiting.
 final class AgentOutbox: Sendable {
     private enum Sink: Sendable {
-        case channel(any Channel)
+        case connection(NIOLoopBound<ChannelHandlerContext>, any EventLoop)
         case function(write: @Sendable (ByteBuffer) async throws -> Void, failed: @Sendable () async -> Void)
     }
 
     private let sink: Sink
     private struct State {
-        var queue: [ByteBuffer] = []
-        var templates: ByteBuffer?
+        var queue: [FramedText] = []
+        var templates: FramedText?
         var writing = false
         var closed = false
     }
     private let state = Mutex(State())
 
-    /// Writes to an agent's WebSocket `channel`; a write that fails closes the outbox and the
-    /// channel (the agent reconnects with its digest and gets what it missed).
-    init(channel: any Channel) {
-        sink = .channel(channel)
+    /// Writes from `writer`, the context of an `AgentFrameWriter` on an agent's WebSocket,
+    /// toward the socket; call on the channel's event loop. A write that fails closes the outbox
+    /// and the channel (the agent reconnects with its digest and gets what it missed).
+    init(writer: ChannelHandlerContext) {
+        sink = .connection(NIOLoopBound(writer, eventLoop: writer.eventLoop), writer.eventLoop)
     }
 
-    /// `write` writes one message, on a task; `failed` runs once, after the first write that
-    /// throws (the outbox is closed by then).
+    /// `write` writes one message's text, on a task; `failed` runs once, after the first write
+    /// that throws (the outbox is closed by then).
     init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, failed: @escaping @Sendable () async -> Void) {
         sink = .function(write: write, failed: failed)
     }
@@ -43,14 +45,15 @@ final class AgentOutbox: Sendable {
     static let maxFrameBytes = 1 << 14
 
     /// Hands over a template set, replacing one still waiting.
-    func post(_ text: ByteBuffer) {
-        enqueue { $0.templates = text }
+    func post(_ set: FramedText) {
+        enqueue { $0.templates = set }
     }
 
     /// Hands over a message to write after those before it; answers false when closed.
     @discardableResult
     func send(_ text: ByteBuffer) -> Bool {
-        enqueue { $0.queue.append(text) }
+        let message = FramedText(text)
+        return enqueue { $0.queue.append(message) }
     }
 
     var isClosed: Bool { state.withLock { $0.closed } }
@@ -75,8 +78,8 @@ final class AgentOutbox: Sendable {
         }
         guard start else { return accepted }
         switch sink {
-        case .channel(let channel):
-            channel.eventLoop.execute { self.writeNext(to: channel, depth: 0) }
+        case .connection(let writer, let eventLoop):
+            eventLoop.execute { self.writeNext(from: writer.value, depth: 0) }
         case .function(let write, let failed):
             Task { await drain(write, failed) }
         }
@@ -84,8 +87,8 @@ final class AgentOutbox: Sendable {
     }
 
     /// The next message to write, or nil (and no longer writing) when none waits.
-    private func next() -> ByteBuffer? {
-        state.withLock { state -> ByteBuffer? in
+    private func next() -> FramedText? {
+        state.withLock { state -> FramedText? in
             if !state.queue.isEmpty { return state.queue.removeFirst() }
             if let templates = state.templates {
                 state.templates = nil
@@ -96,41 +99,31 @@ final class AgentOutbox: Sendable {
         }
     }
 
-    /// On the channel's event loop: writes the next message, and the one after once it is out.
-    private func writeNext(to channel: any Channel, depth: Int) {
-        guard let text = next() else { return }
-        Self.write(text, to: channel).whenComplete { result in
+    /// On the channel's event loop: writes the next message's frames (a shared buffer, never
+    /// copied), and the message after once they are out.
+    private func writeNext(from writer: ChannelHandlerContext, depth: Int) {
+        guard let message = next() else { return }
+        let bound = NIOLoopBound(writer, eventLoop: writer.eventLoop)
+        writer.writeAndFlush(NIOAny(message.frames)).whenComplete { result in
             switch result {
             case .success:
                 // Writes that complete at once would nest; after a few, go on from a fresh stack.
                 if depth < 16 {
-                    self.writeNext(to: channel, depth: depth + 1)
+                    self.writeNext(from: bound.value, depth: depth + 1)
                 } else {
-                    channel.eventLoop.execute { self.writeNext(to: channel, depth: 0) }
+                    bound.eventLoop.execute { self.writeNext(from: bound.value, depth: 0) }
                 }
             case .failure:
                 self.close()
-                channel.close(promise: nil)
+                bound.value.close(promise: nil)
             }
         }
     }
 
-    /// Writes one text message from a shared buffer (never copied) in frames of at most
-    /// `maxFrameBytes`; the future completes when the last frame is written.
-    static func write(_ text: ByteBuffer, to channel: any Channel) -> EventLoopFuture<Void> {
-        var rest = text
-        var opcode = WebSocketOpcode.text
-        while rest.readableBytes > maxFrameBytes, let slice = rest.readSlice(length: maxFrameBytes) {
-            channel.write(WebSocketFrame(fin: false, opcode: opcode, data: slice), promise: nil)
-            opcode = .continuation
-        }
-        return channel.writeAndFlush(WebSocketFrame(fin: true, opcode: opcode, data: rest))
-    }
-
     private func drain(_ write: @Sendable (ByteBuffer) async throws -> Void, _ failed: @Sendable () async -> Void) async {
-        while let text = next() {
+        while let message = next() {
             do {
-                try await write(text)
+                try await write(message.text)
             } catch {
                 close()
                 await failed()

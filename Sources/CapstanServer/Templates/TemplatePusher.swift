@@ -20,9 +20,9 @@ final class TemplatePusher: Sendable {
         var name: String
         /// The digest of the set the agent has, or was last handed to send.
         var digest: String?
-        /// Hands one encoded message (JSON text) to the connection's writer and returns at once;
-        /// a message not yet written when the next comes is replaced by it.
-        var post: @Sendable (ByteBuffer) -> Void
+        /// Hands one encoded message (JSON text, framed) to the connection's writer and returns
+        /// at once; a message not yet written when the next comes is replaced by it.
+        var post: @Sendable (FramedText) -> Void
     }
 
     private let sessions = Mutex<[UInt64: Session]>([:])
@@ -40,7 +40,7 @@ final class TemplatePusher: Sendable {
     }
 
     /// Starts pushing to a new connection; `digest` is what the agent already has.
-    func attach(connection: UInt64, name: String, digest: String?, post: @escaping @Sendable (ByteBuffer) -> Void) async {
+    func attach(connection: UInt64, name: String, digest: String?, post: @escaping @Sendable (FramedText) -> Void) async {
         sessions.withLock { $0[connection] = Session(name: name, digest: digest, post: post) }
         sessionCounts.withLock { $0[name, default: 0] += 1 }
         await pushAll()
@@ -133,63 +133,21 @@ final class TemplatePusher: Sendable {
         var server: [String: String]
     }
 
+    /// Computes every connected node's set and hands each connection whose set changed the new one.
     private func pushOnce() async {
         let current = sessions.withLock { $0 }
         guard !current.isEmpty else { return }
         do {
             let labels = try await connectedLabels(Set(current.values.map(\.name)))
-            let mainPrepared = try await templates.prepared()
-            let preparedChecks = try await checks.prepared()
-            // Members of rollouts get sets with the candidates of every rollout they are in.
-            let overlay = try await rollouts?.overlay()
-            var rolledPrepared: [[String]: [(binding: NodeBinding, assignment: TemplateAssignment)]] = [:]
-            // Nodes with the same labels (and so the same set) share one digest and one encoded
-            // message: a fleet of 10,000 mostly falls into a handful of groups.
-            struct Group: Hashable {
-                var indices: [Int]
-                var checks: [Int]
-                var labels: [String: String]
-                var serverLabels: [String: String]
-                var rollouts: [String]
-            }
-            var messages: [Group: (digest: String, text: ByteBuffer)] = [:]
+            var sets = try await PushSets(labels: labels, templates: templates, checks: checks, rollouts: rollouts)
             var outgoing: [(connection: UInt64, digest: String)] = []
             for (connection, session) in current {
-                let nodeLabels = labels[session.name]?.merged ?? [:]
-                let serverLabels = labels[session.name]?.server ?? [:]
-                let memberOf = overlay?.memberships(node: session.name, labels: nodeLabels) ?? []
-                var prepared = mainPrepared
-                if !memberOf.isEmpty, let overlay {
-                    if rolledPrepared[memberOf] == nil {
-                        rolledPrepared[memberOf] = try await templates.prepared(with: overlay.candidates(of: memberOf))
-                    }
-                    prepared = rolledPrepared[memberOf] ?? mainPrepared
-                }
-                let indices = prepared.indices.filter {
-                    let carriesSecrets = !(prepared[$0].assignment.spec.secrets ?? []).isEmpty
-                    return prepared[$0].binding.matches(labels: carriesSecrets ? serverLabels : nodeLabels, name: session.name)
-                }
-                let checkIndices = preparedChecks.indices.filter {
-                    preparedChecks[$0].binding.matches(labels: nodeLabels, name: session.name)
-                }
-                let group = Group(indices: indices, checks: checkIndices, labels: nodeLabels, serverLabels: serverLabels, rollouts: memberOf)
-                let message: (digest: String, text: ByteBuffer)
-                if let cached = messages[group] {
-                    message = cached
-                } else {
-                    let set = indices.map { prepared[$0].assignment }
-                    let checkSet = checkIndices.map { preparedChecks[$0].assignment }
-                    let digest = TemplateService.digest(set, labels: nodeLabels, checks: checkSet)
-                    let text = try AgentMessage.encode(
-                        AgentMessage(
-                            type: .templates, templates: .init(assignments: set, labels: nodeLabels, digest: digest, checks: checkSet)))
-                    message = (digest, ByteBuffer(string: text))
-                    messages[group] = message
-                }
+                let message = try await sets.message(for: session.name)
                 guard message.digest != session.digest else { continue }
                 // Handed over at once, so that the event loops write while the rest is grouped.
                 // Each connection writes on its own: a slow or stuck one holds up no other, and
-                // keeps only the newest set waiting. The buffer is shared, not copied, per connection.
+                // keeps only the newest set waiting. The set is framed once per group, and its
+                // buffer shared, not copied, per connection.
                 session.post(message.text)
                 outgoing.append((connection, message.digest))
             }
