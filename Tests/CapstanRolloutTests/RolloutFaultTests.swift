@@ -9,69 +9,13 @@ import Testing
 /// reloading, and a member's agent killed while it applies the candidate.
 @Suite("Rollouts under failure", .timeLimit(.minutes(4)))
 struct RolloutFaultTests {
-    static let joinToken = "test-join-token-0123456789"
-
-    /// A server and two agents whose template's reload takes a second and marks that it ran.
-    struct Pair: Sendable {
-        let server: ServerProcess
-        let directory: TemporaryDirectory
-        let client: CapstanClient
-
-        func file(_ node: String) -> String { directory.file("out/\(node).conf") }
-        func content(_ node: String) -> String? { FileManager.default.contents(atPath: file(node)).map { String(decoding: $0, as: UTF8.self) } }
-        func reloading(_ node: String) -> String { directory.file("out/\(node).reloading") }
-
-        func capstan(_ arguments: [String], stdin: String? = nil) async throws -> CapstanBinary.Result {
-            try await CapstanBinary.run(arguments, stdin: stdin, environment: ["CAPSTAN_ADDR": server.url])
-        }
-
-        func startAgent(_ name: String) async throws -> ChildProcess {
-            try await AgentProcess.start(
-                server: server.url, dataDirectory: directory.file("agent-\(name)"), name: name, joinToken: RolloutFaultTests.joinToken,
-                labels: ["role=web"], allowedPaths: [directory.file("out")])
-        }
-
-        /// The rollout's one member, once the server has admitted it.
-        func member(_ rollout: String) async throws -> String {
-            try await withTimeout(.seconds(20), "a member of \(rollout)") {
-                while true {
-                    if let member = try await client.rolloutStatus(rollout).nodes.first(where: \.member) { return member.name }
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-            }
-        }
-    }
-
     static let names = ["node-0", "node-1"]
 
-    func withPair(_ body: (Pair, [String: ChildProcess]) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory(prefix: "capstan-rollout-fault")
-        defer { directory.remove() }
-        try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
-        try await ServerProcess.with(dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms"]) {
-            server in
-            let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
-            _ = try await client.createNamespace("app")
-            _ = try await client.put("app/conf.mustache", content: Data("port {{port}}\n".utf8))
-            _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
-            let pair = Pair(server: server, directory: directory, client: client)
-            for name in Self.names {
-                // The reload leaves a mark while it runs, then takes a second.
-                _ = try await client.putTemplate(
-                    "conf-\(name)",
-                    TemplateSpec(
-                        selector: "name=\(name)", source: "app/conf.mustache", dest: pair.file(name), data: ["app/app.yaml"],
-                        reload: "touch \(pair.reloading(name)) && sleep 1 && rm -f \(pair.reloading(name))", shell: true))
-            }
-            var agents: [String: ChildProcess] = [:]
-            defer { for agent in agents.values { agent.signal(SIGKILL) } }
-            for name in Self.names { agents[name] = try await pair.startAgent(name) }
-            try await eventually(timeout: .seconds(30), "both nodes render the main version") {
-                Self.names.allSatisfy { pair.content($0) == "port 1\n" }
-            }
-            try await ServerProcess.explaining(["server": server]) { try await body(pair, agents) }
-            for agent in agents.values { await agent.stop() }
-        }
+    /// Two nodes whose template's reload leaves a mark while it runs, then takes a second.
+    func withPair(_ body: (RolloutFixture, [String: ChildProcess]) async throws -> Void) async throws {
+        try await RolloutFixture.with(
+            count: Self.names.count,
+            reload: { fixture, name in "touch \(fixture.reloading(name)) && sleep 1 && rm -f \(fixture.reloading(name))" }, body)
     }
 
     @Test func anAbortWhileTheMemberReloadsLeavesItOnTheMainFile() async throws {
@@ -125,6 +69,11 @@ struct RolloutFaultTests {
             }
         }
     }
+}
+
+extension RolloutFixture {
+    /// The mark a node's reload leaves while it runs (see `RolloutFaultTests.withPair`).
+    func reloading(_ node: String) -> String { directory.file("out/\(node).reloading") }
 }
 
 extension RolloutFaultTests {

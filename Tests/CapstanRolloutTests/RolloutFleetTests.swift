@@ -8,73 +8,8 @@ import Testing
 /// reaches everyone, abort puts the main file back, and gates and timed steps move it alone.
 @Suite("Rollouts on a fleet", .timeLimit(.minutes(4)))
 struct RolloutFleetTests {
-    static let joinToken = "test-join-token-0123456789"
-
-    struct Fleet: Sendable {
-        let server: ServerProcess
-        let directory: TemporaryDirectory
-        let client: CapstanClient
-        let names: [String]
-
-        func capstan(_ arguments: [String], stdin: String? = nil) async throws -> CapstanBinary.Result {
-            try await CapstanBinary.run(arguments, stdin: stdin, environment: ["CAPSTAN_ADDR": server.url])
-        }
-
-        func file(_ node: String) -> String { directory.file("out/\(node).conf") }
-
-        func content(_ node: String) -> String? {
-            FileManager.default.contents(atPath: file(node)).map { String(decoding: $0, as: UTF8.self) }
-        }
-
-        /// The nodes whose file holds `text`.
-        func holding(_ text: String) -> Set<String> { Set(names.filter { content($0) == text }) }
-
-        /// Waits until exactly `nodes` hold `text` and every other node holds `otherwise`.
-        @discardableResult
-        func waitFor(_ text: String, count: Int, otherwise: String, _ what: String) async throws -> Set<String> {
-            try await eventually(timeout: .seconds(30), "\(what): \(names.map { "\($0)=\(content($0) ?? "none")" })") {
-                holding(text).count == count && holding(otherwise).count == names.count - count
-            }
-            return holding(text)
-        }
-    }
-
-    /// A server, `count` agents labelled role=web, and a template per node rendering
-    /// `app/app.yaml` into the node's own file (the agents share this machine's disk).
-    func withFleet(count: Int, _ body: (Fleet) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory(prefix: "capstan-rollout-fleet")
-        defer { directory.remove() }
-        try FileManager.default.createDirectory(atPath: directory.file("out"), withIntermediateDirectories: true)
-        try await ServerProcess.with(
-            dataDirectory: directory.file("data"), extraArguments: ["--join-token", Self.joinToken, "--heartbeat-interval", "200ms", "--metrics-interval", "200ms"]
-        ) { server in
-            let client = CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
-            _ = try await client.createNamespace("app")
-            _ = try await client.put("app/conf.mustache", content: Data("port {{port}}\n".utf8))
-            _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
-            let names = (0..<count).map { "node-\($0)" }
-            let fleet = Fleet(server: server, directory: directory, client: client, names: names)
-            for name in names {
-                _ = try await client.putTemplate(
-                    "conf-\(name)",
-                    TemplateSpec(selector: "name=\(name)", source: "app/conf.mustache", dest: fleet.file(name), data: ["app/app.yaml"]))
-            }
-            var agents: [ChildProcess] = []
-            defer { for agent in agents { agent.signal(SIGKILL) } }
-            for name in names {
-                agents.append(
-                    try await AgentProcess.start(
-                        server: server.url, dataDirectory: directory.file("agent-\(name)"), name: name, joinToken: Self.joinToken,
-                        labels: ["role=web"], allowedPaths: [directory.file("out")]))
-            }
-            try await fleet.waitFor("port 1\n", count: count, otherwise: "", "every node renders the main version")
-            try await ServerProcess.explaining(["server": server]) { try await body(fleet) }
-            for agent in agents { await agent.stop() }
-        }
-    }
-
     @Test func membersRenderTheCandidateStepByStepAndAbortAndPromoteReachTheFleet() async throws {
-        try await withFleet(count: 10) { fleet in
+        try await RolloutFixture.with(count: 10) { fleet, _ in
             #expect(try await fleet.capstan(["rollout", "start", "web-v2", "-s", "role=web", "--percent", "10", "--steps", "10,50,100"]).status == 0)
             let put = try await fleet.capstan(["config", "put", "app/app.yaml", "--rollout", "web-v2"], stdin: "port: 2\n")
             #expect(put.status == 0, "\(put.stderr)")
@@ -104,7 +39,7 @@ struct RolloutFleetTests {
     }
 
     @Test func aMembersCheckTurningCriticalAbortsAndRestoresTheMainFile() async throws {
-        try await withFleet(count: 3) { fleet in
+        try await RolloutFixture.with(count: 3) { fleet, _ in
             let broken = fleet.directory.file("broken")
             let check = try await fleet.capstan([
                 "check", "put", "ok", "-s", "role=web", "--shell", "--command", "test ! -e \(broken)", "--interval", "100ms", "--timeout",
@@ -162,7 +97,7 @@ struct RolloutFleetTests {
 
 extension RolloutFleetTests {
     @Test func aNodeCountRollsTemplateDefinitionsToExactlyThatManyNodes() async throws {
-        try await withFleet(count: 3) { fleet in
+        try await RolloutFixture.with(count: 3) { fleet, _ in
             _ = try await fleet.client.put("app/conf-v2.mustache", content: Data("listen {{port}}\n".utf8))
             #expect(try await fleet.capstan(["rollout", "start", "listen", "--nodes", "1", "--steps", "1,2"]).status == 0)
             for name in fleet.names {
@@ -193,7 +128,7 @@ extension RolloutFleetTests {
     }
 
     @Test func failingTemplatesAndMetricsPauseTheRollout() async throws {
-        try await withFleet(count: 2) { fleet in
+        try await RolloutFixture.with(count: 2) { fleet, _ in
             // A candidate every member fails to render (no port): the gate pauses the rollout.
             let start = try await fleet.capstan([
                 "rollout", "start", "broken", "--percent", "100", "--gate", "template-failures=0", "--on-failure", "pause",
