@@ -29,37 +29,20 @@ struct AgentsCommand: AsyncParsableCommand {
             agent and its CPU during the pushes.
             """)
 
-    @Option(help: "Agent counts, comma-separated.") var agents: String = "1000,10000"
+    @OptionGroup var fleet: FleetOptions
     @Option(help: "Pushes (and etcd puts) measured per count; the report gives medians.") var runs: Int = 3
-    @Option(help: "Directory for the servers' data (default: the system temporary directory).") var workDir: String?
-    @Option(help: "Path of the etcd binary.") var etcd: String = "/usr/bin/etcd"
-    @Option(help: "CapstanBench binary to run as the Capstan server (default: this one), to compare two builds' servers with the same simulated agents.")
-    var serverBinary: String?
-
-    var counts: [Int] {
-        get throws {
-            let values = agents.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--agents must be positive counts") }
-            return values
-        }
-    }
 
     func validate() throws {
-        _ = try counts
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
     }
 
     func run() async throws {
         FileLimit.raise()
-        let counts = try self.counts
-        var plan = BenchPlan()
+        let counts = try fleet.counts
         // Room in the HTTP pool for every round's etcd watchers (one connection each, and a
         // closed round's may linger) and the enrollments: a watch queued behind the limit would
         // wait forever.
-        plan.clientCounts = [counts.reduce(0, +) + 64]
-        plan.etcdPath = etcd
-        plan.serverExecutable = serverBinary
-        if let workDir { plan.workDirectory = workDir }
+        let plan = fleet.plan(connections: counts.reduce(0, +) + 64)
         let commandLine = (["CapstanBench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let loadBefore = ProcessCPU.loadAverage()
         var results: [FleetResult] = []
