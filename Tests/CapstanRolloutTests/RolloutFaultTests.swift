@@ -80,39 +80,22 @@ extension RolloutFaultTests {
     /// The replica that steps a rollout dies mid-way: the other takes the lock once its lease
     /// runs out and carries on, each step still taken once.
     @Test func aReplicaKilledMidRolloutLeavesTheOtherToFinishIt() async throws {
-        try await EtcdProcess.with { etcd in
-            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
-            let arguments = ["--store", store, "--lock-ttl", "2"]
-            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
-            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: arguments)
-            defer { for server in [first, second] { server.process.signal(SIGKILL) } }
-            try await ServerProcess.explaining(["first": first, "second": second]) {
-                let client = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
-                _ = try await client.createNamespace("app")
-                _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
-                _ = try await client.startRollout(
-                    "survives", RolloutSpec(percentSteps: [10, 20, 30, 40, 100], stepIntervalMilliseconds: 1000, autoPromote: true))
-                _ = try await client.putCandidate("app/app.yaml", rollout: "survives", content: Data("port: 2\n".utf8))
-                try await eventually(timeout: .seconds(20), "the first step") {
-                    try await client.rollout("survives").transitions.contains { $0.action == "step" }
-                }
-                // Kill whichever replica holds the rollouts' lock (its value is HOST/PID/RANDOM).
-                let etcdStore = try await EtcdStore(endpoints: [etcd.clientURL], prefix: "")
-                let held = try #require(try await etcdStore.get("/capstan/locks/rollouts"))
-                let pid = Int32(String(decoding: held.value, as: UTF8.self).split(separator: "/").dropFirst().first ?? "")
-                let (killed, survivor) = pid == first.process.pid ? (first, second) : (second, first)
-                #expect([first.process.pid, second.process.pid].contains(pid))
-                killed.process.signal(SIGKILL)
-                let other = CapstanClient(server: survivor.url, author: "test", token: TestAuth.rootToken)
-                var info: RolloutInfo?
-                try await eventually(timeout: .seconds(40), "promoted by the survivor: \(String(describing: info?.transitions))") {
-                    info = try await other.rollout("survives")
-                    return info?.state == .promoted
-                }
-                #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "step", "step", "promote"])
-                #expect(String(decoding: try await other.get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
-                await survivor.process.stop()
+        try await ReplicatedRollout.with("survives", arguments: ["--lock-ttl", "2"]) { rollout in
+            let (first, second) = (rollout.first, rollout.second)
+            try await eventually(timeout: .seconds(20), "the first step") {
+                try await rollout.client(first).rollout("survives").transitions.contains { $0.action == "step" }
             }
+            // Kill whichever replica holds the rollouts' lock (its value is HOST/PID/RANDOM).
+            let etcdStore = try await EtcdStore(endpoints: [rollout.etcd.clientURL], prefix: "")
+            let held = try #require(try await etcdStore.get("/capstan/locks/rollouts"))
+            let pid = Int32(String(decoding: held.value, as: UTF8.self).split(separator: "/").dropFirst().first ?? "")
+            let (killed, survivor) = pid == first.process.pid ? (first, second) : (second, first)
+            #expect([first.process.pid, second.process.pid].contains(pid))
+            killed.process.signal(SIGKILL)
+            let info = try await rollout.promoted(through: survivor, "promoted by the survivor")
+            #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "step", "step", "promote"])
+            #expect(String(decoding: try await rollout.client(survivor).get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
+            await survivor.process.stop()
         }
     }
 }

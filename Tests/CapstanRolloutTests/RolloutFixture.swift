@@ -93,3 +93,46 @@ struct RolloutFixture: Sendable {
         }
     }
 }
+
+/// Two replicas on one real etcd, with a rollout `name` of `app/app.yaml` ("port: 1", candidate
+/// "port: 2") that steps itself every second through 10, 20, 30, 40 and 100 % and promotes itself.
+struct ReplicatedRollout: Sendable {
+    let etcd: EtcdProcess
+    let first: ServerProcess
+    let second: ServerProcess
+    let name: String
+
+    func client(_ server: ServerProcess) -> CapstanClient {
+        CapstanClient(server: server.url, author: "test", token: TestAuth.rootToken)
+    }
+
+    /// Waits until `server` reads the rollout promoted; answers it.
+    func promoted(through server: ServerProcess, _ what: String) async throws -> RolloutInfo? {
+        var info: RolloutInfo?
+        try await eventually(timeout: .seconds(40), "\(what): \(String(describing: info?.transitions))") {
+            info = try await client(server).rollout(name)
+            return info?.state == .promoted
+        }
+        return info
+    }
+
+    /// Runs `body` on two replicas started with `arguments` (beside `--store`), the rollout started.
+    static func with(_ name: String, arguments: [String] = [], _ body: @Sendable (ReplicatedRollout) async throws -> Void) async throws {
+        try await EtcdProcess.with { etcd in
+            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
+            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--store", store] + arguments)
+            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--store", store] + arguments)
+            defer { for server in [first, second] { server.process.signal(SIGKILL) } }
+            try await ServerProcess.explaining(["first": first, "second": second]) {
+                let replicated = ReplicatedRollout(etcd: etcd, first: first, second: second, name: name)
+                let client = replicated.client(first)
+                _ = try await client.createNamespace("app")
+                _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
+                _ = try await client.startRollout(
+                    name, RolloutSpec(percentSteps: [10, 20, 30, 40, 100], stepIntervalMilliseconds: 1000, autoPromote: true))
+                _ = try await client.putCandidate("app/app.yaml", rollout: name, content: Data("port: 2\n".utf8))
+                try await body(replicated)
+            }
+        }
+    }
+}

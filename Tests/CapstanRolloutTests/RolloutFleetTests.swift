@@ -165,31 +165,14 @@ extension RolloutFleetTests {
 
 extension RolloutFleetTests {
     @Test func twoReplicasOnEtcdStepARolloutOnceEach() async throws {
-        try await EtcdProcess.with { etcd in
-            let store = "etcd://" + etcd.clientURL.dropFirst("http://".count)
-            let first = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--store", store])
-            let second = try await ServerProcess.start(dataDirectory: nil, extraArguments: ["--store", store])
-            defer { for server in [first, second] { server.process.signal(SIGKILL) } }
-            try await ServerProcess.explaining(["first": first, "second": second]) {
-                let client = CapstanClient(server: first.url, author: "test", token: TestAuth.rootToken)
-                _ = try await client.createNamespace("app")
-                _ = try await client.put("app/app.yaml", content: Data("port: 1\n".utf8))
-                _ = try await client.startRollout(
-                    "both", RolloutSpec(percentSteps: [10, 20, 30, 40, 100], stepIntervalMilliseconds: 1000, autoPromote: true))
-                _ = try await client.putCandidate("app/app.yaml", rollout: "both", content: Data("port: 2\n".utf8))
-                let other = CapstanClient(server: second.url, author: "test", token: TestAuth.rootToken)
-                var info: RolloutInfo?
-                try await eventually(timeout: .seconds(40), "promoted by the replicas: \(String(describing: info?.transitions))") {
-                    info = try await other.rollout("both")
-                    return info?.state == .promoted
-                }
-                // Each step once, whichever replica held the lock: never two steps for one interval.
-                #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "step", "step", "promote"])
-                #expect(info?.transitions.filter { $0.action == "step" }.map(\.detail).map { $0.prefix(8) } == ["to 20%: ", "to 30%: ", "to 40%: ", "to 100%:"])
-                #expect(String(decoding: try await other.get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
-            }
-            await first.process.stop()
-            await second.process.stop()
+        try await ReplicatedRollout.with("both") { rollout in
+            let info = try await rollout.promoted(through: rollout.second, "promoted by the replicas")
+            // Each step once, whichever replica held the lock: never two steps for one interval.
+            #expect(info?.transitions.map(\.action) == ["start", "candidate", "step", "step", "step", "step", "promote"])
+            #expect(info?.transitions.filter { $0.action == "step" }.map(\.detail).map { $0.prefix(8) } == ["to 20%: ", "to 30%: ", "to 40%: ", "to 100%:"])
+            #expect(String(decoding: try await rollout.client(rollout.second).get("app/app.yaml").content, as: UTF8.self) == "port: 2\n")
+            await rollout.first.process.stop()
+            await rollout.second.process.stop()
         }
     }
 }
