@@ -14,6 +14,7 @@ extension SQLiteStore {
         var results: [Result<Outcome, any Error>] = []
         do {
             try pool.write { db in
+                let statements = try RowStatements(db, writing: true)
                 for write in batch {
                     switch write {
                     case .txn(let request):
@@ -25,7 +26,8 @@ extension SQLiteStore {
                                 .success(
                                     .txn(
                                         try Self.apply(
-                                            request, db: db, revision: &revision, compacted: compacted, events: &events))))
+                                            request, db: db, statements: statements, revision: &revision, compacted: compacted,
+                                            events: &events))))
                         } catch let error as StoreError {
                             results.append(.failure(error))
                         }
@@ -90,7 +92,9 @@ extension SQLiteStore {
             return try readSnapshot { db in
                 var (revision, compacted) = try Self.readRevisions(db)
                 var events: [WatchEvent] = []
-                return try Self.apply(request, db: db, revision: &revision, compacted: compacted, events: &events)
+                return try Self.apply(
+                    request, db: db, statements: try RowStatements(db, writing: false), revision: &revision, compacted: compacted,
+                    events: &events)
             }
         } catch let error as StoreError {
             throw error
@@ -104,6 +108,7 @@ extension SQLiteStore {
     private static func apply(
         _ request: TxnRequest,
         db: Database,
+        statements: RowStatements,
         revision: inout Int64,
         compacted: Int64,
         events: inout [WatchEvent]
@@ -116,7 +121,7 @@ extension SQLiteStore {
             if let known = seen[compare.key], !needsValue || known?.hasValue != false {
                 state = known
             } else {
-                state = try current(compare.key, db: db, withValue: needsValue)
+                state = try current(compare.key, db: db, statements: statements, withValue: needsValue)
             }
             seen[compare.key] = state
             if !compare.holds(for: state?.kv) {
@@ -133,12 +138,11 @@ extension SQLiteStore {
         for op in ops {
             switch op {
             case .put(let key, let value, let lease):
-                let keyBytes = Data(key.utf8)
                 let existing: Current?
                 if let known = seen[key] {
                     existing = known
                 } else {
-                    existing = try current(key, db: db, withValue: false)
+                    existing = try current(key, db: db, statements: statements, withValue: false)
                 }
                 let kv = KeyValue(
                     key: key,
@@ -148,20 +152,8 @@ extension SQLiteStore {
                     version: (existing?.kv.version ?? 0) + 1,
                     lease: lease == 0 ? nil : lease
                 )
-                try db.cachedExecute(
-                    sql: """
-                        INSERT INTO kv_rev (revision, sub, key, value, create_revision, version, lease, deleted, prev_revision, prev_sub)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-                        """,
-                    arguments: [next, sub, keyBytes, value, kv.createRevision, kv.version, kv.lease, existing?.kv.modRevision, existing?.sub])
-                try db.cachedExecute(
-                    sql: """
-                        INSERT INTO kv (key, create_revision, mod_revision, sub, version, lease)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (key) DO UPDATE SET mod_revision = excluded.mod_revision, sub = excluded.sub,
-                            version = excluded.version, lease = excluded.lease
-                        """,
-                    arguments: [keyBytes, kv.createRevision, next, sub, kv.version, kv.lease])
+                try statements.insertHistory(kv, sub: sub, replacing: existing.map { ($0.kv.modRevision, $0.sub) })
+                try statements.upsertCurrent(kv, sub: sub)
                 sub += 1
                 wrote = true
                 events.append(WatchEvent(kind: .put, kv: kv))
@@ -238,16 +230,16 @@ extension SQLiteStore {
     }
 
     /// Reads the value from history only when a compare needs it: most writes compare revisions.
-    private static func current(_ key: String, db: Database, withValue: Bool) throws -> Current? {
-        let sql =
-            withValue
-            ? """
+    private static func current(_ key: String, db: Database, statements: RowStatements, withValue: Bool) throws -> Current? {
+        guard withValue else {
+            return try statements.current(key).map { Current(kv: $0.kv, sub: $0.sub, hasValue: false) }
+        }
+        let sql = """
             SELECT kv.key, r.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease, kv.sub
             FROM kv JOIN kv_rev AS r ON r.revision = kv.mod_revision AND r.sub = kv.sub WHERE kv.key = ?
             """
-            : "SELECT key, x'', create_revision, mod_revision, version, lease, sub FROM kv WHERE key = ?"
         return try db.cachedRow(sql: sql, arguments: [Data(key.utf8)]).map {
-            Current(kv: keyValue($0), sub: $0[6], hasValue: withValue)
+            Current(kv: keyValue($0), sub: $0[6], hasValue: true)
         }
     }
 
