@@ -8,6 +8,8 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
     public let namespace: String
     /// One or more segments separated by "/".
     public let path: String
+    /// `NAMESPACE/PATH`, kept whole: a write uses it for its lock, its store keys and its answer.
+    public let description: String
 
     /// Parses `NAMESPACE/PATH`.
     ///
@@ -41,6 +43,7 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
         try Self.validatePath(path, offset: namespace.count + 1, of: string, isPrefix: false)
         self.namespace = namespace
         self.path = path
+        self.description = string
     }
 
     /// Builds a key from its two parts.
@@ -51,7 +54,10 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
         try self.init("\(namespace)/\(path)")
     }
 
-    public var description: String { "\(namespace)/\(path)" }
+    // The parts follow from the whole text: equality and hashing need only it.
+    public static func == (lhs: ConfigKey, rhs: ConfigKey) -> Bool { lhs.description == rhs.description }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
     /// The lowercased extension of the last path segment, or nil when it has none.
     public var fileExtension: String? {
@@ -78,6 +84,14 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
     static func validatePath(
         _ path: String, offset: Int, of whole: String, isPrefix: Bool
     ) throws(CapstanError) {
+        // Every write and read checks its key: the usual valid one passes in one scan of its
+        // bytes; the walk below only runs to name what is wrong.
+        if isPlainValidPath(path, isPrefix: isPrefix) { return }
+        try checkSegments(path, offset: offset, of: whole, isPrefix: isPrefix)
+    }
+
+    /// Walks `path`'s segments and throws for the first problem, with its position.
+    static func checkSegments(_ path: String, offset: Int, of whole: String, isPrefix: Bool) throws(CapstanError) {
         let what = isPrefix ? "prefix" : "key"
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         var position = offset + 1
@@ -107,6 +121,25 @@ public struct ConfigKey: Hashable, Sendable, CustomStringConvertible, Comparable
             }
             position += segment.count + 1
         }
+    }
+
+    /// True when `path` is valid: allowed bytes only, no empty, "." or ".." segment (a prefix's
+    /// last segment may be any of those).
+    static func isPlainValidPath(_ path: String, isPrefix: Bool) -> Bool {
+        var segmentLength = 0
+        var dots = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") {
+                if segmentLength == 0 || dots == segmentLength && dots <= 2 { return false }
+                segmentLength = 0
+                dots = 0
+                continue
+            }
+            guard isAllowedInPath(byte: byte) else { return false }
+            segmentLength += 1
+            if byte == UInt8(ascii: ".") { dots += 1 }
+        }
+        return isPrefix || (segmentLength > 0 && !(dots == segmentLength && dots <= 2))
     }
 
     static func isAllowedInPath(byte: UInt8) -> Bool {

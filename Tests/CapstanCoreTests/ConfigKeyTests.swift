@@ -80,4 +80,30 @@ import Testing
             try JSONDecoder().decode([ConfigKey].self, from: Data(#"["prod"]"#.utf8))
         }
     }
+
+    /// The one-scan check of the usual key agrees with the segment walk that explains a bad
+    /// one, on every path of up to five characters over an alphabet with each kind of trouble.
+    @Test func theQuickPathCheckAgreesWithTheSegmentWalk() {
+        let alphabet = ["a", ".", "/", "-", "é", " "]
+        var paths = [""]
+        var frontier = [""]
+        for _ in 1...5 {
+            frontier = frontier.flatMap { path in alphabet.map { path + $0 } }
+            paths += frontier
+        }
+        for path in paths {
+            for isPrefix in [false, true] {
+                let walked = (try? ConfigKey.checkSegments(path, offset: 5, of: "prod/" + path, isPrefix: isPrefix)) != nil
+                #expect(ConfigKey.isPlainValidPath(path, isPrefix: isPrefix) == walked, "\(path.debugDescription) prefix: \(isPrefix)")
+            }
+        }
+    }
+
+    @Test func keysAreEqualAndHashedByTheirText() throws {
+        let key = try ConfigKey("prod/a/b.yaml")
+        let same = try ConfigKey(namespace: "prod", path: "a/b.yaml")
+        #expect(key == same)
+        #expect(Set([key, same]).count == 1)
+        #expect(key != (try ConfigKey("prod/a/b.yml")))
+    }
 }

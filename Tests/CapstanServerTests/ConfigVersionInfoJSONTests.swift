@@ -22,7 +22,18 @@ struct ConfigVersionInfoJSONTests {
             sha256: String(repeating: "ab", count: 32), author: text, comment: text,
             time: Date(timeIntervalSince1970: 1_795_000_000.75))
         let expected = String(decoding: try HTTPHelpers.encoder.encode(info), as: UTF8.self)
-        #expect(info.encodedJSON() == expected)
+        #expect(String(decoding: info.encodedJSON(), as: UTF8.self) == expected)
+    }
+
+    /// The optional fields and times from the epoch's first second to a leap day far ahead.
+    @Test(arguments: [0, 951_782_400.5, 1_795_000_000.999, 32_503_680_000])
+    func versionJSONWithRolloutAndSecretMatchesJSONEncoder(_ seconds: Double) throws {
+        let info = ConfigVersionInfo(
+            key: "prod/a/b.yaml", revision: 1, version: 1, action: .delete, format: .text, size: 0,
+            sha256: String(repeating: "0", count: 64), author: "ops", comment: "", time: Date(timeIntervalSince1970: seconds),
+            secret: true, rollout: "canary-\"1\"")
+        let expected = String(decoding: try HTTPHelpers.encoder.encode(info), as: UTF8.self)
+        #expect(String(decoding: info.encodedJSON(), as: UTF8.self) == expected)
     }
 
     /// The audit log hashes the hand-written JSON; `audit verify` and anyone checking the chain

@@ -61,6 +61,12 @@ public final class AccessControl: Sendable {
     let store: any KeyValueStore
     let logger: Logger
     private let cache = Mutex(Cache())
+    /// Bearer tokens that checked out lately, each with its id and the secret hash it matched:
+    /// the next request with the same token skips the split and the SHA-256. Held in memory only,
+    /// as the request that carried them was; a token whose record changed or went is checked
+    /// afresh (and refused). At most `verifiedLimit` are held; past it the memo starts over.
+    private let verified = Mutex<[String: (id: String, secretHash: String)]>([:])
+    static let verifiedLimit = 4096
     /// Requests held open on a token, told when it stops working.
     let watchers = TokenWatchers()
 
@@ -107,9 +113,18 @@ public final class AccessControl: Sendable {
     /// The caller a bearer token stands for.
     /// - Throws: `unauthorized` for an unknown, revoked or expired token.
     public func authenticate(_ token: String) async throws -> Caller {
+        if let known = verified.withLock({ $0[token] }), let record = try await tokenRecord(known.id),
+            record.secretHash == known.secretHash
+        {
+            return try await caller(record)
+        }
         let (id, secret) = Self.parse(token)
         guard let record = try await tokenRecord(id), NodeRegistry.constantTimeEqual(Self.hash(secret), record.secretHash) else {
             throw CapstanError(.unauthorized, "the token is unknown or revoked")
+        }
+        verified.withLock { verified in
+            if verified.count >= Self.verifiedLimit { verified.removeAll(keepingCapacity: true) }
+            verified[token] = (id, record.secretHash)
         }
         return try await caller(record)
     }

@@ -405,8 +405,9 @@ public actor AuditLog {
     // MARK: Coding
 
     static func key(_ sequence: Int64) -> String {
-        let digits = String(sequence)
-        return StoreLayout.audit + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+        var bytes = Array(StoreLayout.audit.utf8)
+        ASCIIDecimal.append(sequence, width: 20, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static let encoder: JSONEncoder = {

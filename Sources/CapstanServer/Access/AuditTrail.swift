@@ -42,6 +42,7 @@ struct AuditTrail: Sendable {
         var draft = draft
         draft.allowed = true
         var request = request
+        var context = context
         do {
             if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
                 // Left for the route to refuse with its own message; nothing was hashed.
@@ -49,7 +50,10 @@ struct AuditTrail: Sendable {
                 // A secret's hash would let a guess be checked offline: not recorded.
             } else {
                 let body = try await Self.collectBody(&request, upTo: maxBody)
-                if body.readableBytes > 0 { draft.contentHash = Self.sha256(body) }
+                if body.readableBytes > 0 {
+                    draft.contentHash = Self.sha256(body)
+                    context.bodySHA256 = draft.contentHash
+                }
             }
             draft.revisionBefore = try? await store.status().revision
             let response = try await next(request, context)

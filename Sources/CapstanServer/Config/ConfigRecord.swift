@@ -30,14 +30,16 @@ struct ConfigRecord: Sendable {
     var header: Header
     var content: Data
 
-    /// - Parameter dataKeyID: for a secret, its data key; `content` is then the ciphertext.
+    /// - Parameters:
+    ///   - dataKeyID: for a secret, its data key; `content` is then the ciphertext.
+    ///   - sha256: the content's SHA-256 in hex when the caller computed it already.
     init(
         sequence: Int64, action: ConfigVersionInfo.Action, format: ConfigFormat, content: Data, author: String, comment: String, time: Date,
-        dataKeyID: String? = nil
+        dataKeyID: String? = nil, sha256: String? = nil
     ) {
         self.header = Header(
             sequence: sequence, action: action, format: format, size: content.count,
-            sha256: Self.hex(SHA256.hash(data: content)), author: author, comment: comment, time: time, dataKeyID: dataKeyID)
+            sha256: sha256 ?? Self.hex(SHA256.hash(data: content)), author: author, comment: comment, time: time, dataKeyID: dataKeyID)
         self.content = content
     }
 
@@ -50,13 +52,30 @@ struct ConfigRecord: Sendable {
 
     func encoded() throws -> Data {
         let millis = Int64((header.time.timeIntervalSince1970 * 1000).rounded())
-        var fields = [
-            header.dataKeyID == nil ? Self.schema : Self.secretSchema, String(header.sequence), header.action.rawValue,
-            header.format.rawValue, String(header.size), header.sha256, String(millis), Self.escape(header.author), Self.escape(header.comment),
-        ]
-        if let dataKeyID = header.dataKeyID { fields.append(dataKeyID) }
-        var data = Data(fields.joined(separator: "\t").utf8)
-        data.append(0x0A)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + header.author.utf8.count + header.comment.utf8.count)
+        func field(_ text: String) {
+            bytes += text.utf8
+            bytes.append(0x09)
+        }
+        func number(_ value: Int64) {
+            ASCIIDecimal.append(value, to: &bytes)
+            bytes.append(0x09)
+        }
+        field(header.dataKeyID == nil ? Self.schema : Self.secretSchema)
+        number(header.sequence)
+        field(header.action.rawValue)
+        field(header.format.rawValue)
+        number(Int64(header.size))
+        field(header.sha256)
+        number(millis)
+        field(Self.escape(header.author))
+        field(Self.escape(header.comment))
+        if let dataKeyID = header.dataKeyID { field(dataKeyID) }
+        // The last field ends with the newline, not a tab.
+        bytes[bytes.count - 1] = 0x0A
+        var data = Data(capacity: bytes.count + content.count)
+        data.append(contentsOf: bytes)
         data.append(content)
         return data
     }
@@ -118,8 +137,8 @@ struct ConfigRecord: Sendable {
 
     // By unicode scalar, not Character: "\r\n" is one Character and would slip through.
     static func escape(_ text: String) -> String {
-        let special: Set<Unicode.Scalar> = ["\\", "\t", "\n", "\r"]
-        guard text.unicodeScalars.contains(where: special.contains) else { return text }
+        // The special characters are ASCII, so a byte scan finds them (and most text has none).
+        guard text.utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return text }
         var escaped = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -12,6 +12,8 @@ extension ConfigService {
     ///   - ifRevision: write only if the key's current revision is this (0: only if absent).
     ///   - secret: store the content encrypted (see `seal`). A secret's content is not parsed, so
     ///     that no error message can quote it.
+    ///   - contentSHA256: the content's SHA-256 in hex when the caller has it already (the audit
+    ///     trail hashes every body it records); plain content only.
     /// - Throws: `invalid_content` with line and column when the content does not parse,
     ///   `precondition_failed` when `ifRevision` does not match.
     @discardableResult
@@ -22,7 +24,8 @@ extension ConfigService {
         comment: String = "",
         author: String,
         ifRevision: Int64? = nil,
-        secret: Bool = false
+        secret: Bool = false,
+        contentSHA256: String? = nil
     ) async throws -> ConfigVersionInfo {
         let format = format ?? ConfigFormat.infer(fromPath: key.path)
         guard secret else {
@@ -30,7 +33,7 @@ extension ConfigService {
             return try await write(key, author: author, ifRevision: ifRevision) { sequence in
                 ConfigRecord(
                     sequence: sequence, action: .put, format: format, content: content,
-                    author: author, comment: comment, time: Date())
+                    author: author, comment: comment, time: Date(), sha256: contentSHA256)
             }
         }
         try checkSize(content, key: key)

@@ -103,9 +103,15 @@ enum StoreLayout {
     /// History entries of a key sort by a zero-padded sequence number; "@" cannot occur in a key.
     static func historyPrefix(_ key: ConfigKey) -> String { history + key.description + "@" }
 
+    /// `history/KEY@SEQUENCE`, the sequence zero-padded to 20 digits so that keys sort by it.
     static func history(_ key: ConfigKey, sequence: Int64) -> String {
-        let digits = String(sequence)
-        return historyPrefix(key) + String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Self.history.utf8.count + key.description.utf8.count + 21)
+        bytes += Self.history.utf8
+        bytes += key.description.utf8
+        bytes.append(UInt8(ascii: "@"))
+        ASCIIDecimal.append(sequence, width: 20, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func historyNamespacePrefix(_ namespace: String) -> String { history + namespace + "/" }

@@ -10,6 +10,9 @@ public struct CapstanRequestContext: RequestContext, RemoteAddressRequestContext
     public var caller: Caller?
     /// Set with `caller`: how long the request may go on acting as it (streams end with it).
     var callerLifetime: CallerLifetime?
+    /// The SHA-256 (hex) of the request's body as the audit trail read it, for a route that
+    /// stores that body and records its hash too; nil when the body was not hashed.
+    var bodySHA256: String?
     /// On console routes: the session's CSRF token, which its pages put in their forms.
     var consoleCSRF: String?
     /// The connection, for the client certificate an agent presents.

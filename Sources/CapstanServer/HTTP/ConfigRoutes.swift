@@ -73,7 +73,8 @@ struct ConfigRoutes {
         if try Self.flag(request, "force") { try await rollouts.abortHolding(key, actor: context.author(request)) }
         let info = try await service.put(
             key, content: Data(buffer: body), format: format, comment: HTTPHelpers.string(request, "comment") ?? "",
-            author: context.author(request), ifRevision: try ifMatch(request), secret: try Self.secretFlag(request))
+            author: context.author(request), ifRevision: try ifMatch(request), secret: try Self.secretFlag(request),
+            contentSHA256: context.bodySHA256)
         return HTTPHelpers.json(info, headers: [.eTag: HTTPHelpers.etag(info.revision)])
     }
 

@@ -43,7 +43,7 @@ enum HTTPHelpers {
     static func json(_ info: ConfigVersionInfo, headers: HTTPFields = [:]) -> Response {
         var fields: HTTPFields = [.contentType: "application/json"]
         fields.append(contentsOf: headers)
-        return Response(status: .ok, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(string: info.encodedJSON())))
+        return Response(status: .ok, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: info.encodedJSON())))
     }
 
     /// Decodes a JSON request body, refusing what the strict parser refuses first: above all a

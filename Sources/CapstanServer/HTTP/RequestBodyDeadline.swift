@@ -15,7 +15,9 @@ import NIOHTTPTypes
 /// arrive while the connection lingers to close), and whatever the route writes is dropped.
 ///
 /// A request whose head says it has no body (no `Content-Length`, no `Transfer-Encoding`) starts
-/// no clock. Sits after the HTTP decoder, beside `NextHeadDeadline`.
+/// no clock. The clock starts at the head, but its timer is set only when a read ends with the
+/// body still coming: most bodies arrive with their head, and a timer set and cancelled per
+/// request was a visible share of a small put. Sits after the HTTP decoder, beside `NextHeadDeadline`.
 final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -24,6 +26,8 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let timeout: TimeAmount
     private var timer: Scheduled<Void>?
+    /// When the body being read must be whole; nil when no body is awaited.
+    private var deadline: NIODeadline?
     /// An answer to the request being read has started.
     private var answered = false
     /// The time ran out: the connection is closing, and nothing more passes either way.
@@ -44,11 +48,7 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
             answered = false
             disarm()
             if request.headerFields[.contentLength].map({ $0 != "0" }) ?? false || request.headerFields[.transferEncoding] != nil {
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                timer = context.eventLoop.scheduleTask(in: timeout) {
-                    let (handler, context) = loopBound.value
-                    handler.expire(context: context)
-                }
+                deadline = .now() + timeout
             }
         case .end:
             disarm()
@@ -56,6 +56,18 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The read ended with a body still coming: its clock runs from the head.
+        if let deadline, timer == nil, !expired {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(deadline: deadline) {
+                let (handler, context) = loopBound.value
+                handler.expire(context: context)
+            }
+        }
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -72,6 +84,7 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func expire(context: ChannelHandlerContext) {
         timer = nil
+        deadline = nil
         expired = true
         let milliseconds = timeout.nanoseconds / 1_000_000
         let limit = milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
@@ -92,6 +105,7 @@ final class RequestBodyDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func disarm() {
+        deadline = nil
         timer?.cancel()
         timer = nil
     }
