@@ -142,7 +142,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "capstan",
-            dependencies: ["CapstanCLI", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CapstanCLI", "CapstanServer", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "CapstanBench",

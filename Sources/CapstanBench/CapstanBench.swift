@@ -1,4 +1,5 @@
 import ArgumentParser
+import CapstanServer
 import Logging
 
 /// Measures Capstan against etcd (and its jobs against Ansible) on this machine; see BENCHMARKS.md.
@@ -11,7 +12,7 @@ struct CapstanBench: AsyncParsableCommand {
         defaultSubcommand: StoreCommand.self)
 
     static func main() async {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label) }
         await main(nil)
     }
 }
