@@ -174,6 +174,8 @@ public enum CapstanServer {
                 // Liveness checks, and template pushes to connected agents.
                 BackgroundService { try await registry.liveness.run() },
                 BackgroundService { try await pusher.run() },
+                // Agents' template reports, written in batches.
+                BackgroundService { await templates.runReportWriter() },
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep() },
                 BackgroundService { try await schedules.run() },

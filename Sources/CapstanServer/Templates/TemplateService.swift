@@ -89,8 +89,9 @@ public final class TemplateService: Sendable {
     // MARK: Reports and status
 
     /// Reports waiting to be written, by status key, and the last one written per key.
-    private let pendingReports = Mutex<(waiting: [String: TemplateReport], flushScheduled: Bool, lastArrival: ContinuousClock.Instant)>(
-        ([:], false, .now))
+    private let pendingReports = Mutex<(waiting: [String: TemplateReport], lastArrival: ContinuousClock.Instant)>(([:], .now))
+    /// Wakes the report writer (`runReportWriter`); holds one wake-up at most.
+    private let reportsArrived = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     private let writtenReports = Mutex<[String: TemplateReport]>([:])
     /// How long reports gather before they are written together: until none came for this long.
     static let reportBatchDelay: Duration = .milliseconds(50)
@@ -110,18 +111,21 @@ public final class TemplateService: Sendable {
         {
             return
         }
-        let schedule = pendingReports.withLock { state -> Bool in
+        pendingReports.withLock { state in
             state.waiting[key] = report
             state.lastArrival = .now
-            guard !state.flushScheduled else { return false }
-            state.flushScheduled = true
-            return true
         }
-        guard schedule else { return }
-        Task {
+        reportsArrived.continuation.yield()
+    }
+
+    /// Writes the reports agents send, in batches, until cancelled (then once more, for what
+    /// came last). One writer, so an older report never lands after a newer one of the same key.
+    func runReportWriter() async {
+        for await _ in reportsArrived.stream {
             await waitForReportsToPause()
             await flushReports()
         }
+        await flushReports()
     }
 
     /// Returns once no report came for `reportBatchDelay`, or `reportBatchMaxDelay` after the call.
@@ -137,13 +141,11 @@ public final class TemplateService: Sendable {
         }
     }
 
-    /// Writes what waits, then again while more came meanwhile: one flush at a time, so that
-    /// an older report never lands after a newer one of the same key.
+    /// Writes what waits, then again while more came meanwhile.
     private func flushReports() async {
         while true {
             let batch = pendingReports.withLock { state -> [String: TemplateReport] in
                 defer { state.waiting = [:] }
-                if state.waiting.isEmpty { state.flushScheduled = false }
                 return state.waiting
             }
             if batch.isEmpty { return }

@@ -1,0 +1,65 @@
+import CapstanCore
+import CapstanStore
+import CapstanTesting
+import Foundation
+import Logging
+import Testing
+
+@testable import CapstanServer
+
+/// Agents' template reports are written by one writer loop, in batches, not by a task per burst.
+@Suite("Template report writer")
+struct TemplateReportWriterTests {
+    private static func report(_ state: TemplateState, revision: Int64 = 1) -> TemplateReport {
+        TemplateReport(template: "app", revision: revision, state: state, error: nil, time: Date())
+    }
+
+    /// Reads the status keys of `app` once `count` of them have been written.
+    private static func awaitStatuses(_ store: any KeyValueStore, count: Int, after revision: Int64) async throws -> [String] {
+        var written: Set<String> = []
+        for try await batch in store.watch(.prefix(StoreLayout.templateStatusPrefix("app")), fromRevision: revision + 1) {
+            for event in batch where event.kind == .put { written.insert(event.kv.key) }
+            if written.count >= count { break }
+        }
+        return written.sorted()
+    }
+
+    @Test func reportsFromABurstAreWrittenTogether() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            let templates = TemplateService(store: store, logger: Logger(label: "test"))
+            _ = try await templates.put("app", TemplateSpec(selector: "", source: "app/a.mustache", dest: "/tmp/a", data: []))
+            let start = try await store.status().revision
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await templates.runReportWriter() }
+                for node in ["n1", "n2", "n3"] { templates.record(Self.report(.applied), from: node) }
+                let keys = try await Self.awaitStatuses(store, count: 3, after: start)
+                #expect(keys == ["n1", "n2", "n3"].map { StoreLayout.templateStatus("app", node: $0) })
+                // One transaction for the burst: the three keys share a revision.
+                let revisions = try await keys.asyncMap { try await store.get($0)?.modRevision }
+                #expect(Set(revisions).count == 1, "\(revisions)")
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test func reportsThatCameLastAreWrittenWhenTheWriterStops() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            let templates = TemplateService(store: store, logger: Logger(label: "test"))
+            _ = try await templates.put("app", TemplateSpec(selector: "", source: "app/a.mustache", dest: "/tmp/a", data: []))
+            templates.record(Self.report(.failed, revision: 2), from: "n1")
+            // Stopped before its batch delay is over: what waits is written on the way out.
+            let writer = Task { await templates.runReportWriter() }
+            writer.cancel()
+            await writer.value
+            #expect(try await store.get(StoreLayout.templateStatus("app", node: "n1")) != nil)
+        }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}
