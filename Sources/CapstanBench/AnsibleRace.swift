@@ -37,7 +37,8 @@ struct AnsibleRace: Sendable {
         try inventoryText().write(toFile: inventory, atomically: true, encoding: .utf8)
         let capstanJob = TimedCommand(
             executable: capstan, arguments: ["job", "run", "-s", "bench=real", "--", "true"],
-            environment: ["CAPSTAN_ADDR": servers.capstan.baseURL], logPath: directory + "/capstan-job.log")
+            environment: ["CAPSTAN_ADDR": servers.capstan.baseURL, "CAPSTAN_TOKEN": ServeCommand.benchRootToken],
+            logPath: directory + "/capstan-job.log")
         let ansibleRun = ansibleCommand(inventory: inventory, directory: directory)
         let login = try await sshLogin(directory: directory)
         progress("\(agents) real agents: one unmeasured run of each")

@@ -104,7 +104,8 @@ struct JobsCommand: AsyncParsableCommand {
         // writes are not part of a job.
         progress("\(count) agents: waiting for every node to turn healthy")
         try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
-        let api = CapstanClient(server: baseURL, author: "bench", httpClient: servers.client, watchHTTPClient: servers.client)
+        let api = CapstanClient(
+            server: baseURL, author: "bench", token: ServeCommand.benchRootToken, httpClient: servers.client, watchHTTPClient: servers.client)
         let spec = JobSpec(selector: "fleet=\(fleet.label)", command: ["true"])
         var result = SimulatedJobsResult(count: count)
         for run in 1...runs {
