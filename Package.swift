@@ -184,6 +184,7 @@ let package = Package(
             name: "CapstanServerTests",
             dependencies: [
                 "CapstanServer", "CapstanTesting",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

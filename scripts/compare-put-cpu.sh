@@ -43,7 +43,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Each wrk run writes keys of its own (`run` is set per run below), so every measured put creates a key.
 cat > "$work/put.lua" <<'EOF'
+local run = os.getenv("PUT_RUN") or "0"
 local threads = 0
 function setup(thread)
   thread:set("id", threads)
@@ -54,7 +56,7 @@ local prefix
 local value = string.rep("x", 256)
 local headers = {["Authorization"] = "Bearer capstan-bench-root-token", ["Content-Type"] = "text/plain; charset=utf-8"}
 function init(args)
-  prefix = "/v1/config/bench/p" .. id .. "-"
+  prefix = "/v1/config/bench/" .. run .. "/p" .. id .. "-"
 end
 function request()
   n = n + 1
@@ -73,11 +75,22 @@ measure() {
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
     curl -sf -o /dev/null -X POST -H "Authorization: Bearer capstan-bench-root-token" -H 'Content-Type: application/json' \
         -d '{"name":"bench"}' "http://127.0.0.1:$port/v1/namespaces"
-    wrk -t2 -c"$clients" -d2s -s "$work/put.lua" "http://127.0.0.1:$port" > /dev/null
-    local before after rate
+    PUT_RUN=warmup wrk -t2 -c"$clients" -d2s -s "$work/put.lua" "http://127.0.0.1:$port" > /dev/null
+    local before after rate report
     before=$(cpu_ticks "$server")
-    rate=$(wrk -t2 -c"$clients" -d"${seconds}s" -s "$work/put.lua" "http://127.0.0.1:$port" | awk '/Requests\/sec/ {print $2}')
+    report=$(PUT_RUN=measured wrk -t2 -c"$clients" -d"${seconds}s" -s "$work/put.lua" "http://127.0.0.1:$port")
     after=$(cpu_ticks "$server")
+    if grep -q "Non-2xx" <<<"$report"; then
+        echo "compare-put-cpu.sh: $binary refused puts:" >&2
+        echo "$report" >&2
+        exit 1
+    fi
+    rate=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
+    if [[ -z "$rate" ]] || ! python3 -c "import sys; sys.exit(0 if float('$rate') > 0 else 1)"; then
+        echo "compare-put-cpu.sh: $binary served no puts:" >&2
+        echo "$report" >&2
+        exit 1
+    fi
     kill "$server"; wait "$server" 2>/dev/null || true; server=""
     local ticks_per_second
     ticks_per_second=$(getconf CLK_TCK)

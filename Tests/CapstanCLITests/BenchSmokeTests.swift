@@ -16,10 +16,12 @@ struct BenchSmokeTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-smoke-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let process = try ChildProcess(path: benchPath, arguments: arguments + ["--work-dir", directory])
+        let process = try ChildProcess(path: benchPath, arguments: arguments + ["--work-dir", directory, "--etcd", EtcdProcess.path])
         process.closeInput()
-        let status = try await withTimeout(timeout, "CapstanBench \(arguments.joined(separator: " "))") { await process.exitStatus() }
-        return CapstanBinary.Result(status: status, stdout: process.output, stderr: process.errorOutput)
+        return try await process.stopping {
+            let status = try await withTimeout(timeout, "CapstanBench \(arguments.joined(separator: " "))") { await process.exitStatus() }
+            return CapstanBinary.Result(status: status, stdout: process.output, stderr: process.errorOutput)
+        }
     }
 
     @Test func aJobOnTenSimulatedAgentsIsMeasured() async throws {

@@ -552,6 +552,42 @@ struct AccessTests {
 extension AccessTests {
     /// A store watch that stalls without failing does not keep a revoked token alive: the cache
     /// is read afresh on its own clock.
+    /// The audit trail hashes a write's body and the stored version reuses that hash: both must
+    /// be SHA-256 of the body, in lowercase hex, the same in the answer, the history and the log.
+    @Test func aWritesRecordedHashIsTheSHA256OfItsBody() async throws {
+        try await Self.withRouter { fixture in
+            #expect(try await fixture.send(.post, "/v1/namespaces", body: #"{"name":"prod"}"#).status == .created)
+            let body = "a: 1\nb: ünïcödé\n"
+            let expected = SHA256.hash(data: Data(body.utf8)).map { String(format: "%02x", $0) }.joined()
+            let put = try await fixture.send(.put, "/v1/config/prod/app.yaml", body: body)
+            #expect(put.status == .ok)
+            let info = try AccessTests.decoder.decode(ConfigVersionInfo.self, from: Data(buffer: put.body))
+            #expect(info.sha256 == expected)
+            let history = try await fixture.send(.get, "/v1/history/prod/app.yaml")
+            #expect(String(buffer: history.body).contains(expected), "\(String(buffer: history.body))")
+            let entry = try await fixture.audit().first { $0.resource == "/v1/config/prod/app.yaml" && $0.method == "PUT" }
+            #expect(entry?.contentHash == expected)
+        }
+    }
+
+    /// A token that checked out is remembered, not trusted: the same id with another secret is
+    /// refused, and a revoked token is refused at once.
+    @Test func aRememberedTokenStillNeedsItsSecretAndItsRecord() async throws {
+        try await StoreEngine.sqlite.withStore { store in
+            _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)
+            let access = AccessControl(store: store)
+            let root = try await access.authenticate(TestAuth.rootToken)
+            let created = try await access.createToken(TokenSpec(role: "viewer", description: "remembered"), by: root)
+            #expect(try await access.authenticate(created.token).tokenID == created.info.id)
+            #expect(try await access.authenticate(created.token).tokenID == created.info.id, "from the memory of verified tokens")
+            let forged = "cap_\(created.info.id)_" + String(repeating: "x", count: 24)
+            await #expect(throws: CapstanError.self) { try await access.authenticate(forged) }
+            #expect(try await access.authenticate(created.token).tokenID == created.info.id)
+            try await access.revoke(created.info.id, by: root)
+            await #expect(throws: CapstanError.self) { try await access.authenticate(created.token) }
+        }
+    }
+
     @Test func aStalledWatchDoesNotKeepARevokedTokenAlive() async throws {
         try await StoreEngine.sqlite.withStore { store in
             _ = try await AccessControl.bootstrap(store: store, given: TestAuth.rootToken)

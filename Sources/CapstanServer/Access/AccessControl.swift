@@ -61,11 +61,12 @@ public final class AccessControl: Sendable {
     let store: any KeyValueStore
     let logger: Logger
     private let cache = Mutex(Cache())
-    /// Bearer tokens that checked out lately, each with its id and the secret hash it matched:
-    /// the next request with the same token skips the split and the SHA-256. Held in memory only,
-    /// as the request that carried them was; a token whose record changed or went is checked
-    /// afresh (and refused). At most `verifiedLimit` are held; past it the memo starts over.
-    private let verified = Mutex<[String: (id: String, secretHash: String)]>([:])
+    /// Bearer tokens that checked out lately, by token id, each with the secret hash its record
+    /// had then: the next request with the same token skips the SHA-256 (compared in constant
+    /// time, as the hash is). Held in memory only, as the request that carried them was; a token
+    /// whose record changed or went is checked afresh (and refused, and forgotten). At most
+    /// `verifiedLimit` are held; past it the memo starts over.
+    private let verified = Mutex<[String: (token: String, secretHash: String)]>([:])
     static let verifiedLimit = 4096
     /// Requests held open on a token, told when it stops working.
     let watchers = TokenWatchers()
@@ -113,18 +114,20 @@ public final class AccessControl: Sendable {
     /// The caller a bearer token stands for.
     /// - Throws: `unauthorized` for an unknown, revoked or expired token.
     public func authenticate(_ token: String) async throws -> Caller {
-        if let known = verified.withLock({ $0[token] }), let record = try await tokenRecord(known.id),
-            record.secretHash == known.secretHash
+        let (id, secret) = Self.parse(token)
+        let record = try await tokenRecord(id)
+        if let record, let known = verified.withLock({ $0[id] }), known.secretHash == record.secretHash,
+            NodeRegistry.constantTimeEqual(known.token, token)
         {
             return try await caller(record)
         }
-        let (id, secret) = Self.parse(token)
-        guard let record = try await tokenRecord(id), NodeRegistry.constantTimeEqual(Self.hash(secret), record.secretHash) else {
+        guard let record, NodeRegistry.constantTimeEqual(Self.hash(secret), record.secretHash) else {
+            verified.withLock { _ = $0.removeValue(forKey: id) }
             throw CapstanError(.unauthorized, "the token is unknown or revoked")
         }
         verified.withLock { verified in
-            if verified.count >= Self.verifiedLimit { verified.removeAll(keepingCapacity: true) }
-            verified[token] = (id, record.secretHash)
+            if verified.count >= Self.verifiedLimit, verified[id] == nil { verified.removeAll(keepingCapacity: true) }
+            verified[id] = (token, record.secretHash)
         }
         return try await caller(record)
     }

@@ -4,6 +4,7 @@ enum ASCIIDecimal {
     /// Appends `value` in decimal, left-padded with zeros to `width` digits (a negative value
     /// gets its sign before the digits and is not padded).
     static func append(_ value: Int64, width: Int = 0, to bytes: inout [UInt8]) {
+        assert(value >= 0 || width == 0, "a negative number is not zero-padded")
         if value < 0 {
             bytes.append(UInt8(ascii: "-"))
             bytes += String(value.magnitude).utf8

@@ -1,5 +1,6 @@
 import CapstanCore
 import CapstanStore
+import Crypto
 import Foundation
 
 extension ConfigService {
@@ -12,8 +13,6 @@ extension ConfigService {
     ///   - ifRevision: write only if the key's current revision is this (0: only if absent).
     ///   - secret: store the content encrypted (see `seal`). A secret's content is not parsed, so
     ///     that no error message can quote it.
-    ///   - contentSHA256: the content's SHA-256 in hex when the caller has it already (the audit
-    ///     trail hashes every body it records); plain content only.
     /// - Throws: `invalid_content` with line and column when the content does not parse,
     ///   `precondition_failed` when `ifRevision` does not match.
     @discardableResult
@@ -24,9 +23,26 @@ extension ConfigService {
         comment: String = "",
         author: String,
         ifRevision: Int64? = nil,
-        secret: Bool = false,
-        contentSHA256: String? = nil
+        secret: Bool = false
     ) async throws -> ConfigVersionInfo {
+        try await put(
+            key, content: content, format: format, comment: comment, author: author, ifRevision: ifRevision, secret: secret,
+            contentSHA256: nil)
+    }
+
+    /// `put`, given the content's SHA-256 in lowercase hex when the caller has it already (the
+    /// audit trail hashes every body it records); used for plain content only, checked in debug builds.
+    func put(
+        _ key: ConfigKey,
+        content: Data,
+        format: ConfigFormat?,
+        comment: String,
+        author: String,
+        ifRevision: Int64?,
+        secret: Bool,
+        contentSHA256: String?
+    ) async throws -> ConfigVersionInfo {
+        assert(contentSHA256 == nil || contentSHA256 == ConfigRecord.hex(SHA256.hash(data: content)), "a wrong content hash was given")
         let format = format ?? ConfigFormat.infer(fromPath: key.path)
         guard secret else {
             try validate(content, format: format, key: key)

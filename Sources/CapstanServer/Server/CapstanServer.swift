@@ -174,8 +174,8 @@ public enum CapstanServer {
                 // Liveness checks, and template pushes to connected agents.
                 BackgroundService { try await registry.liveness.run() },
                 BackgroundService { try await pusher.run() },
-                // Agents' template reports, written in batches.
-                BackgroundService { await templates.runReportWriter() },
+                // Agents' template reports, written in batches; the last ones at shutdown too.
+                ShutdownAwareService { await templates.runReportWriter() },
                 // Jobs a stopped replica left running are closed; the history is kept to its limits.
                 BackgroundService { try await jobs.runUpkeep() },
                 BackgroundService { try await schedules.run() },
@@ -246,6 +246,15 @@ struct AuditFlushService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await audit.settled()
+    }
+}
+
+/// Work that ends by itself when told of a graceful shutdown, and is not cancelled for it.
+struct ShutdownAwareService: Service {
+    let work: @Sendable () async -> Void
+
+    func run() async throws {
+        await work()
     }
 }
 

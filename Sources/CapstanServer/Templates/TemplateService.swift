@@ -3,6 +3,7 @@ import CapstanStore
 import Crypto
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Templates: config files rendered on the nodes a selector picks. Records live at
@@ -118,12 +119,19 @@ public final class TemplateService: Sendable {
         reportsArrived.continuation.yield()
     }
 
-    /// Writes the reports agents send, in batches, until cancelled (then once more, for what
-    /// came last). One writer, so an older report never lands after a newer one of the same key.
+    /// Writes the reports agents send, in batches, until the server shuts down gracefully (or the
+    /// task is cancelled); then once more, for what came last. One writer, so an older report
+    /// never lands after a newer one of the same key. A graceful shutdown ends the loop without
+    /// cancelling it, so that the last write still reaches a store that honours cancellation (etcd).
     func runReportWriter() async {
-        for await _ in reportsArrived.stream {
-            await waitForReportsToPause()
-            await flushReports()
+        let arrivals = reportsArrived
+        await withGracefulShutdownHandler {
+            for await _ in arrivals.stream {
+                await waitForReportsToPause()
+                await flushReports()
+            }
+        } onGracefulShutdown: {
+            arrivals.continuation.finish()
         }
         await flushReports()
     }
