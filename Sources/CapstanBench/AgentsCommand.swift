@@ -60,15 +60,7 @@ struct AgentsCommand: AsyncParsableCommand {
         let capstanPID = try servers.pid(of: servers.capstan)
         let baseURL = servers.capstan.baseURL
         let rssBefore = ProcessMemory.residentBytes(pid: capstanPID)
-        let fleet = SimulatedFleet(baseURL: baseURL, client: servers.client, round: round)
-        progress("\(count) agents: enrolling")
-        try await fleet.enroll(count)
-        progress("\(count) agents: connecting")
-        try await fleet.connect()
-        // Measure a settled fleet: each node turns healthy after its second heartbeat, and
-        // those status writes are not part of a push.
-        progress("\(count) agents: waiting for every node to turn healthy")
-        try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
+        let fleet = try await servers.settledFleet(count: count, round: round)
         // The server's CPU with the fleet idle (heartbeats only), taken off each push's own.
         let idleStart = (at: ContinuousClock.now, cpu: ProcessCPU.seconds(pid: capstanPID))
         try await Task.sleep(for: .seconds(2))
@@ -140,9 +132,6 @@ struct AgentsCommand: AsyncParsableCommand {
             watchersCPUPerPut: watchersCPUPerPut.isEmpty ? nil : Median.of(watchersCPUPerPut))
     }
 
-    private func progress(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
 }
 
 /// N simulated agents: each enrolls, holds its own WebSocket, says hello, sends heartbeats at

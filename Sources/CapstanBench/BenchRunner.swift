@@ -180,7 +180,4 @@ struct BenchRunner {
         name.padding(toLength: 8, withPad: " ", startingAt: 0)
     }
 
-    private func progress(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
 }

@@ -3,6 +3,20 @@ import Foundation
 import NIOFoundationCompat
 
 extension BenchServers {
+    /// `count` simulated agents enrolled, connected and all healthy. What is measured next starts
+    /// on a settled fleet: each node turns healthy on its second heartbeat, and those status writes
+    /// are no part of it.
+    func settledFleet(count: Int, round: Int) async throws -> SimulatedFleet {
+        let fleet = SimulatedFleet(baseURL: capstan.baseURL, client: client, round: round)
+        progress("\(count) agents: enrolling")
+        try await fleet.enroll(count)
+        progress("\(count) agents: connecting")
+        try await fleet.connect()
+        progress("\(count) agents: waiting for every node to turn healthy")
+        try await waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
+        return fleet
+    }
+
     /// Polls the Capstan server's node list until `count` nodes matching `selector` are healthy
     /// (a node turns healthy on its second heartbeat).
     /// - Throws: `BenchError` when they are not all healthy within `limit`.

@@ -95,15 +95,7 @@ struct JobsCommand: AsyncParsableCommand {
     private func measureSimulated(count: Int, round: Int, servers: BenchServers) async throws -> SimulatedJobsResult {
         let capstanPID = try servers.pid(of: servers.capstan)
         let baseURL = servers.capstan.baseURL
-        let fleet = SimulatedFleet(baseURL: baseURL, client: servers.client, round: round)
-        progress("\(count) agents: enrolling")
-        try await fleet.enroll(count)
-        progress("\(count) agents: connecting")
-        try await fleet.connect()
-        // A settled fleet: each node turns healthy after its second heartbeat, and those status
-        // writes are not part of a job.
-        progress("\(count) agents: waiting for every node to turn healthy")
-        try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
+        let fleet = try await servers.settledFleet(count: count, round: round)
         let api = CapstanClient(
             server: baseURL, author: "bench", token: ServeCommand.benchRootToken, httpClient: servers.client, watchHTTPClient: servers.client)
         let spec = JobSpec(selector: "fleet=\(fleet.label)", command: ["true"])
@@ -133,7 +125,4 @@ struct JobsCommand: AsyncParsableCommand {
         return result
     }
 
-    private func progress(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
 }

@@ -34,19 +34,15 @@ struct RolloutCommand: AsyncParsableCommand {
         let loadBefore = ProcessCPU.loadAverage()
         try await BenchServers.with(plan: plan) { servers in
             let machine = MachineInfo.current(dataDirectory: servers.directory)
-            Self.progress("machine: \(machine.cpu), \(machine.cores) cores")
+            progress("machine: \(machine.cpu), \(machine.cores) cores")
             var results: [RolloutResult] = []
             for (round, count) in counts.enumerated() {
-                let measurement = RolloutMeasurement(count: count, round: round, runs: runs, servers: servers, progress: Self.progress)
+                let measurement = RolloutMeasurement(count: count, round: round, runs: runs, servers: servers)
                 results.append(try await measurement.run())
             }
             let report = RolloutReport(
                 command: commandLine, machine: machine, loadBefore: loadBefore, loadAfter: ProcessCPU.loadAverage(), results: results)
             print(report.markdown)
         }
-    }
-
-    @Sendable static func progress(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

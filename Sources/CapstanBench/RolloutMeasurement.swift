@@ -9,22 +9,13 @@ struct RolloutMeasurement {
     let round: Int
     let runs: Int
     let servers: BenchServers
-    let progress: @Sendable (String) -> Void
 
     /// The config every node's template reads; the rollouts' candidates are versions of it.
     var dataKey: String { "bench/rollout-\(round).yaml" }
 
     func run() async throws -> RolloutResult {
         let serverPID = try servers.pid(of: servers.capstan)
-        let fleet = SimulatedFleet(baseURL: servers.capstan.baseURL, client: servers.client, round: round)
-        progress("\(count) agents: enrolling")
-        try await fleet.enroll(count)
-        progress("\(count) agents: connecting")
-        try await fleet.connect()
-        // A settled fleet: each node turns healthy after its second heartbeat, and those status
-        // writes are not part of a step.
-        progress("\(count) agents: waiting for every node to turn healthy")
-        try await servers.waitUntilHealthy(selector: "fleet=\(fleet.label)", count: count)
+        let fleet = try await servers.settledFleet(count: count, round: round)
         let timer = PushTimer(fleet: fleet, serverPID: serverPID, idleRate: try await PushTimer.idleRate(serverPID: serverPID))
         let source = "bench/rollout-\(round).mustache"
         _ = try await servers.putConfig(source, "generation {{generation}}\n")
