@@ -47,7 +47,7 @@ struct RolloutDecisionTests {
 }
 
 /// A store that counts the range reads under one prefix and passes everything to the store it wraps.
-final class CountingStore: KeyValueStore {
+final class CountingStore: WrappingStore {
     let base: any KeyValueStore
     let prefix: String
     private let counted = Mutex(0)
@@ -64,14 +64,4 @@ final class CountingStore: KeyValueStore {
         if case .prefix(let read) = request.range, read.hasPrefix(prefix) { counted.withLock { $0 += 1 } }
         return try await base.range(request)
     }
-
-    func txn(_ request: TxnRequest) async throws -> TxnResult { try await base.txn(request) }
-    func submit(_ request: TxnRequest) async -> SubmittedTxn { await base.submit(request) }
-    func watch(_ range: KeyRange, fromRevision revision: Int64?) -> WatchStream { base.watch(range, fromRevision: revision) }
-    func grantLease(ttl: Int64) async throws -> Lease { try await base.grantLease(ttl: ttl) }
-    func keepAlive(_ lease: LeaseID) async throws -> Int64 { try await base.keepAlive(lease) }
-    func revokeLease(_ lease: LeaseID) async throws { try await base.revokeLease(lease) }
-    func compact(upTo revision: Int64) async throws { try await base.compact(upTo: revision) }
-    func status() async throws -> StoreStatus { try await base.status() }
-    func run() async throws { try await base.run() }
 }

@@ -606,7 +606,7 @@ extension AccessTests {
 }
 
 /// A store whose watches never deliver anything and never end: a stalled feed.
-struct StalledWatchStore: KeyValueStore {
+struct StalledWatchStore: WrappingStore {
     let base: any KeyValueStore
 
     final class Silent: WatchCursor {
@@ -616,15 +616,7 @@ struct StalledWatchStore: KeyValueStore {
         }
     }
 
-    func range(_ request: RangeRequest) async throws -> RangeResult { try await base.range(request) }
-    func txn(_ request: TxnRequest) async throws -> TxnResult { try await base.txn(request) }
     func watch(_ range: KeyRange, fromRevision revision: Int64?) -> WatchStream { WatchStream { Silent() } }
-    func grantLease(ttl: Int64) async throws -> Lease { try await base.grantLease(ttl: ttl) }
-    func keepAlive(_ lease: LeaseID) async throws -> Int64 { try await base.keepAlive(lease) }
-    func revokeLease(_ lease: LeaseID) async throws { try await base.revokeLease(lease) }
-    func compact(upTo revision: Int64) async throws { try await base.compact(upTo: revision) }
-    func status() async throws -> StoreStatus { try await base.status() }
-    func run() async throws { try await base.run() }
 }
 
 extension AccessTests {
