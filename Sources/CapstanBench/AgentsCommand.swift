@@ -58,7 +58,6 @@ struct AgentsCommand: AsyncParsableCommand {
 
     private func measure(count: Int, round: Int, servers: BenchServers) async throws -> FleetResult {
         let capstanPID = try servers.pid(of: servers.capstan)
-        let baseURL = servers.capstan.baseURL
         let rssBefore = ProcessMemory.residentBytes(pid: capstanPID)
         let fleet = try await servers.settledFleet(count: count, round: round)
         // The server's CPU with the fleet idle (heartbeats only), taken off each push's own.
